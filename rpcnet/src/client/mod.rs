@@ -1,0 +1,338 @@
+//! The client of one server: one QUIC connection, re-established after it is lost, and one
+//! stream per call for unary calls and the three streaming kinds, each with a deadline.
+//! Writing and reading one call's stream lives in `call.rs`.
+
+mod call;
+
+use std::fmt;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use quinn::{Connection, RecvStream, SendStream};
+use tokio::time::Instant;
+
+use self::call::{RequestWriter, ResponseReader, encode_request, send_all};
+use crate::transport::{client_endpoint, connection_error};
+use crate::wire::{CallKind, Limits};
+use crate::{RpcConfig, RpcError, RpcStream};
+
+/// Per-call settings.
+///
+/// ```
+/// use std::time::Duration;
+/// let options = rpcnet::CallOptions::new().with_timeout(Duration::from_millis(250));
+/// assert_eq!(options.timeout(), Some(Some(Duration::from_millis(250))));
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CallOptions {
+    timeout: Option<Option<Duration>>,
+}
+
+impl CallOptions {
+    /// Options that change nothing: the configured default deadline applies.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The call fails with [`RpcError::Timeout`] if it has not finished after `timeout`; the
+    /// server stops its handler at the same moment.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(Some(timeout));
+        self
+    }
+
+    /// The call waits as long as it takes, whatever the configured default.
+    pub fn without_timeout(mut self) -> Self {
+        self.timeout = Some(None);
+        self
+    }
+
+    /// `None` if the call uses the default deadline; otherwise its own (`Some(None)`: none).
+    pub fn timeout(&self) -> Option<Option<Duration>> {
+        self.timeout
+    }
+
+    fn resolve(&self, default: Option<Duration>) -> Option<Duration> {
+        self.timeout.unwrap_or(default)
+    }
+}
+
+/// Runs `fut` with a deadline of `timeout` from now.
+async fn with_timeout<T>(
+    timeout: Option<Duration>,
+    fut: impl Future<Output = Result<T, RpcError>>,
+) -> Result<T, RpcError> {
+    match timeout {
+        Some(timeout) => tokio::time::timeout(timeout, fut).await.unwrap_or(Err(RpcError::Timeout)),
+        None => fut.await,
+    }
+}
+
+/// A client of one server. Cheap to clone: clones share the connection, and calls from any
+/// number of tasks run concurrently, each on its own QUIC stream.
+///
+/// If the connection is lost, the next call connects again. A call whose future is dropped
+/// is cancelled: both halves of its stream are reset and the server drops the handler.
+///
+/// See [`RpcServer`](crate::RpcServer) for a complete example.
+#[derive(Clone)]
+pub struct RpcClient {
+    inner: Arc<ClientInner>,
+}
+
+struct ClientInner {
+    endpoint: quinn::Endpoint,
+    remote: SocketAddr,
+    server_name: String,
+    limits: Limits,
+    default_timeout: Option<Duration>,
+    connect_timeout: Duration,
+    connection: Mutex<Option<Connection>>,
+    /// Serialises reconnection so that concurrent calls share one new connection.
+    reconnecting: tokio::sync::Mutex<()>,
+}
+
+impl fmt::Debug for RpcClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RpcClient").field("remote", &self.inner.remote).finish_non_exhaustive()
+    }
+}
+
+impl Drop for ClientInner {
+    fn drop(&mut self) {
+        self.endpoint.close(quinn::VarInt::from_u32(0), b"client closed");
+    }
+}
+
+impl ClientInner {
+    /// The live connection, if there is one.
+    fn current(&self) -> Option<Connection> {
+        let guard = self.connection.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        guard.as_ref().filter(|conn| conn.close_reason().is_none()).cloned()
+    }
+
+    async fn connection(&self) -> Result<Connection, RpcError> {
+        match self.current() {
+            Some(conn) => Ok(conn),
+            None => self.reconnect().await,
+        }
+    }
+
+    async fn reconnect(&self) -> Result<Connection, RpcError> {
+        let _one_at_a_time = self.reconnecting.lock().await;
+        if let Some(conn) = self.current() {
+            return Ok(conn);
+        }
+        let connecting = self.endpoint.connect(self.remote, &self.server_name).map_err(|e| {
+            RpcError::Connection(format!("cannot connect to {} as `{}`: {e}", self.remote, self.server_name))
+        })?;
+        let conn = tokio::time::timeout(self.connect_timeout, connecting)
+            .await
+            .map_err(|_| {
+                RpcError::Connection(format!(
+                    "no answer from {} within {:?} (raise it with RpcConfig::with_connect_timeout)",
+                    self.remote, self.connect_timeout
+                ))
+            })?
+            .map_err(|e| connection_error(e, false))?;
+        tracing::debug!(remote = %self.remote, "connected");
+        *self.connection.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(conn.clone());
+        Ok(conn)
+    }
+
+    /// Opens the stream of a new call. A connection found dead at this point is replaced
+    /// once: nothing was sent on it, so this is always safe.
+    async fn open(&self) -> Result<(SendStream, RecvStream), RpcError> {
+        let conn = self.connection().await?;
+        match conn.open_bi().await {
+            Ok(streams) => Ok(streams),
+            Err(err) => {
+                tracing::debug!(remote = %self.remote, error = %err, "connection lost before the call; reconnecting");
+                let conn = self.reconnect().await?;
+                conn.open_bi().await.map_err(|e| connection_error(e, false))
+            }
+        }
+    }
+
+    async fn start(&self, prefix: [Bytes; 2]) -> Result<(RequestWriter, ResponseReader), RpcError> {
+        let (send, recv) = self.open().await?;
+        let mut writer = RequestWriter::new(send, self.limits);
+        let mut reader = ResponseReader::new(recv, self.limits);
+        if let Err(err) = writer.write_prefix(prefix).await {
+            return Err(server_answer(&mut reader, err).await);
+        }
+        Ok((writer, reader))
+    }
+}
+
+/// After a failed write: if the server stopped reading our request, it said why in its
+/// response; that answer is the better error.
+async fn server_answer(reader: &mut ResponseReader, write_err: RpcError) -> RpcError {
+    if !matches!(write_err, RpcError::Cancelled(_)) {
+        return write_err;
+    }
+    match tokio::time::timeout(Duration::from_secs(1), reader.next_message()).await {
+        Ok(Err(answer)) => answer,
+        _ => write_err,
+    }
+}
+
+impl RpcClient {
+    /// Connects to the server at `addr`, verifying its certificate against the trust anchors
+    /// of `config` and the name [`RpcConfig::with_server_name`] (default `localhost`).
+    pub async fn connect(addr: SocketAddr, config: RpcConfig) -> Result<Self, RpcError> {
+        let endpoint = client_endpoint(&config)?;
+        let inner = ClientInner {
+            endpoint,
+            remote: addr,
+            server_name: config.server_name.clone(),
+            limits: config.limits,
+            default_timeout: config.default_timeout,
+            connect_timeout: config.connect_timeout,
+            connection: Mutex::new(None),
+            reconnecting: tokio::sync::Mutex::new(()),
+        };
+        let client = Self { inner: Arc::new(inner) };
+        client.inner.reconnect().await?;
+        Ok(client)
+    }
+
+    /// The server's address.
+    pub fn remote_addr(&self) -> SocketAddr {
+        self.inner.remote
+    }
+
+    /// Whether the client has a live connection right now (it reconnects on the next call
+    /// if not).
+    pub fn is_connected(&self) -> bool {
+        self.inner.current().is_some()
+    }
+
+    /// Closes the connection; calls in flight fail, and the next call connects again.
+    pub fn close(&self) {
+        if let Some(conn) = self.inner.current() {
+            conn.close(quinn::VarInt::from_u32(0), b"client closed");
+        }
+    }
+
+    /// A unary call with the default deadline.
+    pub async fn call(&self, method: &str, payload: Vec<u8>) -> Result<Vec<u8>, RpcError> {
+        self.call_with(method, payload, &CallOptions::default()).await.map(Vec::from)
+    }
+
+    /// A unary call with its own deadline.
+    pub async fn call_with_timeout(
+        &self,
+        method: &str,
+        payload: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, RpcError> {
+        let options = CallOptions::new().with_timeout(timeout);
+        self.call_with(method, payload, &options).await.map(Vec::from)
+    }
+
+    /// A unary call on [`Bytes`] with per-call options: the lowest-level call, used by
+    /// generated clients.
+    pub async fn call_with(
+        &self,
+        method: &str,
+        payload: impl Into<Bytes>,
+        options: &CallOptions,
+    ) -> Result<Bytes, RpcError> {
+        let timeout = options.resolve(self.inner.default_timeout);
+        let prefix = encode_request(CallKind::Unary, method, timeout, Some(payload.into()), &self.inner.limits)?;
+        with_timeout(timeout, async {
+            let (mut writer, mut reader) = self.inner.start(prefix).await?;
+            writer.finish();
+            reader.single_message().await
+        })
+        .await
+    }
+
+    /// A server-streaming call: one request, a stream of responses. The stream has no
+    /// deadline unless `options` sets one.
+    pub async fn call_server_streaming(&self, method: &str, payload: Vec<u8>) -> Result<RpcStream<Vec<u8>>, RpcError> {
+        let stream = self.server_streaming_with(method, payload, &CallOptions::default()).await?;
+        Ok(stream.map_messages(|b| Ok(Vec::from(b))))
+    }
+
+    /// A server-streaming call on [`Bytes`] with per-call options.
+    pub async fn server_streaming_with(
+        &self,
+        method: &str,
+        payload: impl Into<Bytes>,
+        options: &CallOptions,
+    ) -> Result<RpcStream<Bytes>, RpcError> {
+        let timeout = options.timeout().flatten();
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let prefix =
+            encode_request(CallKind::ServerStreaming, method, timeout, Some(payload.into()), &self.inner.limits)?;
+        let (mut writer, reader) = with_timeout(timeout, self.inner.start(prefix)).await?;
+        writer.finish();
+        Ok(reader.into_stream(None, deadline))
+    }
+
+    /// A client-streaming call: a stream of requests, one response, with the default
+    /// deadline. Requests are sent as fast as the server reads them (backpressure).
+    pub async fn call_client_streaming<S>(&self, method: &str, requests: S) -> Result<Vec<u8>, RpcError>
+    where
+        S: Stream<Item = Vec<u8>> + Send + 'static,
+    {
+        let requests = RpcStream::from_stream(requests.map(Bytes::from));
+        self.client_streaming_with(method, requests, &CallOptions::default()).await.map(Vec::from)
+    }
+
+    /// A client-streaming call on [`Bytes`] with per-call options. An `Err` in `requests`
+    /// cancels the call and is returned.
+    pub async fn client_streaming_with(
+        &self,
+        method: &str,
+        requests: RpcStream<Bytes>,
+        options: &CallOptions,
+    ) -> Result<Bytes, RpcError> {
+        let timeout = options.resolve(self.inner.default_timeout);
+        let prefix = encode_request(CallKind::ClientStreaming, method, timeout, None, &self.inner.limits)?;
+        with_timeout(timeout, async {
+            let (mut writer, mut reader) = self.inner.start(prefix).await?;
+            if let Err(err) = send_all(&mut writer, requests).await {
+                return Err(server_answer(&mut reader, err).await);
+            }
+            reader.single_message().await
+        })
+        .await
+    }
+
+    /// A bidirectional streaming call: requests are sent on a task of their own while the
+    /// returned stream reads responses; dropping the stream cancels the call.
+    pub async fn call_streaming<S>(&self, method: &str, requests: S) -> Result<RpcStream<Vec<u8>>, RpcError>
+    where
+        S: Stream<Item = Vec<u8>> + Send + 'static,
+    {
+        let requests = RpcStream::from_stream(requests.map(Bytes::from));
+        let stream = self.bidi_streaming_with(method, requests, &CallOptions::default()).await?;
+        Ok(stream.map_messages(|b| Ok(Vec::from(b))))
+    }
+
+    /// A bidirectional streaming call on [`Bytes`] with per-call options.
+    pub async fn bidi_streaming_with(
+        &self,
+        method: &str,
+        requests: RpcStream<Bytes>,
+        options: &CallOptions,
+    ) -> Result<RpcStream<Bytes>, RpcError> {
+        let timeout = options.timeout().flatten();
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let prefix = encode_request(CallKind::BidiStreaming, method, timeout, None, &self.inner.limits)?;
+        let (mut writer, reader) = with_timeout(timeout, self.inner.start(prefix)).await?;
+        let sender = tokio::spawn(async move {
+            if let Err(err) = send_all(&mut writer, requests).await {
+                tracing::debug!(error = %err, "bidirectional call stopped sending");
+            }
+        });
+        Ok(reader.into_stream(Some(sender), deadline))
+    }
+}

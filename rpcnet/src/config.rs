@@ -1,0 +1,432 @@
+//! `RpcConfig`: certificates, addresses, limits and timeouts shared by servers and clients.
+//! Setters never fail or clamp; `validate` (called by `bind` and `connect`) names any value
+//! out of range and the setter that fixes it.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rustls::pki_types::CertificateDer;
+
+use crate::RpcError;
+use crate::transport::{DevPki, Identity};
+use crate::wire::Limits;
+
+/// Where a TLS identity (certificate chain and private key) comes from.
+#[derive(Debug, Clone)]
+pub(crate) enum IdentitySource {
+    /// PEM files, read when the server binds or the client connects.
+    Files { cert: PathBuf, key: PathBuf },
+    /// Already in memory.
+    Memory(Identity),
+}
+
+/// Where trusted certificates (trust anchors) come from.
+#[derive(Debug, Clone)]
+pub(crate) enum TrustSource {
+    /// A PEM file with one or more certificates.
+    File(PathBuf),
+    /// Already in memory.
+    Memory(Vec<CertificateDer<'static>>),
+}
+
+/// Configuration of a server or client: TLS material, bind address, limits and timeouts.
+///
+/// Built as the rpcnet 0.1 book shows, from files:
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use rpcnet::RpcConfig;
+/// // A server: `cert_path` is its certificate chain, `key_path` its private key.
+/// let server = RpcConfig::new("certs/server.pem", "127.0.0.1:0")
+///     .with_key_path("certs/server-key.pem")
+///     .with_server_name("localhost")
+///     .with_keep_alive_interval(Duration::from_secs(30));
+/// // A client: `cert_path` is the certificate (or CA) it trusts.
+/// let client = RpcConfig::new("certs/ca.pem", "127.0.0.1:0").with_server_name("localhost");
+/// ```
+///
+/// or, for development, with an in-memory certificate for `localhost` and nothing on disk:
+///
+/// ```
+/// let config = rpcnet::RpcConfig::dev("127.0.0.1:0");
+/// assert_eq!(config.server_name(), "localhost");
+/// ```
+///
+/// Certificate verification is always on; there is no setting that turns it off.
+#[derive(Debug, Clone)]
+pub struct RpcConfig {
+    pub(crate) cert_path: PathBuf,
+    pub(crate) key_path: Option<PathBuf>,
+    pub(crate) bind_addr: SocketAddr,
+    pub(crate) server_name: String,
+    pub(crate) keep_alive_interval: Option<Duration>,
+    pub(crate) identity: Option<Identity>,
+    pub(crate) trust: Option<Vec<CertificateDer<'static>>>,
+    pub(crate) client_ca: Option<TrustSource>,
+    pub(crate) client_identity: Option<IdentitySource>,
+    pub(crate) limits: Limits,
+    pub(crate) max_concurrent_streams: u32,
+    pub(crate) max_in_flight_calls: usize,
+    pub(crate) max_connections: usize,
+    pub(crate) default_timeout: Option<Duration>,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) idle_timeout: Duration,
+    pub(crate) request_read_timeout: Duration,
+    pub(crate) shutdown_grace_period: Duration,
+    pub(crate) udp_buffer_size: usize,
+    pub(crate) max_udp_payload_size: Option<u16>,
+}
+
+impl RpcConfig {
+    /// A configuration from certificate files, as in rpcnet 0.1.
+    ///
+    /// For a server, `cert_path` is its PEM certificate chain (add the key with
+    /// [`with_key_path`](Self::with_key_path)). For a client, it is the PEM certificate or
+    /// CA that the client trusts. `bind_addr` is the local address: use port 0 to let the
+    /// OS choose.
+    ///
+    /// # Panics
+    ///
+    /// If `bind_addr` is not a socket address such as `"127.0.0.1:0"`.
+    #[track_caller]
+    pub fn new(cert_path: impl Into<PathBuf>, bind_addr: impl AsRef<str>) -> Self {
+        let bind_addr = parse_addr(bind_addr.as_ref());
+        Self {
+            cert_path: cert_path.into(),
+            key_path: None,
+            bind_addr,
+            server_name: "localhost".to_owned(),
+            keep_alive_interval: Some(Duration::from_secs(10)),
+            identity: None,
+            trust: None,
+            client_ca: None,
+            client_identity: None,
+            limits: Limits::default(),
+            max_concurrent_streams: 256,
+            max_in_flight_calls: 10_000,
+            max_connections: 1_024,
+            default_timeout: Some(Duration::from_secs(30)),
+            connect_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(30),
+            request_read_timeout: Duration::from_secs(10),
+            shutdown_grace_period: Duration::from_secs(10),
+            udp_buffer_size: 4 * 1024 * 1024,
+            max_udp_payload_size: None,
+        }
+    }
+
+    /// A development configuration: the server presents an in-memory certificate for
+    /// `localhost` (and 127.0.0.1, ::1) signed by a development CA built once per process,
+    /// and a client trusts exactly that CA. Nothing is read from disk.
+    ///
+    /// Both ends must run in the same process, or share the CA through
+    /// [`DevPki::write_pem_files`]. Never use it in production: the CA key lives in memory
+    /// of every process that uses it.
+    ///
+    /// # Panics
+    ///
+    /// If `bind_addr` is not a socket address such as `"127.0.0.1:0"`.
+    #[track_caller]
+    pub fn dev(bind_addr: impl AsRef<str>) -> Self {
+        let pki = DevPki::get();
+        let mut config = Self::new(PathBuf::new(), bind_addr);
+        config.identity = Some(pki.server_identity().clone());
+        config.trust = Some(vec![pki.ca_certificate().clone()]);
+        config
+    }
+
+    /// The private key file (PEM) that matches `cert_path`, for a server.
+    pub fn with_key_path(mut self, key_path: impl Into<PathBuf>) -> Self {
+        self.key_path = Some(key_path.into());
+        self
+    }
+
+    /// The name the client expects in the server's certificate. Default `"localhost"`.
+    pub fn with_server_name(mut self, server_name: impl Into<String>) -> Self {
+        self.server_name = server_name.into();
+        self
+    }
+
+    /// Sends a keep-alive this often so idle connections stay open (both ends use the value
+    /// they are configured with). Default 10 s; `None` lets idle connections close after the
+    /// idle timeout, and the client reconnects on its next call.
+    pub fn with_keep_alive_interval(mut self, interval: impl Into<Option<Duration>>) -> Self {
+        self.keep_alive_interval = interval.into();
+        self
+    }
+
+    /// The local address to bind. Default: the one given to [`new`](Self::new).
+    pub fn with_bind_addr(mut self, bind_addr: SocketAddr) -> Self {
+        self.bind_addr = bind_addr;
+        self
+    }
+
+    /// An in-memory identity for a server to present, instead of `cert_path`/`key_path`.
+    pub fn with_identity(mut self, identity: Identity) -> Self {
+        self.identity = Some(identity);
+        self
+    }
+
+    /// In-memory certificates a client trusts, instead of the file at `cert_path`.
+    pub fn with_trusted_certificates(mut self, certs: Vec<CertificateDer<'static>>) -> Self {
+        self.trust = Some(certs);
+        self
+    }
+
+    /// Mutual TLS, server side: require every client to present a certificate signed by a CA
+    /// in this PEM file. Connections without one fail their handshake.
+    pub fn with_client_ca_path(mut self, ca_path: impl Into<PathBuf>) -> Self {
+        self.client_ca = Some(TrustSource::File(ca_path.into()));
+        self
+    }
+
+    /// Mutual TLS, server side: require client certificates signed by one of these CAs.
+    pub fn with_client_ca_certificates(mut self, certs: Vec<CertificateDer<'static>>) -> Self {
+        self.client_ca = Some(TrustSource::Memory(certs));
+        self
+    }
+
+    /// Mutual TLS, client side: present this certificate chain and key (PEM files).
+    pub fn with_client_identity_paths(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        self.client_identity = Some(IdentitySource::Files { cert: cert.into(), key: key.into() });
+        self
+    }
+
+    /// Mutual TLS, client side: present this in-memory identity.
+    pub fn with_client_identity(mut self, identity: Identity) -> Self {
+        self.client_identity = Some(IdentitySource::Memory(identity));
+        self
+    }
+
+    /// Development mutual TLS: servers require a certificate from the development CA and
+    /// clients present one (`rpcnet-dev-client`). See [`dev`](Self::dev).
+    pub fn with_dev_client_auth(self) -> Self {
+        let pki = DevPki::get();
+        let ca = vec![pki.ca_certificate().clone()];
+        self.with_client_ca_certificates(ca).with_client_identity(pki.client_identity().clone())
+    }
+
+    /// Largest message (frame payload) sent or accepted, in bytes. Default 16 MiB; range
+    /// 64 B to 1 GiB. A larger frame fails with [`RpcError::FrameTooLarge`] before anything
+    /// is allocated for it.
+    pub fn with_max_frame_size(mut self, bytes: u32) -> Self {
+        self.limits.max_frame_len = bytes;
+        self
+    }
+
+    /// Largest request head accepted, in bytes. Default 8 KiB; range 64 B to 64 KiB - 1.
+    pub fn with_max_head_size(mut self, bytes: u16) -> Self {
+        self.limits.max_head_len = bytes;
+        self
+    }
+
+    /// Most metadata entries accepted in one request head. Default 32.
+    pub fn with_max_metadata_entries(mut self, entries: u8) -> Self {
+        self.limits.max_metadata_entries = entries;
+        self
+    }
+
+    /// Calls (QUIC streams) one client connection may have open at once on a server.
+    /// Further calls wait on the client until one finishes. Default 256; at least 1.
+    pub fn with_max_concurrent_streams(mut self, streams: u32) -> Self {
+        self.max_concurrent_streams = streams;
+        self
+    }
+
+    /// Calls a server runs at once over all connections; more are refused at once with
+    /// [`RpcError::Overloaded`]. Default 10,000; at least 1.
+    pub fn with_max_in_flight_calls(mut self, calls: usize) -> Self {
+        self.max_in_flight_calls = calls;
+        self
+    }
+
+    /// Connections a server keeps at once; further handshakes are refused. Default 1,024.
+    pub fn with_max_connections(mut self, connections: usize) -> Self {
+        self.max_connections = connections;
+        self
+    }
+
+    /// Deadline of a unary or client-streaming call that sets none itself. Default 30 s;
+    /// `None` waits forever. Streaming responses have no default deadline.
+    pub fn with_default_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
+        self.default_timeout = timeout.into();
+        self
+    }
+
+    /// How long a client waits for a connection (handshake included). Default 5 s.
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// A connection with no traffic for this long is closed. Default 30 s; must exceed the
+    /// keep-alive interval.
+    pub fn with_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = timeout;
+        self
+    }
+
+    /// Server side: the longest a request head (and a unary request message) may take to
+    /// arrive, whatever the deadline, so a peer that stops sending mid-frame frees its
+    /// stream. Default 10 s.
+    pub fn with_request_read_timeout(mut self, timeout: Duration) -> Self {
+        self.request_read_timeout = timeout;
+        self
+    }
+
+    /// Server side: how long a graceful shutdown lets calls in flight finish before it
+    /// closes every connection. Default 10 s.
+    pub fn with_shutdown_grace_period(mut self, grace: Duration) -> Self {
+        self.shutdown_grace_period = grace;
+        self
+    }
+
+    /// Send and receive buffer of the UDP socket, in bytes. Default 4 MiB: kernel defaults
+    /// drop packets when many large calls arrive at once. The kernel may grant less
+    /// (`net.core.rmem_max`).
+    pub fn with_udp_buffer_size(mut self, bytes: usize) -> Self {
+        self.udp_buffer_size = bytes;
+        self
+    }
+
+    /// Largest UDP payload QUIC starts with and may probe up to (default: QUIC's 1200 bytes,
+    /// probing up to 1452). Raise it only on paths known to carry it, such as loopback
+    /// (up to 65,527 on IPv4): fewer, larger packets cost less CPU per byte.
+    pub fn with_max_udp_payload_size(mut self, bytes: u16) -> Self {
+        self.max_udp_payload_size = Some(bytes);
+        self
+    }
+
+    /// The certificate path given to [`new`](Self::new).
+    pub fn cert_path(&self) -> &Path {
+        &self.cert_path
+    }
+
+    /// The private key path, if set.
+    pub fn key_path(&self) -> Option<&Path> {
+        self.key_path.as_deref()
+    }
+
+    /// The local address to bind.
+    pub fn bind_addr(&self) -> SocketAddr {
+        self.bind_addr
+    }
+
+    /// The name expected in the server's certificate.
+    pub fn server_name(&self) -> &str {
+        &self.server_name
+    }
+
+    /// The keep-alive interval, if any.
+    pub fn keep_alive_interval(&self) -> Option<Duration> {
+        self.keep_alive_interval
+    }
+
+    /// The wire limits this configuration enforces.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// The deadline of calls that set none.
+    pub fn default_timeout(&self) -> Option<Duration> {
+        self.default_timeout
+    }
+
+    /// Checks every value against its range. `bind` and `connect` call this first.
+    pub fn validate(&self) -> Result<(), RpcError> {
+        fn out_of_range(what: &str, value: impl std::fmt::Debug, range: &str, setter: &str) -> RpcError {
+            RpcError::Config(format!("{what} is {value:?}, must be {range}: fix it with RpcConfig::{setter}"))
+        }
+        let limits = &self.limits;
+        if !(64..=1 << 30).contains(&limits.max_frame_len) {
+            return Err(out_of_range("max frame size", limits.max_frame_len, "64 B to 1 GiB", "with_max_frame_size"));
+        }
+        if limits.max_head_len < 64 {
+            return Err(out_of_range("max head size", limits.max_head_len, "at least 64 B", "with_max_head_size"));
+        }
+        if self.max_concurrent_streams == 0 {
+            return Err(out_of_range("max concurrent streams", 0, "at least 1", "with_max_concurrent_streams"));
+        }
+        if self.max_in_flight_calls == 0 {
+            return Err(out_of_range("max in-flight calls", 0, "at least 1", "with_max_in_flight_calls"));
+        }
+        if self.max_connections == 0 {
+            return Err(out_of_range("max connections", 0, "at least 1", "with_max_connections"));
+        }
+        for (what, value, setter) in [
+            ("connect timeout", self.connect_timeout, "with_connect_timeout"),
+            ("idle timeout", self.idle_timeout, "with_idle_timeout"),
+            ("request read timeout", self.request_read_timeout, "with_request_read_timeout"),
+        ] {
+            if value.is_zero() {
+                return Err(out_of_range(what, value, "more than zero", setter));
+            }
+        }
+        if let Some(keep_alive) = self.keep_alive_interval
+            && (keep_alive.is_zero() || keep_alive >= self.idle_timeout)
+        {
+            return Err(out_of_range(
+                "keep-alive interval",
+                keep_alive,
+                "more than zero and less than the idle timeout",
+                "with_keep_alive_interval",
+            ));
+        }
+        if self.udp_buffer_size < 64 * 1024 {
+            return Err(out_of_range(
+                "UDP buffer size",
+                self.udp_buffer_size,
+                "at least 64 KiB",
+                "with_udp_buffer_size",
+            ));
+        }
+        if let Some(size) = self.max_udp_payload_size
+            && !(1200..=65_527).contains(&size)
+        {
+            return Err(out_of_range("max UDP payload size", size, "1200 to 65527", "with_max_udp_payload_size"));
+        }
+        Ok(())
+    }
+}
+
+#[track_caller]
+fn parse_addr(addr: &str) -> SocketAddr {
+    match addr.parse() {
+        Ok(addr) => addr,
+        Err(_) => panic!("`{addr}` is not a socket address; write it as \"127.0.0.1:0\" or \"[::1]:0\""),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_documented() {
+        let config = RpcConfig::new("cert.pem", "127.0.0.1:0");
+        config.validate().expect("defaults must validate");
+        assert_eq!(config.limits().max_frame_len, 16 * 1024 * 1024);
+        assert_eq!(config.default_timeout(), Some(Duration::from_secs(30)));
+        assert_eq!(config.server_name(), "localhost");
+    }
+
+    #[test]
+    fn out_of_range_values_name_their_setter() {
+        let err = RpcConfig::new("c", "127.0.0.1:0").with_max_frame_size(10).validate().unwrap_err();
+        assert!(err.to_string().contains("with_max_frame_size"), "got {err}");
+        let err = RpcConfig::new("c", "127.0.0.1:0")
+            .with_keep_alive_interval(Duration::from_secs(60))
+            .validate()
+            .unwrap_err();
+        assert!(err.to_string().contains("with_keep_alive_interval"), "got {err}");
+        let err = RpcConfig::new("c", "127.0.0.1:0").with_max_in_flight_calls(0).validate().unwrap_err();
+        assert!(matches!(err, RpcError::Config(_)));
+    }
+
+    #[test]
+    #[should_panic(expected = "is not a socket address")]
+    fn a_bad_bind_address_panics_with_advice() {
+        let _ = RpcConfig::new("c", "localhost");
+    }
+}

@@ -1,0 +1,308 @@
+//! The server: method registration, the accept loops for connections and call streams,
+//! limits on connections and calls in flight, and graceful shutdown.
+//! Serving one call lives in `call.rs`; method routing in `routes.rs`.
+
+mod call;
+mod routes;
+
+pub use routes::{Routes, Service};
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::Stream;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::transport::server_endpoint;
+use crate::wire::Limits;
+use crate::{RpcConfig, RpcError, RpcStream};
+
+/// State every call of a running server reads.
+#[derive(Debug)]
+pub(crate) struct ServerShared {
+    routes: Routes,
+    limits: Limits,
+    request_read_timeout: Duration,
+    max_in_flight_calls: usize,
+    in_flight: AtomicUsize,
+    shutdown: CancellationToken,
+}
+
+/// A bound QUIC endpoint, returned by [`RpcServer::bind`] and consumed by [`RpcServer::start`].
+#[derive(Debug)]
+pub struct ServerEndpoint {
+    endpoint: quinn::Endpoint,
+}
+
+impl ServerEndpoint {
+    /// The address the endpoint listens on.
+    pub fn local_addr(&self) -> Result<SocketAddr, RpcError> {
+        self.endpoint.local_addr().map_err(|e| RpcError::Config(format!("cannot read the local address: {e}")))
+    }
+}
+
+/// Where the server is in its life, for [`ShutdownHandle`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Idle,
+    Running,
+    Stopped,
+}
+
+/// Stops a server gracefully from anywhere: it stops accepting connections, answers new
+/// calls with [`RpcError::Unavailable`], lets calls in flight finish within the grace period
+/// ([`RpcConfig::with_shutdown_grace_period`]), then closes every connection.
+#[derive(Debug, Clone)]
+pub struct ShutdownHandle {
+    token: CancellationToken,
+    phase: watch::Receiver<Phase>,
+}
+
+impl ShutdownHandle {
+    /// Starts the shutdown and waits until the server has closed. Returns at once if the
+    /// server was never started.
+    pub async fn shutdown(&self) {
+        self.token.cancel();
+        let mut phase = self.phase.clone();
+        let _ = phase.wait_for(|p| *p != Phase::Running).await;
+    }
+
+    /// Whether shutdown has begun.
+    pub fn is_shutting_down(&self) -> bool {
+        self.token.is_cancelled()
+    }
+}
+
+/// A server of raw-bytes handlers and typed services over QUIC.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), rpcnet::RpcError> {
+/// use rpcnet::{RpcClient, RpcConfig, RpcServer};
+///
+/// let mut server = RpcServer::new(RpcConfig::dev("127.0.0.1:0"));
+/// server.register("greet", |name: Vec<u8>| async move {
+///     Ok([b"Hello, ".as_slice(), &name].concat())
+/// }).await;
+/// let endpoint = server.bind()?;
+/// let addr = server.local_addr().expect("bound");
+/// let shutdown = server.shutdown_handle();
+/// tokio::spawn(async move { server.start(endpoint).await });
+///
+/// let client = RpcClient::connect(addr, RpcConfig::dev("127.0.0.1:0")).await?;
+/// assert_eq!(client.call("greet", b"World".to_vec()).await?, b"Hello, World");
+/// shutdown.shutdown().await;
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct RpcServer {
+    config: RpcConfig,
+    routes: Routes,
+    local_addr: Option<SocketAddr>,
+    token: CancellationToken,
+    phase: watch::Sender<Phase>,
+}
+
+impl RpcServer {
+    /// A server with no methods yet.
+    pub fn new(config: RpcConfig) -> Self {
+        Self {
+            config,
+            routes: Routes::new(),
+            local_addr: None,
+            token: CancellationToken::new(),
+            phase: watch::Sender::new(Phase::Idle),
+        }
+    }
+
+    /// Registers a unary handler of raw bytes under `method`; a second registration of the
+    /// same name replaces the first.
+    ///
+    /// The handler's `Err` reaches the caller as that error: use [`RpcError::service`] for
+    /// an error of your own, which the client receives as [`RpcError::Service`].
+    pub async fn register<F, Fut>(&mut self, method: &str, handler: F)
+    where
+        F: Fn(Vec<u8>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Vec<u8>, RpcError>> + Send + 'static,
+    {
+        self.routes.unary(method, move |request: Bytes| {
+            let response = handler(Vec::from(request));
+            async move { response.await.map(Bytes::from) }
+        });
+    }
+
+    /// Registers a server-streaming handler: one request, a stream of responses.
+    pub async fn register_server_streaming<F, Fut, S>(&mut self, method: &str, handler: F)
+    where
+        F: Fn(Vec<u8>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = S> + Send + 'static,
+        S: Stream<Item = Result<Vec<u8>, RpcError>> + Send + 'static,
+    {
+        self.routes.server_streaming(method, move |request: Bytes| {
+            let responses = handler(Vec::from(request));
+            async move { routes::bytes_stream(responses.await) }
+        });
+    }
+
+    /// Registers a client-streaming handler: a stream of requests, one response.
+    pub async fn register_client_streaming<F, Fut>(&mut self, method: &str, handler: F)
+    where
+        F: Fn(RpcStream<Vec<u8>>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Vec<u8>, RpcError>> + Send + 'static,
+    {
+        self.routes.client_streaming(method, move |requests| {
+            let response = handler(routes::vec_stream(requests));
+            async move { response.await.map(Bytes::from) }
+        });
+    }
+
+    /// Registers a bidirectional streaming handler: it reads requests and produces responses
+    /// independently.
+    pub async fn register_streaming<F, Fut, S>(&mut self, method: &str, handler: F)
+    where
+        F: Fn(RpcStream<Vec<u8>>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = S> + Send + 'static,
+        S: Stream<Item = Result<Vec<u8>, RpcError>> + Send + 'static,
+    {
+        self.routes.bidi_streaming(method, move |requests| {
+            let responses = handler(routes::vec_stream(requests));
+            async move { routes::bytes_stream(responses.await) }
+        });
+    }
+
+    /// Adds every method of a service, such as the `XServer<T>` that `#[rpc_service]`
+    /// generates. Several services can share one server, and one connection.
+    pub fn add_service(&mut self, service: impl Service) -> &mut Self {
+        self.routes.merge(service.routes());
+        self
+    }
+
+    /// The registered method names, sorted.
+    pub fn methods(&self) -> Vec<String> {
+        self.routes.methods()
+    }
+
+    /// Binds the QUIC endpoint; [`local_addr`](Self::local_addr) is known afterwards.
+    pub fn bind(&mut self) -> Result<ServerEndpoint, RpcError> {
+        let endpoint = ServerEndpoint { endpoint: server_endpoint(&self.config)? };
+        self.local_addr = Some(endpoint.local_addr()?);
+        Ok(endpoint)
+    }
+
+    /// The bound address, once [`bind`](Self::bind) succeeded.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.local_addr
+    }
+
+    /// A handle that shuts the server down gracefully; take it before `start` moves the server.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        ShutdownHandle { token: self.token.clone(), phase: self.phase.subscribe() }
+    }
+
+    /// Binds and runs the server on a new task; returns its address and shutdown handle.
+    pub fn spawn(mut self) -> Result<(SocketAddr, ShutdownHandle), RpcError> {
+        let endpoint = self.bind()?;
+        let addr = endpoint.local_addr()?;
+        let handle = self.shutdown_handle();
+        tokio::spawn(async move { self.start(endpoint).await });
+        Ok((addr, handle))
+    }
+
+    /// Serves connections until [`ShutdownHandle::shutdown`] is called, then shuts down
+    /// gracefully and returns.
+    pub async fn start(self, endpoint: ServerEndpoint) -> Result<(), RpcError> {
+        let endpoint = endpoint.endpoint;
+        let shared = Arc::new(ServerShared {
+            routes: self.routes,
+            limits: self.config.limits,
+            request_read_timeout: self.config.request_read_timeout,
+            max_in_flight_calls: self.config.max_in_flight_calls,
+            in_flight: AtomicUsize::new(0),
+            shutdown: self.token.clone(),
+        });
+        self.phase.send_replace(Phase::Running);
+        let calls = TaskTracker::new();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let addr = self.local_addr;
+        tracing::info!(?addr, methods = shared.routes.methods().len(), "rpcnet server started");
+
+        loop {
+            let incoming = tokio::select! {
+                incoming = endpoint.accept() => incoming,
+                () = self.token.cancelled() => break,
+            };
+            let Some(incoming) = incoming else { break };
+            if connections.load(Ordering::Acquire) >= self.config.max_connections {
+                tracing::warn!(remote = %incoming.remote_address(), limit = self.config.max_connections, "refusing a connection: too many connections");
+                incoming.refuse();
+                continue;
+            }
+            connections.fetch_add(1, Ordering::AcqRel);
+            let guard = ConnectionCount(connections.clone());
+            tokio::spawn(serve_connection(incoming, shared.clone(), calls.clone(), guard));
+        }
+
+        // Graceful shutdown: no new connections; new calls on open connections are answered
+        // `Unavailable` (see serve_call); calls in flight get the grace period.
+        endpoint.set_server_config(None);
+        calls.close();
+        let grace = self.config.shutdown_grace_period;
+        if tokio::time::timeout(grace, calls.wait()).await.is_err() {
+            tracing::warn!(
+                ?grace,
+                in_flight = calls.len(),
+                "calls still running after the grace period; closing anyway"
+            );
+        }
+        endpoint.close(crate::transport::SHUTDOWN_CODE, b"server shutting down");
+        // Give the close frames a moment to leave; a peer that never answers must not
+        // hold up shutdown.
+        let _ = tokio::time::timeout(Duration::from_secs(1), endpoint.wait_idle()).await;
+        tracing::info!(?addr, "rpcnet server stopped");
+        self.phase.send_replace(Phase::Stopped);
+        Ok(())
+    }
+}
+
+/// Decrements the server's connection count when a connection task ends.
+struct ConnectionCount(Arc<AtomicUsize>);
+
+impl Drop for ConnectionCount {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+async fn serve_connection(
+    incoming: quinn::Incoming,
+    shared: Arc<ServerShared>,
+    calls: TaskTracker,
+    _count: ConnectionCount,
+) {
+    let remote = incoming.remote_address();
+    let connection = match incoming.await {
+        Ok(connection) => connection,
+        Err(err) => {
+            tracing::warn!(%remote, error = %err, "handshake failed");
+            return;
+        }
+    };
+    tracing::debug!(%remote, "connection accepted");
+    loop {
+        match connection.accept_bi().await {
+            Ok((send, recv)) => {
+                calls.spawn(call::serve_call(send, recv, shared.clone()));
+            }
+            Err(err) => {
+                tracing::debug!(%remote, reason = %err, "connection closed");
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,169 @@
+//! `Routes`: method names mapped to handlers of the four call kinds, and the `Service` trait
+//! through which a typed service adds its methods to a server.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+
+use crate::wire::CallKind;
+use crate::{RpcError, RpcStream};
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+type UnaryFn = dyn Fn(Bytes) -> BoxFuture<Result<Bytes, RpcError>> + Send + Sync;
+type ServerStreamingFn = dyn Fn(Bytes) -> BoxFuture<RpcStream<Bytes>> + Send + Sync;
+type ClientStreamingFn = dyn Fn(RpcStream<Bytes>) -> BoxFuture<Result<Bytes, RpcError>> + Send + Sync;
+type BidiStreamingFn = dyn Fn(RpcStream<Bytes>) -> BoxFuture<RpcStream<Bytes>> + Send + Sync;
+
+/// One registered method.
+#[derive(Clone)]
+pub(crate) enum Handler {
+    Unary(Arc<UnaryFn>),
+    ServerStreaming(Arc<ServerStreamingFn>),
+    ClientStreaming(Arc<ClientStreamingFn>),
+    BidiStreaming(Arc<BidiStreamingFn>),
+}
+
+impl Handler {
+    pub(crate) fn kind(&self) -> CallKind {
+        match self {
+            Self::Unary(_) => CallKind::Unary,
+            Self::ServerStreaming(_) => CallKind::ServerStreaming,
+            Self::ClientStreaming(_) => CallKind::ClientStreaming,
+            Self::BidiStreaming(_) => CallKind::BidiStreaming,
+        }
+    }
+}
+
+/// Method names and their handlers, on payloads as [`Bytes`].
+///
+/// [`RpcServer::register`](crate::RpcServer::register) and its streaming siblings add raw
+/// `Vec<u8>` handlers here; generated services add theirs through [`Service`]. Registering a
+/// name again replaces its handler.
+#[derive(Default, Clone)]
+pub struct Routes {
+    handlers: HashMap<Box<[u8]>, Handler>,
+}
+
+impl fmt::Debug for Routes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut names: Vec<_> = self.handlers.keys().map(|k| String::from_utf8_lossy(k)).collect();
+        names.sort();
+        f.debug_struct("Routes").field("methods", &names).finish()
+    }
+}
+
+impl Routes {
+    /// No routes.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn insert(&mut self, method: &str, handler: Handler) {
+        assert!(
+            !method.is_empty() && method.len() <= usize::from(u8::MAX),
+            "method name `{method}` must be 1 to 255 bytes long: the wire format stores its length in one byte"
+        );
+        if self.handlers.insert(method.as_bytes().into(), handler).is_some() {
+            tracing::debug!(method, "handler replaced");
+        }
+    }
+
+    /// Adds a unary handler.
+    pub fn unary<F, Fut>(&mut self, method: &str, handler: F) -> &mut Self
+    where
+        F: Fn(Bytes) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Bytes, RpcError>> + Send + 'static,
+    {
+        self.insert(method, Handler::Unary(Arc::new(move |req| Box::pin(handler(req)))));
+        self
+    }
+
+    /// Adds a server-streaming handler: one request, a stream of responses.
+    pub fn server_streaming<F, Fut>(&mut self, method: &str, handler: F) -> &mut Self
+    where
+        F: Fn(Bytes) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = RpcStream<Bytes>> + Send + 'static,
+    {
+        self.insert(method, Handler::ServerStreaming(Arc::new(move |req| Box::pin(handler(req)))));
+        self
+    }
+
+    /// Adds a client-streaming handler: a stream of requests, one response.
+    pub fn client_streaming<F, Fut>(&mut self, method: &str, handler: F) -> &mut Self
+    where
+        F: Fn(RpcStream<Bytes>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Bytes, RpcError>> + Send + 'static,
+    {
+        self.insert(method, Handler::ClientStreaming(Arc::new(move |reqs| Box::pin(handler(reqs)))));
+        self
+    }
+
+    /// Adds a bidirectional streaming handler.
+    pub fn bidi_streaming<F, Fut>(&mut self, method: &str, handler: F) -> &mut Self
+    where
+        F: Fn(RpcStream<Bytes>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = RpcStream<Bytes>> + Send + 'static,
+    {
+        self.insert(method, Handler::BidiStreaming(Arc::new(move |reqs| Box::pin(handler(reqs)))));
+        self
+    }
+
+    /// Moves every route of `other` into `self`.
+    pub fn merge(&mut self, other: Routes) -> &mut Self {
+        for (name, handler) in other.handlers {
+            self.insert(&String::from_utf8_lossy(&name), handler);
+        }
+        self
+    }
+
+    /// The registered method names, sorted.
+    pub fn methods(&self) -> Vec<String> {
+        let mut names: Vec<_> = self.handlers.keys().map(|k| String::from_utf8_lossy(k).into_owned()).collect();
+        names.sort();
+        names
+    }
+
+    pub(crate) fn get(&self, method: &[u8]) -> Option<&Handler> {
+        self.handlers.get(method)
+    }
+}
+
+/// Something that adds methods to a server: what `#[rpc_service]` generates as
+/// `XServer<T>`, and what hand-written services implement.
+///
+/// ```
+/// use rpcnet::server::{Routes, Service};
+/// struct Health;
+/// impl Service for Health {
+///     fn routes(self) -> Routes {
+///         let mut routes = Routes::new();
+///         routes.unary("Health.check", |_req| async { Ok(bytes::Bytes::from_static(b"ok")) });
+///         routes
+///     }
+/// }
+/// let mut server = rpcnet::RpcServer::new(rpcnet::RpcConfig::dev("127.0.0.1:0"));
+/// server.add_service(Health);
+/// ```
+pub trait Service {
+    /// The routes of every method of the service.
+    fn routes(self) -> Routes;
+}
+
+/// Adapts a raw `Vec<u8>` request stream for handlers registered with `Vec<u8>` payloads.
+pub(crate) fn vec_stream(requests: RpcStream<Bytes>) -> RpcStream<Vec<u8>> {
+    requests.map_messages(|b| Ok(Vec::from(b)))
+}
+
+/// Adapts a handler's `Vec<u8>` response stream to the `Bytes` the server writes.
+pub(crate) fn bytes_stream<S>(responses: S) -> RpcStream<Bytes>
+where
+    S: Stream<Item = Result<Vec<u8>, RpcError>> + Send + 'static,
+{
+    RpcStream::new(responses.map(|item| item.map(Bytes::from)))
+}

@@ -1,0 +1,265 @@
+//! Reading wire frames from a quinn stream, and turning quinn's errors into `RpcError`s.
+
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use quinn::{ConnectionError, ReadError, RecvStream, VarInt, WriteError};
+
+use crate::RpcError;
+use crate::wire::{
+    CallKind, FRAME_HEADER_LEN, FrameHeader, FrameTag, Limits, PROTOCOL_VERSION, RequestHead, StreamCode, WireError,
+};
+
+/// Payload bytes buffered up front for a frame that spans several packets; the buffer grows
+/// as data arrives, so a peer that only announces a large frame costs little.
+const INITIAL_ASSEMBLY_CAPACITY: usize = 64 * 1024;
+
+/// A request head read off a stream, owning its bytes (slices of the received chunk).
+#[derive(Debug)]
+pub(crate) struct IncomingHead {
+    pub(crate) kind: CallKind,
+    /// The method name, validated as UTF-8 by the decoder.
+    pub(crate) method: Bytes,
+    pub(crate) deadline: Option<Duration>,
+}
+
+impl IncomingHead {
+    /// The method name for messages and logs.
+    pub(crate) fn method_name(&self) -> std::borrow::Cow<'_, str> {
+        String::from_utf8_lossy(&self.method)
+    }
+}
+
+/// Why a request head could not be read.
+#[derive(Debug)]
+pub(crate) enum HeadError {
+    /// The bytes are not a valid head.
+    Wire(WireError),
+    /// The stream failed or ended before a whole head arrived.
+    Stream(RpcError),
+}
+
+/// Reads wire frames from the receiving half of a call's stream.
+///
+/// Chunks come from quinn without copying; a frame is copied only when it spans chunks.
+#[derive(Debug)]
+pub(crate) struct FrameReader {
+    recv: RecvStream,
+    /// Received, not yet consumed bytes.
+    buf: Bytes,
+    limits: Limits,
+}
+
+impl FrameReader {
+    pub(crate) fn new(recv: RecvStream, limits: Limits) -> Self {
+        Self { recv, buf: Bytes::new(), limits }
+    }
+
+    /// Appends the next chunk to `buf`; false when the peer finished the stream.
+    async fn fill(&mut self) -> Result<bool, RpcError> {
+        let Some(chunk) = self.recv.read_chunk(usize::MAX, true).await.map_err(read_error)? else {
+            return Ok(false);
+        };
+        if self.buf.is_empty() {
+            self.buf = chunk.bytes;
+        } else {
+            let mut joined = BytesMut::with_capacity(self.buf.len() + chunk.bytes.len());
+            joined.extend_from_slice(&self.buf);
+            joined.extend_from_slice(&chunk.bytes);
+            self.buf = joined.freeze();
+        }
+        Ok(true)
+    }
+
+    /// Waits until `n` bytes are buffered (only ever small `n`: prefixes and headers).
+    async fn ensure(&mut self, n: usize) -> Result<bool, RpcError> {
+        while self.buf.len() < n {
+            if !self.fill().await? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Takes exactly `n` bytes (already checked against the frame limit); `None` if the
+    /// stream ends first.
+    async fn take(&mut self, n: usize) -> Result<Option<Bytes>, RpcError> {
+        if self.buf.len() >= n {
+            return Ok(Some(self.buf.split_to(n)));
+        }
+        let mut assembled = BytesMut::with_capacity(n.min(INITIAL_ASSEMBLY_CAPACITY).max(self.buf.len()));
+        assembled.extend_from_slice(&self.buf);
+        self.buf = Bytes::new();
+        while assembled.len() < n {
+            // Ask for no more than the frame needs, so nothing is left to re-buffer.
+            match self.recv.read_chunk(n - assembled.len(), true).await.map_err(read_error)? {
+                Some(chunk) => assembled.extend_from_slice(&chunk.bytes),
+                None => return Ok(None),
+            }
+        }
+        Ok(Some(assembled.freeze()))
+    }
+
+    /// Reads and validates a request head.
+    pub(crate) async fn read_request_head(&mut self) -> Result<IncomingHead, HeadError> {
+        let truncated = || HeadError::Stream(RpcError::Protocol("stream ended inside the request head".into()));
+        let total = loop {
+            match RequestHead::peek_len(&self.buf, &self.limits) {
+                Ok(Some(total)) => break total,
+                Ok(None) => {}
+                Err(e) => return Err(HeadError::Wire(e)),
+            }
+            if !self.fill().await.map_err(HeadError::Stream)? {
+                return Err(truncated());
+            }
+        };
+        if !self.ensure(total).await.map_err(HeadError::Stream)? {
+            return Err(truncated());
+        }
+        let bytes = self.buf.split_to(total);
+        let (head, _) = match RequestHead::decode(&bytes, &self.limits) {
+            Ok(Some(decoded)) => decoded,
+            Ok(None) => unreachable!("bug in rpcnet: a head of known length decoded as incomplete"),
+            Err(e) => return Err(HeadError::Wire(e)),
+        };
+        Ok(IncomingHead { kind: head.kind, method: bytes.slice_ref(head.method.as_bytes()), deadline: head.deadline })
+    }
+
+    /// Reads the version byte that opens a response.
+    pub(crate) async fn read_response_version(&mut self) -> Result<(), RpcError> {
+        if !self.ensure(1).await? {
+            return Err(RpcError::Protocol("the server finished the stream without a response".into()));
+        }
+        match self.buf[0] {
+            PROTOCOL_VERSION => {
+                let _ = self.buf.split_to(1);
+                Ok(())
+            }
+            other => Err(WireError::UnsupportedVersion(other).into()),
+        }
+    }
+
+    /// Reads the next frame; `None` when the peer finished the stream between frames.
+    pub(crate) async fn next_frame(&mut self) -> Result<Option<(FrameTag, Bytes)>, RpcError> {
+        if self.buf.is_empty() && !self.fill().await? {
+            return Ok(None);
+        }
+        if !self.ensure(FRAME_HEADER_LEN).await? {
+            return Err(RpcError::Protocol("stream ended inside a frame header".into()));
+        }
+        let header = FrameHeader::decode(&self.buf, self.limits.max_frame_len)?
+            .expect("bug in rpcnet: a complete frame header decoded as incomplete");
+        let _ = self.buf.split_to(FRAME_HEADER_LEN);
+        match self.take(header.len as usize).await? {
+            Some(payload) => Ok(Some((header.tag, payload))),
+            None => Err(RpcError::Protocol(format!(
+                "stream ended inside a frame of {} bytes (the peer stopped sending mid-frame)",
+                header.len
+            ))),
+        }
+    }
+
+    /// Reads a frame that must be a MESSAGE; `None` at the end of the stream.
+    pub(crate) async fn next_message(&mut self) -> Result<Option<Bytes>, RpcError> {
+        match self.next_frame().await? {
+            None => Ok(None),
+            Some((FrameTag::Message, payload)) => Ok(Some(payload)),
+            Some((tag, _)) => Err(RpcError::Protocol(format!("unexpected {tag:?} frame in a request"))),
+        }
+    }
+
+    /// Checks that the peer finished the stream with nothing after the last frame.
+    pub(crate) async fn expect_end(&mut self) -> Result<(), RpcError> {
+        if self.buf.is_empty() && !self.fill().await? {
+            return Ok(());
+        }
+        Err(RpcError::Protocol("unexpected data after the last message of the call".into()))
+    }
+
+    /// Tells the peer to stop sending on this stream.
+    pub(crate) fn stop(&mut self, code: StreamCode) {
+        let _ = self.recv.stop(VarInt::from_u32(code.as_u32()));
+    }
+}
+
+/// A failed read on a call's stream.
+pub(crate) fn read_error(err: ReadError) -> RpcError {
+    match err {
+        ReadError::Reset(code) => RpcError::Cancelled(format!("the peer reset the stream ({})", describe_code(code))),
+        ReadError::ConnectionLost(e) => connection_error(e, true),
+        ReadError::ClosedStream | ReadError::IllegalOrderedRead => {
+            RpcError::Internal(format!("bug in rpcnet: read on a closed stream: {err}"))
+        }
+        ReadError::ZeroRttRejected => RpcError::Connection("the server rejected early data".into()),
+    }
+}
+
+/// A failed write on a call's stream.
+pub(crate) fn write_error(err: WriteError) -> RpcError {
+    match err {
+        WriteError::Stopped(code) => {
+            RpcError::Cancelled(format!("the peer stopped reading the stream ({})", describe_code(code)))
+        }
+        WriteError::ConnectionLost(e) => connection_error(e, true),
+        WriteError::ClosedStream => RpcError::Internal(format!("bug in rpcnet: write on a closed stream: {err}")),
+        WriteError::ZeroRttRejected => RpcError::Connection("the server rejected early data".into()),
+    }
+}
+
+fn describe_code(code: VarInt) -> &'static str {
+    match code.into_inner() {
+        c if c == StreamCode::Cancelled as u64 => "cancelled",
+        c if c == StreamCode::Protocol as u64 => "protocol violation",
+        c if c == StreamCode::Shutdown as u64 => "shutting down",
+        _ => "unknown code",
+    }
+}
+
+/// A connection-level failure. `in_flight` says whether a request may already have been
+/// sent, which decides between [`RpcError::ConnectionLost`] and [`RpcError::Connection`].
+pub(crate) fn connection_error(err: ConnectionError, in_flight: bool) -> RpcError {
+    // TLS alerts travel as QUIC CRYPTO_ERROR codes 0x100 + alert.
+    let tls_alert = |code: quinn::TransportErrorCode| {
+        let code = u64::from(code);
+        (0x100..0x200).contains(&code).then(|| (code - 0x100) as u8)
+    };
+    match &err {
+        ConnectionError::TransportError(e) => {
+            if let Some(alert) = tls_alert(e.code) {
+                return RpcError::Tls(format!("{} ({})", e.reason, alert_name(alert)));
+            }
+        }
+        ConnectionError::ConnectionClosed(close) => {
+            if let Some(alert) = tls_alert(close.error_code) {
+                return RpcError::Tls(format!(
+                    "the peer refused the handshake: {} ({})",
+                    String::from_utf8_lossy(&close.reason),
+                    alert_name(alert)
+                ));
+            }
+        }
+        ConnectionError::ApplicationClosed(close) if close.error_code == crate::transport::endpoint::SHUTDOWN_CODE => {
+            let message = format!("the server closed the connection: {}", String::from_utf8_lossy(&close.reason));
+            return if in_flight { RpcError::ConnectionLost(message) } else { RpcError::Unavailable(message) };
+        }
+        _ => {}
+    }
+    if in_flight { RpcError::ConnectionLost(err.to_string()) } else { RpcError::Connection(err.to_string()) }
+}
+
+fn alert_name(alert: u8) -> &'static str {
+    match alert {
+        40 => "handshake failure",
+        42 => "bad certificate",
+        43 => "unsupported certificate",
+        44 => "certificate revoked",
+        45 => "certificate expired",
+        46 => "certificate unknown",
+        48 => "unknown CA: the certificate is not signed by a trusted authority",
+        49 => "access denied",
+        51 => "decrypt error",
+        116 => "certificate required: the server requires a client certificate",
+        120 => "no application protocol: the peer does not speak rpcnet",
+        _ => "TLS alert",
+    }
+}
