@@ -221,7 +221,7 @@ impl RpcClient {
 
     /// A unary call with the default deadline.
     pub async fn call(&self, method: &str, payload: Vec<u8>) -> Result<Vec<u8>, RpcError> {
-        self.call_with(method, payload, &CallOptions::default()).await.map(Vec::from)
+        self.call_with(method, payload, CallOptions::default()).await.map(Vec::from)
     }
 
     /// A unary call with its own deadline.
@@ -232,7 +232,7 @@ impl RpcClient {
         timeout: Duration,
     ) -> Result<Vec<u8>, RpcError> {
         let options = CallOptions::new().with_timeout(timeout);
-        self.call_with(method, payload, &options).await.map(Vec::from)
+        self.call_with(method, payload, options).await.map(Vec::from)
     }
 
     /// A unary call on [`Bytes`] with per-call options: the lowest-level call, used by
@@ -241,7 +241,7 @@ impl RpcClient {
         &self,
         method: &str,
         payload: impl Into<Bytes>,
-        options: &CallOptions,
+        options: CallOptions,
     ) -> Result<Bytes, RpcError> {
         let timeout = options.resolve(self.inner.default_timeout);
         let prefix = encode_request(CallKind::Unary, method, timeout, Some(payload.into()), &self.inner.limits)?;
@@ -256,7 +256,7 @@ impl RpcClient {
     /// A server-streaming call: one request, a stream of responses. The stream has no
     /// deadline unless `options` sets one.
     pub async fn call_server_streaming(&self, method: &str, payload: Vec<u8>) -> Result<RpcStream<Vec<u8>>, RpcError> {
-        let stream = self.server_streaming_with(method, payload, &CallOptions::default()).await?;
+        let stream = self.server_streaming_with(method, payload, CallOptions::default()).await?;
         Ok(stream.map_messages(|b| Ok(Vec::from(b))))
     }
 
@@ -265,7 +265,7 @@ impl RpcClient {
         &self,
         method: &str,
         payload: impl Into<Bytes>,
-        options: &CallOptions,
+        options: CallOptions,
     ) -> Result<RpcStream<Bytes>, RpcError> {
         let timeout = options.timeout().flatten();
         let deadline = timeout.map(|t| Instant::now() + t);
@@ -283,7 +283,7 @@ impl RpcClient {
         S: Stream<Item = Vec<u8>> + Send + 'static,
     {
         let requests = RpcStream::from_stream(requests.map(Bytes::from));
-        self.client_streaming_with(method, requests, &CallOptions::default()).await.map(Vec::from)
+        self.client_streaming_with(method, requests, CallOptions::default()).await.map(Vec::from)
     }
 
     /// A client-streaming call on [`Bytes`] with per-call options. An `Err` in `requests`
@@ -292,7 +292,7 @@ impl RpcClient {
         &self,
         method: &str,
         requests: RpcStream<Bytes>,
-        options: &CallOptions,
+        options: CallOptions,
     ) -> Result<Bytes, RpcError> {
         let timeout = options.resolve(self.inner.default_timeout);
         let prefix = encode_request(CallKind::ClientStreaming, method, timeout, None, &self.inner.limits)?;
@@ -313,7 +313,7 @@ impl RpcClient {
         S: Stream<Item = Vec<u8>> + Send + 'static,
     {
         let requests = RpcStream::from_stream(requests.map(Bytes::from));
-        let stream = self.bidi_streaming_with(method, requests, &CallOptions::default()).await?;
+        let stream = self.bidi_streaming_with(method, requests, CallOptions::default()).await?;
         Ok(stream.map_messages(|b| Ok(Vec::from(b))))
     }
 
@@ -322,7 +322,7 @@ impl RpcClient {
         &self,
         method: &str,
         requests: RpcStream<Bytes>,
-        options: &CallOptions,
+        options: CallOptions,
     ) -> Result<RpcStream<Bytes>, RpcError> {
         let timeout = options.timeout().flatten();
         let deadline = timeout.map(|t| Instant::now() + t);

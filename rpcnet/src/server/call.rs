@@ -84,6 +84,16 @@ impl Responder {
         let _ = self.send.finish();
     }
 
+    /// Finishes a successful response; one without messages still carries its version byte.
+    async fn finish_ok(&mut self) {
+        if !std::mem::replace(&mut self.started, true)
+            && self.send.write_all(&[PROTOCOL_VERSION]).await.is_err()
+        {
+            return;
+        }
+        self.finish();
+    }
+
     fn reset(&mut self, code: StreamCode) {
         let _ = self.send.reset(VarInt::from_u32(code.as_u32()));
     }
@@ -151,7 +161,7 @@ pub(crate) async fn serve_call(send: SendStream, recv: RecvStream, shared: Arc<S
     tokio::pin!(interruption);
     let result = run_handler(handler.clone(), reader, &mut responder, deadline, interruption.as_mut(), &shared).await;
     match result {
-        Ok(()) => responder.finish(),
+        Ok(()) => responder.finish_ok().await,
         Err(Outcome::Cancelled) => {
             tracing::debug!(method = %head.method_name(), "call cancelled by the client");
             responder.reset(StreamCode::Cancelled);

@@ -102,7 +102,7 @@ impl FrameReader {
 
     /// Reads and validates a request head.
     pub(crate) async fn read_request_head(&mut self) -> Result<IncomingHead, HeadError> {
-        let truncated = || HeadError::Stream(RpcError::Protocol("stream ended inside the request head".into()));
+        let truncated = || HeadError::Wire(WireError::Malformed("request head (the stream ended inside it)"));
         let total = loop {
             match RequestHead::peek_len(&self.buf, &self.limits) {
                 Ok(Some(total)) => break total,
