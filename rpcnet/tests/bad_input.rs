@@ -47,7 +47,8 @@ async fn a_client_learns_why_the_server_refused_its_large_request() {
 #[tokio::test]
 async fn the_client_refuses_to_send_a_frame_over_its_own_limit() {
     let server = TestServer::start().await;
-    let client = RpcClient::connect(server.addr, RpcConfig::dev("127.0.0.1:0").with_max_frame_size(1024)).await.unwrap();
+    let client =
+        RpcClient::connect(server.addr, RpcConfig::dev("127.0.0.1:0").with_max_frame_size(1024)).await.unwrap();
     let err = client.call("test.echo", vec![0; 2048]).await.unwrap_err();
     assert!(matches!(err, RpcError::FrameTooLarge(ref m) if m.contains("2048")), "got {err:?}");
 }

@@ -14,8 +14,7 @@ fn temp_dir(name: &str) -> std::path::PathBuf {
 async fn certificates_from_pem_files_work_as_the_book_shows() {
     let dir = temp_dir("files");
     let ca = DevPki::get().write_pem_files(&dir).unwrap();
-    let server_config =
-        RpcConfig::new(dir.join("server.pem"), "127.0.0.1:0").with_key_path(dir.join("server-key.pem"));
+    let server_config = RpcConfig::new(dir.join("server.pem"), "127.0.0.1:0").with_key_path(dir.join("server-key.pem"));
     let server = TestServer::start_with(server_config).await;
     let client_config = RpcConfig::new(&ca, "127.0.0.1:0").with_server_name("localhost");
     let client = RpcClient::connect(server.addr, client_config).await.unwrap();
@@ -74,7 +73,8 @@ async fn mutual_tls_requires_a_client_certificate_from_the_configured_ca() {
     // A certificate the server's CA did not sign.
     let key = rcgen::KeyPair::generate().unwrap();
     let cert = rcgen::CertificateParams::new(vec!["intruder".to_string()]).unwrap().self_signed(&key).unwrap();
-    let identity = rpcnet::transport::Identity::from_pem(cert.pem().as_bytes(), key.serialize_pem().as_bytes()).unwrap();
+    let identity =
+        rpcnet::transport::Identity::from_pem(cert.pem().as_bytes(), key.serialize_pem().as_bytes()).unwrap();
     let foreign = first_call(server.addr, RpcConfig::dev("127.0.0.1:0").with_client_identity(identity)).await;
     eprintln!("foreign certificate: {foreign:?}");
     assert!(matches!(foreign, Err(RpcError::Tls(_))), "got {foreign:?}");

@@ -132,6 +132,7 @@ impl ResponseReader {
         match self.next_message().await? {
             Some(message) => {
                 self.reader.expect_end().await?;
+                self.done = true;
                 Ok(message)
             }
             None => Err(RpcError::Protocol("the server finished the call without a response".into())),

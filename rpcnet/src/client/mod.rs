@@ -109,10 +109,15 @@ impl Drop for ClientInner {
 }
 
 impl ClientInner {
-    /// The live connection, if there is one.
+    /// The current connection, if there is one. It may have died since: `open` notices
+    /// when opening a stream fails, which costs nothing on the hot path.
     fn current(&self) -> Option<Connection> {
-        let guard = self.connection.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        guard.as_ref().filter(|conn| conn.close_reason().is_none()).cloned()
+        self.connection.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+    }
+
+    /// The current connection if it is still open.
+    fn live(&self) -> Option<Connection> {
+        self.current().filter(|conn| conn.close_reason().is_none())
     }
 
     async fn connection(&self) -> Result<Connection, RpcError> {
@@ -124,7 +129,7 @@ impl ClientInner {
 
     async fn reconnect(&self) -> Result<Connection, RpcError> {
         let _one_at_a_time = self.reconnecting.lock().await;
-        if let Some(conn) = self.current() {
+        if let Some(conn) = self.live() {
             return Ok(conn);
         }
         let connecting = self.endpoint.connect(self.remote, &self.server_name).map_err(|e| {
@@ -209,12 +214,12 @@ impl RpcClient {
     /// Whether the client has a live connection right now (it reconnects on the next call
     /// if not).
     pub fn is_connected(&self) -> bool {
-        self.inner.current().is_some()
+        self.inner.live().is_some()
     }
 
     /// Closes the connection; calls in flight fail, and the next call connects again.
     pub fn close(&self) {
-        if let Some(conn) = self.inner.current() {
+        if let Some(conn) = self.inner.live() {
             conn.close(quinn::VarInt::from_u32(0), b"client closed");
         }
     }

@@ -3,6 +3,8 @@
 //! Serving one call lives in `call.rs`; method routing in `routes.rs`.
 
 mod call;
+mod interrupt;
+mod respond;
 mod routes;
 
 pub use routes::{Routes, Service};
@@ -10,7 +12,7 @@ pub use routes::{Routes, Service};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -31,7 +33,9 @@ pub(crate) struct ServerShared {
     request_read_timeout: Duration,
     max_in_flight_calls: usize,
     in_flight: AtomicUsize,
-    shutdown: CancellationToken,
+    /// Set when shutdown begins: new calls are answered `Unavailable`. An atomic, not the
+    /// cancellation token, because every call reads it.
+    shutting_down: AtomicBool,
 }
 
 /// A bound QUIC endpoint, returned by [`RpcServer::bind`] and consumed by [`RpcServer::start`].
@@ -224,7 +228,7 @@ impl RpcServer {
             request_read_timeout: self.config.request_read_timeout,
             max_in_flight_calls: self.config.max_in_flight_calls,
             in_flight: AtomicUsize::new(0),
-            shutdown: self.token.clone(),
+            shutting_down: AtomicBool::new(false),
         });
         self.phase.send_replace(Phase::Running);
         let calls = TaskTracker::new();
@@ -248,6 +252,7 @@ impl RpcServer {
             tokio::spawn(serve_connection(incoming, shared.clone(), calls.clone(), guard));
         }
 
+        shared.shutting_down.store(true, Ordering::Release);
         // Graceful shutdown: no new connections; new calls on open connections are answered
         // `Unavailable` (see serve_call); calls in flight get the grace period.
         endpoint.set_server_config(None);

@@ -15,10 +15,10 @@ use crate::{RpcError, RpcStream};
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
-type UnaryFn = dyn Fn(Bytes) -> BoxFuture<Result<Bytes, RpcError>> + Send + Sync;
-type ServerStreamingFn = dyn Fn(Bytes) -> BoxFuture<RpcStream<Bytes>> + Send + Sync;
-type ClientStreamingFn = dyn Fn(RpcStream<Bytes>) -> BoxFuture<Result<Bytes, RpcError>> + Send + Sync;
-type BidiStreamingFn = dyn Fn(RpcStream<Bytes>) -> BoxFuture<RpcStream<Bytes>> + Send + Sync;
+pub(crate) type UnaryFn = dyn Fn(Bytes) -> BoxFuture<Result<Bytes, RpcError>> + Send + Sync;
+pub(crate) type ServerStreamingFn = dyn Fn(Bytes) -> BoxFuture<RpcStream<Bytes>> + Send + Sync;
+pub(crate) type ClientStreamingFn = dyn Fn(RpcStream<Bytes>) -> BoxFuture<Result<Bytes, RpcError>> + Send + Sync;
+pub(crate) type BidiStreamingFn = dyn Fn(RpcStream<Bytes>) -> BoxFuture<RpcStream<Bytes>> + Send + Sync;
 
 /// One registered method.
 #[derive(Clone)]

@@ -84,10 +84,12 @@ pub async fn register_test_methods(server: &mut RpcServer, probes: &Probes) {
         .await;
     server
         .register_streaming("test.upper", |reqs| async move {
-            reqs.map(|item| item.map(|mut bytes: Vec<u8>| {
-                bytes.make_ascii_uppercase();
-                bytes
-            }))
+            reqs.map(|item| {
+                item.map(|mut bytes: Vec<u8>| {
+                    bytes.make_ascii_uppercase();
+                    bytes
+                })
+            })
         })
         .await;
 }

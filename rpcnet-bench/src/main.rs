@@ -1,0 +1,353 @@
+//! Unary echo over loopback: rpcnet against raw quinn (one stream per call, no framework),
+//! as two processes, each on a current-thread runtime, both pinned to one core.
+//!
+//! ```text
+//! cargo run --release -p rpcnet-bench -- --duration 5
+//! ```
+//!
+//! On one core, calls/s is 1 / (CPU time per call of client + server), so the ratio to raw
+//! quinn is the framework's cost. The orchestrator starts `serve` and `client` children of
+//! itself under `taskset` and prints a markdown table.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+mod measure;
+mod raw_quinn;
+mod rpcnet_echo;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use bytes::Bytes;
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Transport settings shared by every implementation in a run.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Tuning {
+    /// Largest UDP payload (initial MTU and discovery bound); `None`: QUIC defaults.
+    pub(crate) max_udp_payload: Option<u16>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Impl {
+    /// quinn alone: the limit of one-stream-per-call on this machine.
+    Quinn,
+    /// rpcnet raw-bytes calls.
+    Rpcnet,
+}
+
+#[derive(Parser, Debug)]
+#[command(about = "Unary echo over loopback: rpcnet against raw quinn")]
+struct Cli {
+    #[command(subcommand)]
+    role: Option<Role>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+struct RunArgs {
+    /// Implementations to measure.
+    #[arg(long, value_delimiter = ',', default_values = ["quinn", "rpcnet"])]
+    impls: Vec<Impl>,
+    /// Payload sizes in bytes.
+    #[arg(long, value_delimiter = ',', default_values_t = [64usize, 16384])]
+    payloads: Vec<usize>,
+    /// Calls in flight on the one connection.
+    #[arg(long, value_delimiter = ',', default_values_t = [1usize, 64])]
+    concurrency: Vec<usize>,
+    /// Seconds measured per cell.
+    #[arg(long, default_value_t = 5.0)]
+    duration: f64,
+    /// Seconds of warm-up per cell.
+    #[arg(long, default_value_t = 1.0)]
+    warmup: f64,
+    /// Repetitions of every cell; the table shows the median by calls/s.
+    #[arg(long, default_value_t = 1)]
+    repeat: usize,
+    /// Core to pin both processes to (`taskset -c`).
+    #[arg(long, default_value_t = 1)]
+    cpu: usize,
+    /// Do not pin (cross-core wake-ups then dominate on small VMs).
+    #[arg(long)]
+    no_pin: bool,
+    /// Largest UDP payload, e.g. 65000 on loopback; default: QUIC's 1200..1452.
+    #[arg(long)]
+    max_udp_payload: Option<u16>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Role {
+    /// Write development certificates into a folder, for running `serve` and `client` by hand.
+    WriteCerts { dir: PathBuf },
+    /// Serve echo calls; prints `LISTENING <addr>`.
+    Serve {
+        #[arg(long, value_enum)]
+        implementation: Impl,
+        #[arg(long)]
+        cert_dir: PathBuf,
+        #[arg(long)]
+        max_udp_payload: Option<u16>,
+    },
+    /// Load a server; prints `MEASURE` when the measured phase starts and `RESULT ...` at the end.
+    Client {
+        #[arg(long, value_enum)]
+        implementation: Impl,
+        #[arg(long)]
+        addr: SocketAddr,
+        #[arg(long)]
+        cert_dir: PathBuf,
+        #[arg(long)]
+        payload: usize,
+        #[arg(long)]
+        concurrency: usize,
+        #[arg(long)]
+        duration: f64,
+        #[arg(long)]
+        warmup: f64,
+        #[arg(long)]
+        max_udp_payload: Option<u16>,
+    },
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime")
+}
+
+fn main() {
+    let cli = Cli::parse();
+    match cli.role {
+        None => orchestrate(&cli.run),
+        Some(Role::WriteCerts { dir }) => {
+            rpcnet::transport::DevPki::get().write_pem_files(&dir).expect("write development certificates");
+        }
+        Some(Role::Serve { implementation, cert_dir, max_udp_payload }) => {
+            runtime().block_on(serve(implementation, &cert_dir, Tuning { max_udp_payload }))
+        }
+        Some(Role::Client {
+            implementation,
+            addr,
+            cert_dir,
+            payload,
+            concurrency,
+            duration,
+            warmup,
+            max_udp_payload,
+        }) => {
+            let tuning = Tuning { max_udp_payload };
+            let load = Load { payload, concurrency, duration: secs(duration), warmup: secs(warmup) };
+            runtime().block_on(client(implementation, addr, &cert_dir, tuning, load))
+        }
+    }
+}
+
+fn secs(s: f64) -> Duration {
+    Duration::from_secs_f64(s)
+}
+
+async fn serve(implementation: Impl, cert_dir: &Path, tuning: Tuning) {
+    match implementation {
+        Impl::Quinn => {
+            let endpoint = raw_quinn::server(cert_dir, &tuning);
+            println!("LISTENING {}", endpoint.local_addr().unwrap());
+            raw_quinn::serve(endpoint).await;
+        }
+        Impl::Rpcnet => {
+            let (server, endpoint) = rpcnet_echo::server(cert_dir, &tuning).await;
+            println!("LISTENING {}", server.local_addr().unwrap());
+            server.start(endpoint).await.unwrap();
+        }
+    }
+}
+
+struct Load {
+    payload: usize,
+    concurrency: usize,
+    duration: Duration,
+    warmup: Duration,
+}
+
+async fn client(implementation: Impl, addr: SocketAddr, cert_dir: &Path, tuning: Tuning, load: Load) {
+    let payload = Bytes::from(vec![0xa5u8; load.payload]);
+    let expect = load.payload;
+    let run = |duration| {
+        let payload = payload.clone();
+        async move {
+            match implementation {
+                Impl::Quinn => {
+                    let client = raw_quinn::Client::connect(addr, cert_dir, &tuning).await;
+                    let client = &client;
+                    measure::drive(load.concurrency, duration, || {
+                        let payload = payload.clone();
+                        async move { assert_eq!(client.echo(payload).await, expect) }
+                    })
+                    .await
+                }
+                Impl::Rpcnet => {
+                    let client = rpcnet_echo::connect(addr, cert_dir, &tuning).await;
+                    let client = &client;
+                    measure::drive(load.concurrency, duration, || {
+                        let payload = payload.clone();
+                        async move { assert_eq!(rpcnet_echo::echo(client, payload).await, expect) }
+                    })
+                    .await
+                }
+            }
+        }
+    };
+    run(load.warmup).await;
+    let cpu_before = measure::process_cpu(std::process::id()).unwrap_or_default();
+    println!("MEASURE");
+    let phase = run(load.duration).await;
+    let cpu = measure::process_cpu(std::process::id()).unwrap_or_default() - cpu_before;
+    println!(
+        "RESULT calls={} secs={} p50_ns={} p99_ns={} cpu_ns={}",
+        phase.calls,
+        phase.elapsed.as_secs_f64(),
+        phase.latency.value_at_quantile(0.50),
+        phase.latency.value_at_quantile(0.99),
+        cpu.as_nanos()
+    );
+}
+
+/// One cell of the table.
+#[derive(Debug, Clone)]
+struct Cell {
+    implementation: Impl,
+    payload: usize,
+    concurrency: usize,
+    calls_per_sec: f64,
+    p50_us: f64,
+    p99_us: f64,
+    cpu_us_per_call: f64,
+}
+
+fn spawn_pinned(args: &RunArgs, child_args: &[String]) -> Child {
+    let exe = std::env::current_exe().expect("own path");
+    let mut command = if args.no_pin {
+        Command::new(exe)
+    } else {
+        let mut c = Command::new("taskset");
+        c.arg("-c").arg(args.cpu.to_string()).arg(exe);
+        c
+    };
+    command.args(child_args).stdout(Stdio::piped()).stderr(Stdio::inherit());
+    command.spawn().expect("spawn a benchmark process (is taskset installed? else pass --no-pin)")
+}
+
+fn orchestrate(args: &RunArgs) {
+    let cert_dir = std::env::temp_dir().join(format!("rpcnet-bench-{}", std::process::id()));
+    rpcnet::transport::DevPki::get().write_pem_files(&cert_dir).expect("write development certificates");
+    let udp = args.max_udp_payload.map(|s| vec!["--max-udp-payload".to_string(), s.to_string()]).unwrap_or_default();
+    let mut cells = Vec::new();
+    for &implementation in &args.impls {
+        let name = implementation.to_possible_value().unwrap().get_name().to_string();
+        let mut serve_args = vec!["serve".into(), "--implementation".into(), name.clone()];
+        serve_args.extend(["--cert-dir".into(), cert_dir.display().to_string()]);
+        serve_args.extend(udp.clone());
+        let mut server = spawn_pinned(args, &serve_args);
+        let mut server_out = BufReader::new(server.stdout.take().unwrap());
+        let mut line = String::new();
+        server_out.read_line(&mut line).unwrap();
+        let addr = line.trim().strip_prefix("LISTENING ").expect("server prints its address").to_string();
+        for &payload in &args.payloads {
+            for &concurrency in &args.concurrency {
+                let mut runs: Vec<Cell> = (0..args.repeat)
+                    .map(|_| {
+                        let mut client_args = vec!["client".into(), "--implementation".into(), name.clone()];
+                        client_args.extend([
+                            "--addr".into(),
+                            addr.clone(),
+                            "--cert-dir".into(),
+                            cert_dir.display().to_string(),
+                        ]);
+                        client_args.extend(["--payload".into(), payload.to_string()]);
+                        client_args.extend(["--concurrency".into(), concurrency.to_string()]);
+                        client_args.extend(["--duration".into(), args.duration.to_string()]);
+                        client_args.extend(["--warmup".into(), args.warmup.to_string()]);
+                        client_args.extend(udp.clone());
+                        run_client(args, &client_args, server.id(), implementation, payload, concurrency)
+                    })
+                    .collect();
+                runs.sort_by(|a, b| a.calls_per_sec.total_cmp(&b.calls_per_sec));
+                let cell = runs[runs.len() / 2].clone();
+                eprintln!("{cell:?}");
+                cells.push(cell);
+            }
+        }
+        let _ = server.kill();
+        let _ = server.wait();
+    }
+    let _ = std::fs::remove_dir_all(&cert_dir);
+    print_table(args, &cells);
+}
+
+fn run_client(
+    args: &RunArgs,
+    client_args: &[String],
+    server_pid: u32,
+    implementation: Impl,
+    payload: usize,
+    concurrency: usize,
+) -> Cell {
+    let mut client = spawn_pinned(args, client_args);
+    let out = BufReader::new(client.stdout.take().unwrap());
+    let mut server_cpu_start = Duration::ZERO;
+    let mut result = None;
+    for line in out.lines() {
+        let line = line.unwrap();
+        if line == "MEASURE" {
+            server_cpu_start = measure::process_cpu(server_pid).unwrap_or_default();
+        } else if let Some(fields) = line.strip_prefix("RESULT ") {
+            let server_cpu = measure::process_cpu(server_pid).unwrap_or_default() - server_cpu_start;
+            result = Some((fields.to_string(), server_cpu));
+        }
+    }
+    assert!(client.wait().unwrap().success(), "benchmark client failed");
+    let (fields, server_cpu) = result.expect("client prints RESULT");
+    let get = |key: &str| -> f64 {
+        fields.split(' ').find_map(|kv| kv.strip_prefix(&format!("{key}="))).and_then(|v| v.parse().ok()).unwrap()
+    };
+    let calls = get("calls");
+    let cpu_ns = get("cpu_ns") + server_cpu.as_nanos() as f64;
+    Cell {
+        implementation,
+        payload,
+        concurrency,
+        calls_per_sec: calls / get("secs"),
+        p50_us: get("p50_ns") / 1000.0,
+        p99_us: get("p99_ns") / 1000.0,
+        cpu_us_per_call: cpu_ns / calls / 1000.0,
+    }
+}
+
+fn print_table(args: &RunArgs, cells: &[Cell]) {
+    println!(
+        "\nUnary echo, loopback, {} s per cell, {}, UDP payload {}:\n",
+        args.duration,
+        if args.no_pin { "unpinned".to_string() } else { format!("both processes on core {}", args.cpu) },
+        args.max_udp_payload.map_or("QUIC default".to_string(), |s| s.to_string())
+    );
+    println!("| impl | payload | concurrency | calls/s | vs quinn | p50 µs | p99 µs | CPU µs/call |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    for cell in cells {
+        let baseline = cells.iter().find(|c| {
+            c.implementation == Impl::Quinn && c.payload == cell.payload && c.concurrency == cell.concurrency
+        });
+        let ratio =
+            baseline.map_or("-".to_string(), |b| format!("{:.1}%", 100.0 * cell.calls_per_sec / b.calls_per_sec));
+        println!(
+            "| {:?} | {} | {} | {:.0} | {} | {:.1} | {:.1} | {:.2} |",
+            cell.implementation,
+            cell.payload,
+            cell.concurrency,
+            cell.calls_per_sec,
+            ratio,
+            cell.p50_us,
+            cell.p99_us,
+            cell.cpu_us_per_call
+        );
+    }
+}
