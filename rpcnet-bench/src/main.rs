@@ -241,45 +241,49 @@ fn orchestrate(args: &RunArgs) {
     let cert_dir = std::env::temp_dir().join(format!("rpcnet-bench-{}", std::process::id()));
     rpcnet::transport::DevPki::get().write_pem_files(&cert_dir).expect("write development certificates");
     let udp = args.max_udp_payload.map(|s| vec!["--max-udp-payload".to_string(), s.to_string()]).unwrap_or_default();
-    let mut cells = Vec::new();
+    // Every server runs for the whole benchmark; each cell alternates between the
+    // implementations so that drift in the machine's speed hits them alike.
+    let mut servers = Vec::new();
     for &implementation in &args.impls {
         let name = implementation.to_possible_value().unwrap().get_name().to_string();
         let mut serve_args = vec!["serve".into(), "--implementation".into(), name.clone()];
         serve_args.extend(["--cert-dir".into(), cert_dir.display().to_string()]);
         serve_args.extend(udp.clone());
         let mut server = spawn_pinned(args, &serve_args);
-        let mut server_out = BufReader::new(server.stdout.take().unwrap());
         let mut line = String::new();
-        server_out.read_line(&mut line).unwrap();
+        BufReader::new(server.stdout.take().unwrap()).read_line(&mut line).unwrap();
         let addr = line.trim().strip_prefix("LISTENING ").expect("server prints its address").to_string();
-        for &payload in &args.payloads {
-            for &concurrency in &args.concurrency {
-                let mut runs: Vec<Cell> = (0..args.repeat)
-                    .map(|_| {
-                        let mut client_args = vec!["client".into(), "--implementation".into(), name.clone()];
-                        client_args.extend([
-                            "--addr".into(),
-                            addr.clone(),
-                            "--cert-dir".into(),
-                            cert_dir.display().to_string(),
-                        ]);
-                        client_args.extend(["--payload".into(), payload.to_string()]);
-                        client_args.extend(["--concurrency".into(), concurrency.to_string()]);
-                        client_args.extend(["--duration".into(), args.duration.to_string()]);
-                        client_args.extend(["--warmup".into(), args.warmup.to_string()]);
-                        client_args.extend(udp.clone());
-                        run_client(args, &client_args, server.id(), implementation, payload, concurrency)
-                    })
-                    .collect();
-                runs.sort_by(|a, b| a.calls_per_sec.total_cmp(&b.calls_per_sec));
-                let cell = runs[runs.len() / 2].clone();
+        servers.push((implementation, name, server, addr));
+    }
+    let mut cells = Vec::new();
+    for &payload in &args.payloads {
+        for &concurrency in &args.concurrency {
+            let mut runs: Vec<Vec<Cell>> = vec![Vec::new(); servers.len()];
+            for _ in 0..args.repeat {
+                for (i, (implementation, name, server, addr)) in servers.iter().enumerate() {
+                    let mut client_args = vec!["client".into(), "--implementation".into(), name.clone()];
+                    client_args.extend(["--addr".into(), addr.clone(), "--cert-dir".into(), cert_dir.display().to_string()]);
+                    client_args.extend(["--payload".into(), payload.to_string()]);
+                    client_args.extend(["--concurrency".into(), concurrency.to_string()]);
+                    client_args.extend(["--duration".into(), args.duration.to_string()]);
+                    client_args.extend(["--warmup".into(), args.warmup.to_string()]);
+                    client_args.extend(udp.clone());
+                    runs[i].push(run_client(args, &client_args, server.id(), *implementation, payload, concurrency));
+                }
+            }
+            for mut impl_runs in runs {
+                impl_runs.sort_by(|a, b| a.calls_per_sec.total_cmp(&b.calls_per_sec));
+                let cell = impl_runs[impl_runs.len() / 2].clone();
                 eprintln!("{cell:?}");
                 cells.push(cell);
             }
         }
+    }
+    for (_, _, mut server, _) in servers {
         let _ = server.kill();
         let _ = server.wait();
     }
+    cells.sort_by_key(|c| (c.implementation as u8, c.payload, c.concurrency));
     let _ = std::fs::remove_dir_all(&cert_dir);
     print_table(args, &cells);
 }
