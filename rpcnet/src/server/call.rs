@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use super::ServerShared;
 use super::respond::Responder;
 use super::routes::{BidiStreamingFn, ClientStreamingFn, Handler, ServerStreamingFn, UnaryFn};
-use super::interrupt::{Interruption, Outcome, timeout_if_pending};
+use super::interrupt::{Deadline, Interruption, Outcome, timeout_if_pending};
 use crate::transport::{FrameReader, HeadError, IncomingHead};
 use crate::wire::{StatusCode, StreamCode, WireError};
 use crate::{RpcError, RpcStream};
@@ -76,9 +76,8 @@ pub(crate) async fn serve_call(send: SendStream, recv: RecvStream, shared: Arc<S
         return;
     };
 
-    let deadline = head.deadline.map(|d| Instant::now() + d);
-    let mut interruption = Interruption::new(deadline);
-    let call = Call { reader, responder: &mut responder, interruption: &mut interruption, deadline, shared: &shared };
+    let mut interruption = Interruption::new(Deadline::after(head.deadline));
+    let call = Call { reader, responder: &mut responder, interruption: &mut interruption, shared: &shared };
     let result = match handler {
         Handler::Unary(handler) => call.unary(handler.as_ref()).await,
         // Streaming calls are rarer and their futures larger: boxing them keeps the task of
@@ -133,7 +132,6 @@ struct Call<'a> {
     reader: FrameReader,
     responder: &'a mut Responder,
     interruption: &'a mut Interruption,
-    deadline: Option<Instant>,
     shared: &'a ServerShared,
 }
 
@@ -149,10 +147,10 @@ impl Call<'_> {
             reader.expect_end().await?;
             Ok(message)
         };
-        let (deadline, read_timeout) = (self.deadline, self.shared.request_read_timeout);
+        let (deadline, read_timeout) = (&mut self.interruption.deadline, self.shared.request_read_timeout);
         let limit = || {
             let read_limit = Instant::now() + read_timeout;
-            deadline.map_or(read_limit, |d| d.min(read_limit))
+            deadline.instant().map_or(read_limit, |d| d.min(read_limit))
         };
         match timeout_if_pending(limit, read).await {
             Some(Ok(message)) => Ok(message),

@@ -5,6 +5,7 @@ use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::{Pin, pin};
 use std::task::Poll;
+use std::time::Duration;
 
 use futures::FutureExt;
 use quinn::SendStream;
@@ -27,29 +28,56 @@ impl From<RpcError> for Outcome {
     }
 }
 
-/// Runs `fut`; only if it cannot finish at once is a timer armed for `limit()`.
+/// Runs `fut`; only if it cannot finish at once is a timer armed for `limit()`. The timer is
+/// boxed so that the futures of calls that never wait stay small.
 pub(crate) async fn timeout_if_pending<F: Future>(limit: impl FnOnce() -> Instant, fut: F) -> Option<F::Output> {
     let mut fut = pin!(fut);
     if let Poll::Ready(output) = futures::poll!(fut.as_mut()) {
         return Some(output);
     }
-    tokio::time::timeout_at(limit(), fut).await.ok()
+    let timer = Box::pin(tokio::time::sleep_until(limit()));
+    tokio::select! {
+        biased;
+        output = fut => Some(output),
+        () = timer => None,
+    }
+}
+
+/// A call's deadline, fixed from the moment a wait first needs it. Calls that never wait
+/// never read the clock; the few microseconds of work before a first wait are not billed.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Deadline {
+    budget: Option<Duration>,
+    at: Option<Instant>,
+}
+
+impl Deadline {
+    pub(crate) fn after(budget: Option<Duration>) -> Self {
+        Self { budget, at: None }
+    }
+
+    pub(crate) fn instant(&mut self) -> Option<Instant> {
+        if self.at.is_none() {
+            self.at = self.budget.map(|budget| Instant::now() + budget);
+        }
+        self.at
+    }
 }
 
 /// What can end a call early: its deadline, or the client stopping its receive half (a
 /// dropped call future). Armed on first need, then shared by every wait of the call.
 pub(crate) struct Interruption {
-    deadline: Option<Instant>,
+    pub(crate) deadline: Deadline,
     armed: Option<Pin<Box<dyn Future<Output = Outcome> + Send>>>,
 }
 
 impl Interruption {
-    pub(crate) fn new(deadline: Option<Instant>) -> Self {
+    pub(crate) fn new(deadline: Deadline) -> Self {
         Self { deadline, armed: None }
     }
 
     fn arm(&mut self, send: &SendStream) -> Pin<&mut (dyn Future<Output = Outcome> + Send)> {
-        let deadline = self.deadline;
+        let deadline = self.deadline.instant();
         let stopped = send.stopped();
         self.armed
             .get_or_insert_with(|| {
