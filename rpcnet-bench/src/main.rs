@@ -268,7 +268,9 @@ fn orchestrate(args: &RunArgs) {
                     client_args.extend(["--duration".into(), args.duration.to_string()]);
                     client_args.extend(["--warmup".into(), args.warmup.to_string()]);
                     client_args.extend(udp.clone());
-                    runs[i].push(run_client(args, &client_args, server.id(), *implementation, payload, concurrency));
+                    let cell = run_client(args, &client_args, server.id(), *implementation, payload, concurrency);
+                    eprintln!("  run {:?} {:.0} calls/s, {:.2} µs CPU/call", cell.implementation, cell.calls_per_sec, cell.cpu_us_per_call);
+                    runs[i].push(cell);
                 }
             }
             for mut impl_runs in runs {
