@@ -1,13 +1,13 @@
 //! One call on one stream from the client side: write the request, read the response, and
 //! reset both halves if the caller gives up before the end.
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use quinn::{RecvStream, SendStream, VarInt};
 use tokio::time::Instant;
 
-use crate::transport::{FrameReader, write_error};
-use crate::wire::{CallKind, FrameHeader, FrameTag, Limits, RequestHead, StreamCode, decode_status};
+use crate::transport::{FrameReader, Outgoing};
+use crate::wire::{CallKind, FRAME_HEADER_LEN, FrameHeader, FrameTag, Limits, RequestHead, StreamCode, decode_status};
 use crate::{RpcError, RpcStream};
 
 /// Encodes the head of a call and, for calls with exactly one request message, that
@@ -18,19 +18,23 @@ pub(crate) fn encode_request(
     timeout: Option<std::time::Duration>,
     message: Option<Bytes>,
     limits: &Limits,
-) -> Result<[Bytes; 2], RpcError> {
+) -> Result<Outgoing, RpcError> {
     let mut head = RequestHead::new(kind, method);
     head.deadline = timeout;
-    let mut prefix = BytesMut::with_capacity(head.encoded_len() + crate::wire::FRAME_HEADER_LEN);
-    head.encode(limits, &mut prefix)?;
-    let message = match message {
-        Some(message) => {
-            frame_header(message.len(), limits)?.encode(&mut prefix);
-            message
-        }
-        None => Bytes::new(),
-    };
-    Ok([prefix.freeze(), message])
+    let header = message.as_ref().map(|m| frame_header(m.len(), limits)).transpose()?;
+    let mut encoded = Ok(());
+    let outgoing = Outgoing::new(
+        head.encoded_len() + crate::wire::FRAME_HEADER_LEN,
+        |buf| {
+            encoded = head.encode(limits, buf);
+            if let Some(header) = header {
+                header.encode(buf);
+            }
+        },
+        message.unwrap_or_default(),
+    );
+    encoded?;
+    Ok(outgoing)
 }
 
 fn frame_header(len: usize, limits: &Limits) -> Result<FrameHeader, RpcError> {
@@ -54,15 +58,14 @@ impl RequestWriter {
     }
 
     /// Writes bytes prepared by [`encode_request`].
-    pub(crate) async fn write_prefix(&mut self, prefix: [Bytes; 2]) -> Result<(), RpcError> {
-        let mut chunks = prefix;
-        self.send.write_all_chunks(&mut chunks).await.map_err(write_error)
+    pub(crate) async fn write_request(&mut self, request: Outgoing) -> Result<(), RpcError> {
+        request.write(&mut self.send).await
     }
 
     /// Writes one request message.
     pub(crate) async fn write_message(&mut self, message: Bytes) -> Result<(), RpcError> {
-        let header = Bytes::copy_from_slice(&frame_header(message.len(), &self.limits)?.to_bytes());
-        self.send.write_all_chunks(&mut [header, message]).await.map_err(write_error)
+        let header = frame_header(message.len(), &self.limits)?;
+        Outgoing::new(FRAME_HEADER_LEN, |buf| header.encode(buf), message).write(&mut self.send).await
     }
 
     /// Marks the end of the requests.

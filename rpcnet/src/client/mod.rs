@@ -16,7 +16,7 @@ use quinn::{Connection, RecvStream, SendStream};
 use tokio::time::Instant;
 
 use self::call::{RequestWriter, ResponseReader, encode_request, send_all};
-use crate::transport::{client_endpoint, connection_error};
+use crate::transport::{Outgoing, client_endpoint, connection_error};
 use crate::wire::{CallKind, Limits};
 use crate::{RpcConfig, RpcError, RpcStream};
 
@@ -163,11 +163,11 @@ impl ClientInner {
         }
     }
 
-    async fn start(&self, prefix: [Bytes; 2]) -> Result<(RequestWriter, ResponseReader), RpcError> {
+    async fn start(&self, request: Outgoing) -> Result<(RequestWriter, ResponseReader), RpcError> {
         let (send, recv) = self.open().await?;
         let mut writer = RequestWriter::new(send, self.limits);
         let mut reader = ResponseReader::new(recv, self.limits);
-        if let Err(err) = writer.write_prefix(prefix).await {
+        if let Err(err) = writer.write_request(request).await {
             return Err(server_answer(&mut reader, err).await);
         }
         Ok((writer, reader))

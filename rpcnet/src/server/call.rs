@@ -34,7 +34,7 @@ pub(crate) async fn serve_call(send: SendStream, recv: RecvStream, shared: Arc<S
                 _ => StatusCode::Protocol,
             };
             reader.stop(StreamCode::Protocol);
-            responder.refuse(code, &err.to_string()).await;
+            refuse(&mut responder, code, &err.to_string()).await;
             return;
         }
         Some(Err(HeadError::Stream(err))) => {
@@ -45,20 +45,20 @@ pub(crate) async fn serve_call(send: SendStream, recv: RecvStream, shared: Arc<S
         None => {
             tracing::warn!(timeout = ?read_timeout, "request head did not arrive in time; freeing the stream");
             reader.stop(StreamCode::Cancelled);
-            responder.refuse(StatusCode::DeadlineExceeded, "the request head did not arrive in time").await;
+            refuse(&mut responder, StatusCode::DeadlineExceeded, "the request head did not arrive in time").await;
             return;
         }
     };
 
     if shared.shutting_down.load(Ordering::Acquire) {
         reader.stop(StreamCode::Shutdown);
-        responder.refuse(StatusCode::Unavailable, "the server is shutting down").await;
+        refuse(&mut responder, StatusCode::Unavailable, "the server is shutting down").await;
         return;
     }
     let Some(handler) = shared.routes.get(&head.method) else {
         tracing::warn!(method = %head.method_name(), "call to an unknown method");
         reader.stop(StreamCode::Cancelled);
-        responder.refuse(StatusCode::UnknownMethod, &head.method_name()).await;
+        refuse(&mut responder, StatusCode::UnknownMethod, &head.method_name()).await;
         return;
     };
     if handler.kind() != head.kind {
@@ -66,13 +66,13 @@ pub(crate) async fn serve_call(send: SendStream, recv: RecvStream, shared: Arc<S
             format!("method `{}` is {:?} but was called as {:?}", head.method_name(), handler.kind(), head.kind);
         tracing::warn!("{message}");
         reader.stop(StreamCode::Protocol);
-        responder.refuse(StatusCode::Protocol, &message).await;
+        refuse(&mut responder, StatusCode::Protocol, &message).await;
         return;
     }
     let Some(_permit) = InFlight::acquire(&shared) else {
         tracing::warn!(method = %head.method_name(), limit = shared.max_in_flight_calls, "refusing a call: too many calls in flight");
         reader.stop(StreamCode::Cancelled);
-        responder.refuse(StatusCode::Overloaded, "too many calls in flight on the server").await;
+        refuse(&mut responder, StatusCode::Overloaded, "too many calls in flight on the server").await;
         return;
     };
 
@@ -94,9 +94,15 @@ pub(crate) async fn serve_call(send: SendStream, recv: RecvStream, shared: Arc<S
         }
         Err(Outcome::Failed(err)) => {
             log_failure(&head, &err);
-            responder.fail(&err).await;
+            // Boxed, like every rare path here: it keeps the future of each call small.
+            Box::pin(responder.fail(&err)).await;
         }
     }
+}
+
+/// Answers a call that never reached a handler (boxed: a rare path).
+async fn refuse(responder: &mut Responder, code: StatusCode, message: &str) {
+    Box::pin(responder.refuse(code, message)).await;
 }
 
 fn log_failure(head: &IncomingHead, err: &RpcError) {

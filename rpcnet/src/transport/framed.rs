@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use quinn::{ConnectionError, ReadError, RecvStream, VarInt, WriteError};
 
 use crate::RpcError;
@@ -41,28 +41,46 @@ pub(crate) enum HeadError {
 
 /// Reads wire frames from the receiving half of a call's stream.
 ///
-/// Chunks come from quinn without copying; a frame is copied only when it spans chunks.
+/// One async primitive, [`fill`](Self::fill), pulls the next chunk from quinn; everything
+/// else is a synchronous parse of what is buffered, so the futures of a call stay small.
+/// Chunks are kept without copying; a frame that spans chunks is assembled in a buffer that
+/// grows as its payload arrives (never sized from the announced length alone).
 #[derive(Debug)]
 pub(crate) struct FrameReader {
     recv: RecvStream,
-    /// Received, not yet consumed bytes.
+    /// Received bytes not yet parsed.
     buf: Bytes,
+    /// A frame whose header was parsed and whose payload is still arriving.
+    partial: Option<PartialFrame>,
     limits: Limits,
+}
+
+#[derive(Debug)]
+struct PartialFrame {
+    tag: FrameTag,
+    len: usize,
+    payload: BytesMut,
 }
 
 impl FrameReader {
     pub(crate) fn new(recv: RecvStream, limits: Limits) -> Self {
-        Self { recv, buf: Bytes::new(), limits }
+        Self { recv, buf: Bytes::new(), partial: None, limits }
     }
 
-    /// Appends the next chunk to `buf`; false when the peer finished the stream.
+    /// Reads the next chunk into the partial frame or the buffer; false when the peer
+    /// finished the stream.
     async fn fill(&mut self) -> Result<bool, RpcError> {
-        let Some(chunk) = self.recv.read_chunk(usize::MAX, true).await.map_err(read_error)? else {
+        // Never read past a partial frame, so its chunks land straight in its buffer.
+        let want = self.partial.as_ref().map_or(usize::MAX, |p| p.len - p.payload.len());
+        let Some(chunk) = self.recv.read_chunk(want, true).await.map_err(read_error)? else {
             return Ok(false);
         };
-        if self.buf.is_empty() {
+        if let Some(partial) = &mut self.partial {
+            partial.payload.extend_from_slice(&chunk.bytes);
+        } else if self.buf.is_empty() {
             self.buf = chunk.bytes;
         } else {
+            // Only a few bytes (a header cut by a packet boundary) are ever joined here.
             let mut joined = BytesMut::with_capacity(self.buf.len() + chunk.bytes.len());
             joined.extend_from_slice(&self.buf);
             joined.extend_from_slice(&chunk.bytes);
@@ -71,91 +89,88 @@ impl FrameReader {
         Ok(true)
     }
 
-    /// Waits until `n` bytes are buffered (only ever small `n`: prefixes and headers).
-    async fn ensure(&mut self, n: usize) -> Result<bool, RpcError> {
-        while self.buf.len() < n {
-            if !self.fill().await? {
-                return Ok(false);
-            }
+    /// Parses a request head from the buffer, if a whole one is there.
+    fn parse_head(&mut self) -> Result<Option<IncomingHead>, WireError> {
+        let Some(total) = RequestHead::peek_len(&self.buf, &self.limits)? else { return Ok(None) };
+        if self.buf.len() < total {
+            return Ok(None);
         }
-        Ok(true)
-    }
-
-    /// Takes exactly `n` bytes (already checked against the frame limit); `None` if the
-    /// stream ends first.
-    async fn take(&mut self, n: usize) -> Result<Option<Bytes>, RpcError> {
-        if self.buf.len() >= n {
-            return Ok(Some(self.buf.split_to(n)));
-        }
-        let mut assembled = BytesMut::with_capacity(n.min(INITIAL_ASSEMBLY_CAPACITY).max(self.buf.len()));
-        assembled.extend_from_slice(&self.buf);
-        self.buf = Bytes::new();
-        while assembled.len() < n {
-            // Ask for no more than the frame needs, so nothing is left to re-buffer.
-            match self.recv.read_chunk(n - assembled.len(), true).await.map_err(read_error)? {
-                Some(chunk) => assembled.extend_from_slice(&chunk.bytes),
-                None => return Ok(None),
-            }
-        }
-        Ok(Some(assembled.freeze()))
+        let bytes = self.buf.split_to(total);
+        let Some((head, _)) = RequestHead::decode(&bytes, &self.limits)? else {
+            unreachable!("bug in rpcnet: a head of known length decoded as incomplete")
+        };
+        Ok(Some(IncomingHead {
+            kind: head.kind,
+            method: bytes.slice_ref(head.method.as_bytes()),
+            deadline: head.deadline,
+        }))
     }
 
     /// Reads and validates a request head.
     pub(crate) async fn read_request_head(&mut self) -> Result<IncomingHead, HeadError> {
-        let truncated = || HeadError::Wire(WireError::Malformed("request head (the stream ended inside it)"));
-        let total = loop {
-            match RequestHead::peek_len(&self.buf, &self.limits) {
-                Ok(Some(total)) => break total,
-                Ok(None) => {}
-                Err(e) => return Err(HeadError::Wire(e)),
+        loop {
+            if let Some(head) = self.parse_head().map_err(HeadError::Wire)? {
+                return Ok(head);
             }
             if !self.fill().await.map_err(HeadError::Stream)? {
-                return Err(truncated());
+                return Err(HeadError::Wire(WireError::Malformed("request head (the stream ended inside it)")));
             }
-        };
-        if !self.ensure(total).await.map_err(HeadError::Stream)? {
-            return Err(truncated());
         }
-        let bytes = self.buf.split_to(total);
-        let (head, _) = match RequestHead::decode(&bytes, &self.limits) {
-            Ok(Some(decoded)) => decoded,
-            Ok(None) => unreachable!("bug in rpcnet: a head of known length decoded as incomplete"),
-            Err(e) => return Err(HeadError::Wire(e)),
-        };
-        Ok(IncomingHead { kind: head.kind, method: bytes.slice_ref(head.method.as_bytes()), deadline: head.deadline })
     }
 
     /// Reads the version byte that opens a response.
     pub(crate) async fn read_response_version(&mut self) -> Result<(), RpcError> {
-        if !self.ensure(1).await? {
-            return Err(RpcError::Protocol("the server finished the stream without a response".into()));
+        while self.buf.is_empty() {
+            if !self.fill().await? {
+                return Err(RpcError::Protocol("the server finished the stream without a response".into()));
+            }
         }
         match self.buf[0] {
             PROTOCOL_VERSION => {
-                let _ = self.buf.split_to(1);
+                self.buf.advance(1);
                 Ok(())
             }
             other => Err(WireError::UnsupportedVersion(other).into()),
         }
     }
 
+    /// Parses a frame from what is buffered; starts assembling one that is incomplete.
+    fn parse_frame(&mut self) -> Result<Option<(FrameTag, Bytes)>, RpcError> {
+        if let Some(partial) = &self.partial {
+            if partial.payload.len() < partial.len {
+                return Ok(None);
+            }
+            let PartialFrame { tag, payload, .. } = self.partial.take().expect("checked above");
+            return Ok(Some((tag, payload.freeze())));
+        }
+        let Some(header) = FrameHeader::decode(&self.buf, self.limits.max_frame_len)? else { return Ok(None) };
+        self.buf.advance(FRAME_HEADER_LEN);
+        let len = header.len as usize;
+        if self.buf.len() >= len {
+            return Ok(Some((header.tag, self.buf.split_to(len))));
+        }
+        let mut payload = BytesMut::with_capacity(len.min(INITIAL_ASSEMBLY_CAPACITY).max(self.buf.len()));
+        payload.extend_from_slice(&std::mem::take(&mut self.buf));
+        self.partial = Some(PartialFrame { tag: header.tag, len, payload });
+        Ok(None)
+    }
+
     /// Reads the next frame; `None` when the peer finished the stream between frames.
     pub(crate) async fn next_frame(&mut self) -> Result<Option<(FrameTag, Bytes)>, RpcError> {
-        if self.buf.is_empty() && !self.fill().await? {
-            return Ok(None);
-        }
-        if !self.ensure(FRAME_HEADER_LEN).await? {
-            return Err(RpcError::Protocol("stream ended inside a frame header".into()));
-        }
-        let header = FrameHeader::decode(&self.buf, self.limits.max_frame_len)?
-            .expect("bug in rpcnet: a complete frame header decoded as incomplete");
-        let _ = self.buf.split_to(FRAME_HEADER_LEN);
-        match self.take(header.len as usize).await? {
-            Some(payload) => Ok(Some((header.tag, payload))),
-            None => Err(RpcError::Protocol(format!(
-                "stream ended inside a frame of {} bytes (the peer stopped sending mid-frame)",
-                header.len
-            ))),
+        loop {
+            if let Some(frame) = self.parse_frame()? {
+                return Ok(Some(frame));
+            }
+            if !self.fill().await? {
+                return match &self.partial {
+                    None if self.buf.is_empty() => Ok(None),
+                    None => Err(RpcError::Protocol("stream ended inside a frame header".into())),
+                    Some(partial) => Err(RpcError::Protocol(format!(
+                        "stream ended inside a frame of {} bytes (the peer stopped sending mid-frame)",
+                        partial.len
+                    ))),
+                };
+            }
         }
     }
 
@@ -170,7 +185,7 @@ impl FrameReader {
 
     /// Checks that the peer finished the stream with nothing after the last frame.
     pub(crate) async fn expect_end(&mut self) -> Result<(), RpcError> {
-        if self.buf.is_empty() && !self.fill().await? {
+        if self.buf.is_empty() && self.partial.is_none() && !self.fill().await? {
             return Ok(());
         }
         Err(RpcError::Protocol("unexpected data after the last message of the call".into()))

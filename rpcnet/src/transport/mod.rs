@@ -6,6 +6,7 @@ mod dev;
 mod endpoint;
 mod framed;
 mod identity;
+mod outgoing;
 mod tls;
 
 pub use dev::DevPki;
@@ -13,3 +14,4 @@ pub use identity::Identity;
 
 pub(crate) use endpoint::{SHUTDOWN_CODE, client_endpoint, server_endpoint};
 pub(crate) use framed::{FrameReader, HeadError, IncomingHead, connection_error, write_error};
+pub(crate) use outgoing::Outgoing;
