@@ -302,9 +302,7 @@ async fn serve_connection(
     loop {
         match connection.accept_bi().await {
             Ok((send, recv)) => {
-                // Boxed: the call's future is large, and a box is cheaper than copying it
-                // through every layer of `spawn`.
-                calls.spawn(Box::pin(call::serve_call(send, recv, shared.clone())));
+                calls.spawn(call::serve_call(send, recv, shared.clone()));
             }
             Err(err) => {
                 tracing::debug!(%remote, reason = %err, "connection closed");
