@@ -132,11 +132,16 @@ impl ResponseReader {
 
     /// Reads the one response message of a unary or client-streaming call.
     pub(crate) async fn single_message(&mut self) -> Result<Bytes, RpcError> {
-        match self.next_message().await? {
-            Some(message) => {
-                self.reader.expect_end().await?;
-                self.done = true;
-                Ok(message)
+        debug_assert!(!self.version_read, "bug in rpcnet: single_message after next_message");
+        self.reader.read_response_version().await?;
+        let frame = self.reader.read_last_frame().await;
+        self.done = true;
+        match frame? {
+            Some((FrameTag::Message, message)) => Ok(message),
+            Some((FrameTag::ServiceError, payload)) => Err(RpcError::service(payload)),
+            Some((FrameTag::Status, payload)) => {
+                let (code, message) = decode_status(&payload)?;
+                Err(RpcError::from_status(code, message))
             }
             None => Err(RpcError::Protocol("the server finished the call without a response".into())),
         }

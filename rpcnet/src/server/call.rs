@@ -15,7 +15,7 @@ use super::respond::Responder;
 use super::routes::{BidiStreamingFn, ClientStreamingFn, Handler, ServerStreamingFn, UnaryFn};
 use super::interrupt::{Deadline, Interruption, Outcome, timeout_if_pending};
 use crate::transport::{FrameReader, HeadError, IncomingHead};
-use crate::wire::{StatusCode, StreamCode, WireError};
+use crate::wire::{FrameTag, StatusCode, StreamCode, WireError};
 use crate::{RpcError, RpcStream};
 
 /// Serves one call; never fails: every problem is answered on the stream and logged.
@@ -148,11 +148,11 @@ impl Call<'_> {
     async fn single_request(&mut self) -> Result<Bytes, RpcError> {
         let reader = &mut self.reader;
         let read = async {
-            let Some(message) = reader.next_message().await? else {
-                return Err(RpcError::Protocol("the request ended without its message".into()));
-            };
-            reader.expect_end().await?;
-            Ok(message)
+            match reader.read_last_frame().await? {
+                Some((FrameTag::Message, message)) => Ok(message),
+                Some((tag, _)) => Err(RpcError::Protocol(format!("unexpected {tag:?} frame in a request"))),
+                None => Err(RpcError::Protocol("the request ended without its message".into())),
+            }
         };
         let (deadline, read_timeout) = (&mut self.interruption.deadline, self.shared.request_read_timeout);
         let limit = || {

@@ -174,6 +174,52 @@ impl FrameReader {
         }
     }
 
+    /// Reads the last frame of the stream and its end, in one loop: the one message of a
+    /// unary request or response. The frame header is checked against the limit as soon as
+    /// it arrives, so an oversized frame is refused before its payload is read; the payload
+    /// is copied only if it spans chunks. `None` if the stream ends with no frame at all.
+    pub(crate) async fn read_last_frame(&mut self) -> Result<Option<(FrameTag, Bytes)>, RpcError> {
+        debug_assert!(self.partial.is_none(), "bug in rpcnet: read_last_frame after next_frame");
+        let mut header: Option<FrameHeader> = None;
+        let mut assembled: Option<BytesMut> = None;
+        loop {
+            let received: &[u8] = assembled.as_deref().unwrap_or(&self.buf);
+            if header.is_none() {
+                header = FrameHeader::decode(received, self.limits.max_frame_len)?;
+            }
+            if let Some(header) = &header
+                && received.len() > FRAME_HEADER_LEN + header.len as usize
+            {
+                return Err(RpcError::Protocol("unexpected data after the last message of the call".into()));
+            }
+            let Some(chunk) = self.recv.read_chunk(usize::MAX, true).await.map_err(read_error)? else { break };
+            match &mut assembled {
+                Some(assembled) => assembled.extend_from_slice(&chunk.bytes),
+                None if self.buf.is_empty() => self.buf = chunk.bytes,
+                None => {
+                    let needed = self.buf.len() + chunk.bytes.len();
+                    let total = header.map_or(needed, |h| FRAME_HEADER_LEN + h.len as usize);
+                    let mut buf = BytesMut::with_capacity(total.min(INITIAL_ASSEMBLY_CAPACITY).max(needed));
+                    buf.extend_from_slice(&std::mem::take(&mut self.buf));
+                    buf.extend_from_slice(&chunk.bytes);
+                    assembled = Some(buf);
+                }
+            }
+        }
+        let mut received = assembled.map_or_else(|| std::mem::take(&mut self.buf), BytesMut::freeze);
+        match header {
+            None if received.is_empty() => Ok(None),
+            None => Err(RpcError::Protocol("stream ended inside a frame header".into())),
+            Some(header) if received.len() < FRAME_HEADER_LEN + header.len as usize => Err(RpcError::Protocol(
+                format!("stream ended inside a frame of {} bytes (the peer stopped sending mid-frame)", header.len),
+            )),
+            Some(header) => {
+                received.advance(FRAME_HEADER_LEN);
+                Ok(Some((header.tag, received)))
+            }
+        }
+    }
+
     /// Reads a frame that must be a MESSAGE; `None` at the end of the stream.
     pub(crate) async fn next_message(&mut self) -> Result<Option<Bytes>, RpcError> {
         match self.next_frame().await? {
