@@ -302,7 +302,9 @@ async fn serve_connection(
     loop {
         match connection.accept_bi().await {
             Ok((send, recv)) => {
-                calls.spawn(call::serve_call(send, recv, shared.clone()));
+                // Boxed: spawning moves the task's future several times, and a pointer is
+                // cheaper to move than the call's state.
+                calls.spawn(Box::pin(call::serve_call(send, recv, shared.clone())));
             }
             Err(err) => {
                 tracing::debug!(%remote, reason = %err, "connection closed");
