@@ -123,7 +123,9 @@ impl ClientInner {
     async fn connection(&self) -> Result<Connection, RpcError> {
         match self.current() {
             Some(conn) => Ok(conn),
-            None => self.reconnect().await,
+            // Boxed: connecting is rare and its future large; inline, it would bloat (and
+            // slow down the moves of) every call's future.
+            None => Box::pin(self.reconnect()).await,
         }
     }
 
@@ -157,7 +159,7 @@ impl ClientInner {
             Ok(streams) => Ok(streams),
             Err(err) => {
                 tracing::debug!(remote = %self.remote, error = %err, "connection lost before the call; reconnecting");
-                let conn = self.reconnect().await?;
+                let conn = Box::pin(self.reconnect()).await?;
                 conn.open_bi().await.map_err(|e| connection_error(e, false))
             }
         }
@@ -168,7 +170,8 @@ impl ClientInner {
         let mut writer = RequestWriter::new(send, self.limits);
         let mut reader = ResponseReader::new(recv, self.limits);
         if let Err(err) = writer.write_request(request).await {
-            return Err(server_answer(&mut reader, err).await);
+            // Boxed: a rare path with a timer; inline, it would bloat every call's future.
+            return Err(Box::pin(server_answer(&mut reader, err)).await);
         }
         Ok((writer, reader))
     }
@@ -304,7 +307,7 @@ impl RpcClient {
         with_timeout(timeout, async {
             let (mut writer, mut reader) = self.inner.start(prefix).await?;
             if let Err(err) = send_all(&mut writer, requests).await {
-                return Err(server_answer(&mut reader, err).await);
+                return Err(Box::pin(server_answer(&mut reader, err)).await);
             }
             reader.single_message().await
         })
