@@ -1,15 +1,17 @@
 //! Deadlines and cancellation that cost nothing while a call does not have to wait: timers
 //! and the watch on the client's interest are armed only when a future returns `Pending`.
+//! Written as plain futures so that each call's state holds the wrapped future only once.
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::pin::{Pin, pin};
-use std::task::Poll;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use futures::FutureExt;
+use futures::future::CatchUnwind;
 use quinn::SendStream;
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 
 use crate::RpcError;
 
@@ -28,18 +30,38 @@ impl From<RpcError> for Outcome {
     }
 }
 
-/// Runs `fut`; only if it cannot finish at once is a timer armed for `limit()`. The timer is
-/// boxed so that the futures of calls that never wait stay small.
-pub(crate) async fn timeout_if_pending<F: Future>(limit: impl FnOnce() -> Instant, fut: F) -> Option<F::Output> {
-    let mut fut = pin!(fut);
-    if let Poll::Ready(output) = futures::poll!(fut.as_mut()) {
-        return Some(output);
+pin_project_lite::pin_project! {
+    /// Runs a future; a timer for `limit()` is armed (boxed, so the state stays small) only
+    /// if it cannot finish at once. Resolves to `None` when the timer fires first.
+    pub(crate) struct TimeoutIfPending<F, L> {
+        #[pin]
+        fut: F,
+        limit: Option<L>,
+        timer: Option<Pin<Box<Sleep>>>,
     }
-    let timer = Box::pin(tokio::time::sleep_until(limit()));
-    tokio::select! {
-        biased;
-        output = fut => Some(output),
-        () = timer => None,
+}
+
+pub(crate) fn timeout_if_pending<F: Future, L: FnOnce() -> Instant>(limit: L, fut: F) -> TimeoutIfPending<F, L> {
+    TimeoutIfPending { fut, limit: Some(limit), timer: None }
+}
+
+impl<F: Future, L: FnOnce() -> Instant> Future for TimeoutIfPending<F, L> {
+    type Output = Option<F::Output>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Poll::Ready(output) = this.fut.poll(cx) {
+            return Poll::Ready(Some(output));
+        }
+        let timer = match this.timer {
+            Some(timer) => timer,
+            None => {
+                let limit = this.limit.take().expect("bug in rpcnet: TimeoutIfPending armed twice");
+                this.timer.insert(Box::pin(tokio::time::sleep_until(limit())))
+            }
+        };
+        ready!(timer.as_mut().poll(cx));
+        Poll::Ready(None)
     }
 }
 
@@ -77,10 +99,11 @@ impl Interruption {
     }
 
     fn arm(&mut self, send: &SendStream) -> Pin<&mut (dyn Future<Output = Outcome> + Send)> {
-        let deadline = self.deadline.instant();
-        let stopped = send.stopped();
+        let deadline = &mut self.deadline;
         self.armed
             .get_or_insert_with(|| {
+                let stopped = send.stopped();
+                let deadline = deadline.instant();
                 Box::pin(async move {
                     match deadline {
                         Some(deadline) => tokio::select! {
@@ -99,21 +122,30 @@ impl Interruption {
 
     /// Runs a handler future until it finishes or the call is interrupted, turning a panic
     /// into an internal error so the server and the connection live on.
-    pub(crate) async fn guard<T>(
-        &mut self,
-        send: &SendStream,
-        fut: impl Future<Output = Result<T, RpcError>>,
-    ) -> Result<T, Outcome> {
-        let mut fut = pin!(AssertUnwindSafe(fut).catch_unwind());
-        if let Poll::Ready(output) = futures::poll!(fut.as_mut()) {
-            return settle(output);
+    pub(crate) fn guard<'a, F: Future>(&'a mut self, send: &'a SendStream, fut: F) -> Guarded<'a, F> {
+        Guarded { fut: AssertUnwindSafe(fut).catch_unwind(), interruption: self, send }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A handler future under watch; see [`Interruption::guard`].
+    pub(crate) struct Guarded<'a, F> {
+        #[pin]
+        fut: CatchUnwind<AssertUnwindSafe<F>>,
+        interruption: &'a mut Interruption,
+        send: &'a SendStream,
+    }
+}
+
+impl<T, F: Future<Output = Result<T, RpcError>>> Future for Guarded<'_, F> {
+    type Output = Result<T, Outcome>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Poll::Ready(output) = this.fut.poll(cx) {
+            return Poll::Ready(settle(output));
         }
-        let interrupted = self.arm(send);
-        tokio::select! {
-            biased;
-            output = fut => settle(output),
-            outcome = interrupted => Err(outcome),
-        }
+        this.interruption.arm(this.send).poll(cx).map(Err)
     }
 }
 
