@@ -133,8 +133,7 @@ impl ResponseReader {
     /// Reads the one response message of a unary or client-streaming call.
     pub(crate) async fn single_message(&mut self) -> Result<Bytes, RpcError> {
         debug_assert!(!self.version_read, "bug in rpcnet: single_message after next_message");
-        self.reader.read_response_version().await?;
-        let frame = self.reader.read_last_frame().await;
+        let frame = self.reader.read_last_frame(true).await;
         self.done = true;
         match frame? {
             Some((FrameTag::Message, message)) => Ok(message),

@@ -122,15 +122,6 @@ impl ClientInner {
         self.current().filter(|conn| conn.close_reason().is_none())
     }
 
-    async fn connection(&self) -> Result<Connection, RpcError> {
-        match self.current() {
-            Some(conn) => Ok(conn),
-            // Boxed: connecting is rare and its future large; inline, it would bloat (and
-            // slow down the moves of) every call's future.
-            None => Box::pin(self.reconnect()).await,
-        }
-    }
-
     async fn reconnect(&self) -> Result<Connection, RpcError> {
         let _one_at_a_time = self.reconnecting.lock().await;
         if let Some(conn) = self.live() {
@@ -156,15 +147,21 @@ impl ClientInner {
     /// Opens the stream of a new call. A connection found dead at this point is replaced
     /// once: nothing was sent on it, so this is always safe.
     async fn open(&self) -> Result<(SendStream, RecvStream), RpcError> {
-        let conn = self.connection().await?;
-        match conn.open_bi().await {
-            Ok(streams) => Ok(streams),
-            Err(err) => {
-                tracing::debug!(remote = %self.remote, error = %err, "connection lost before the call; reconnecting");
-                let conn = Box::pin(self.reconnect()).await?;
-                conn.open_bi().await.map_err(|e| connection_error(e, false))
+        if let Some(conn) = self.current() {
+            match conn.open_bi().await {
+                Ok(streams) => return Ok(streams),
+                Err(err) => {
+                    tracing::debug!(remote = %self.remote, error = %err, "connection lost before the call; reconnecting")
+                }
             }
         }
+        // Boxed: connecting is rare and its future large; inline, it would bloat (and slow
+        // down the moves of) every call's future.
+        Box::pin(async {
+            let conn = self.reconnect().await?;
+            conn.open_bi().await.map_err(|e| connection_error(e, false))
+        })
+        .await
     }
 
     async fn start(&self, request: Outgoing) -> Result<(RequestWriter, ResponseReader), RpcError> {
@@ -256,7 +253,13 @@ impl RpcClient {
         let timeout = options.resolve(self.inner.default_timeout);
         let prefix = encode_request(CallKind::Unary, method, timeout, Some(payload.into()), &self.inner.limits)?;
         with_timeout(timeout, async {
-            let (mut writer, mut reader) = self.inner.start(prefix).await?;
+            // `start`, written out: this is the path every unary call takes.
+            let (send, recv) = self.inner.open().await?;
+            let mut writer = RequestWriter::new(send, self.inner.limits);
+            let mut reader = ResponseReader::new(recv, self.inner.limits);
+            if let Err(err) = writer.write_request(prefix).await {
+                return Err(Box::pin(server_answer(&mut reader, err)).await);
+            }
             writer.finish();
             reader.single_message().await
         })

@@ -148,7 +148,7 @@ impl Call<'_> {
     async fn single_request(&mut self) -> Result<Bytes, RpcError> {
         let reader = &mut self.reader;
         let read = async {
-            match reader.read_last_frame().await? {
+            match reader.read_last_frame(false).await? {
                 Some((FrameTag::Message, message)) => Ok(message),
                 Some((tag, _)) => Err(RpcError::Protocol(format!("unexpected {tag:?} frame in a request"))),
                 None => Err(RpcError::Protocol("the request ended without its message".into())),

@@ -178,17 +178,24 @@ impl FrameReader {
     /// unary request or response. The frame header is checked against the limit as soon as
     /// it arrives, so an oversized frame is refused before its payload is read; the payload
     /// is copied only if it spans chunks. `None` if the stream ends with no frame at all.
-    pub(crate) async fn read_last_frame(&mut self) -> Result<Option<(FrameTag, Bytes)>, RpcError> {
+    ///
+    /// With `after_version`, the frame must be preceded by the version byte that opens a
+    /// response (a whole unary response, read in one loop).
+    pub(crate) async fn read_last_frame(&mut self, after_version: bool) -> Result<Option<(FrameTag, Bytes)>, RpcError> {
         debug_assert!(self.partial.is_none(), "bug in rpcnet: read_last_frame after next_frame");
+        let skip = usize::from(after_version);
         let mut header: Option<FrameHeader> = None;
         let mut assembled: Option<BytesMut> = None;
         loop {
             let received: &[u8] = assembled.as_deref().unwrap_or(&self.buf);
-            if header.is_none() {
-                header = FrameHeader::decode(received, self.limits.max_frame_len)?;
+            if header.is_none() && received.len() > skip {
+                if after_version && received[0] != PROTOCOL_VERSION {
+                    return Err(WireError::UnsupportedVersion(received[0]).into());
+                }
+                header = FrameHeader::decode(&received[skip..], self.limits.max_frame_len)?;
             }
             if let Some(header) = &header
-                && received.len() > FRAME_HEADER_LEN + header.len as usize
+                && received.len() > skip + FRAME_HEADER_LEN + header.len as usize
             {
                 return Err(RpcError::Protocol("unexpected data after the last message of the call".into()));
             }
@@ -198,7 +205,7 @@ impl FrameReader {
                 None if self.buf.is_empty() => self.buf = chunk.bytes,
                 None => {
                     let needed = self.buf.len() + chunk.bytes.len();
-                    let total = header.map_or(needed, |h| FRAME_HEADER_LEN + h.len as usize);
+                    let total = header.map_or(needed, |h| skip + FRAME_HEADER_LEN + h.len as usize);
                     let mut buf = BytesMut::with_capacity(total.min(INITIAL_ASSEMBLY_CAPACITY).max(needed));
                     buf.extend_from_slice(&std::mem::take(&mut self.buf));
                     buf.extend_from_slice(&chunk.bytes);
@@ -208,13 +215,16 @@ impl FrameReader {
         }
         let mut received = assembled.map_or_else(|| std::mem::take(&mut self.buf), BytesMut::freeze);
         match header {
-            None if received.is_empty() => Ok(None),
+            None if received.len() <= skip && !after_version => Ok(None),
+            None if received.len() <= skip => {
+                Err(RpcError::Protocol("the server finished the call without a response".into()))
+            }
             None => Err(RpcError::Protocol("stream ended inside a frame header".into())),
-            Some(header) if received.len() < FRAME_HEADER_LEN + header.len as usize => Err(RpcError::Protocol(
+            Some(header) if received.len() < skip + FRAME_HEADER_LEN + header.len as usize => Err(RpcError::Protocol(
                 format!("stream ended inside a frame of {} bytes (the peer stopped sending mid-frame)", header.len),
             )),
             Some(header) => {
-                received.advance(FRAME_HEADER_LEN);
+                received.advance(skip + FRAME_HEADER_LEN);
                 Ok(Some((header.tag, received)))
             }
         }
