@@ -262,14 +262,22 @@ fn orchestrate(args: &RunArgs) {
             for _ in 0..args.repeat {
                 for (i, (implementation, name, server, addr)) in servers.iter().enumerate() {
                     let mut client_args = vec!["client".into(), "--implementation".into(), name.clone()];
-                    client_args.extend(["--addr".into(), addr.clone(), "--cert-dir".into(), cert_dir.display().to_string()]);
+                    client_args.extend([
+                        "--addr".into(),
+                        addr.clone(),
+                        "--cert-dir".into(),
+                        cert_dir.display().to_string(),
+                    ]);
                     client_args.extend(["--payload".into(), payload.to_string()]);
                     client_args.extend(["--concurrency".into(), concurrency.to_string()]);
                     client_args.extend(["--duration".into(), args.duration.to_string()]);
                     client_args.extend(["--warmup".into(), args.warmup.to_string()]);
                     client_args.extend(udp.clone());
                     let cell = run_client(args, &client_args, server.id(), *implementation, payload, concurrency);
-                    eprintln!("  run {:?} {:.0} calls/s, {:.2} µs CPU/call", cell.implementation, cell.calls_per_sec, cell.cpu_us_per_call);
+                    eprintln!(
+                        "  run {:?} {:.0} calls/s, {:.2} µs CPU/call",
+                        cell.implementation, cell.calls_per_sec, cell.cpu_us_per_call
+                    );
                     runs[i].push(cell);
                 }
             }

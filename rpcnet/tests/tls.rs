@@ -40,7 +40,6 @@ async fn a_client_that_does_not_trust_the_server_fails_the_handshake() {
     let stranger = DevPki::get().issue("stranger").unwrap();
     let config = RpcConfig::dev("127.0.0.1:0").with_trusted_certificates(stranger.chain().to_vec());
     let err = RpcClient::connect(server.addr, config).await.unwrap_err();
-    eprintln!("untrusted server: {err}");
     assert!(matches!(err, RpcError::Tls(_)), "got {err:?}");
 }
 
@@ -67,7 +66,6 @@ async fn mutual_tls_requires_a_client_certificate_from_the_configured_ca() {
     assert_eq!(with_cert.unwrap(), b"hi");
 
     let without = first_call(server.addr, RpcConfig::dev("127.0.0.1:0")).await.unwrap_err();
-    eprintln!("without a certificate: {without}");
     assert!(matches!(without, RpcError::Tls(ref m) if m.contains("certificate")), "got {without:?}");
 
     // A certificate the server's CA did not sign.
@@ -76,7 +74,6 @@ async fn mutual_tls_requires_a_client_certificate_from_the_configured_ca() {
     let identity =
         rpcnet::transport::Identity::from_pem(cert.pem().as_bytes(), key.serialize_pem().as_bytes()).unwrap();
     let foreign = first_call(server.addr, RpcConfig::dev("127.0.0.1:0").with_client_identity(identity)).await;
-    eprintln!("foreign certificate: {foreign:?}");
     assert!(matches!(foreign, Err(RpcError::Tls(_))), "got {foreign:?}");
 
     // The server still serves clients that do present a good certificate.

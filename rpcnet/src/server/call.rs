@@ -2,8 +2,8 @@
 //! under its deadline while watching for cancellation, and answer on the stream.
 //! Writing the response lives in `respond.rs`; deadlines and cancellation in `interrupt.rs`.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use futures::StreamExt;
@@ -11,9 +11,9 @@ use quinn::{RecvStream, SendStream};
 use tokio::time::Instant;
 
 use super::ServerShared;
+use super::interrupt::{Deadline, Interruption, Outcome, timeout_if_pending};
 use super::respond::Responder;
 use super::routes::{BidiStreamingFn, ClientStreamingFn, Handler, ServerStreamingFn, UnaryFn};
-use super::interrupt::{Deadline, Interruption, Outcome, timeout_if_pending};
 use crate::transport::{FrameReader, HeadError, IncomingHead};
 use crate::wire::{FrameTag, StatusCode, StreamCode, WireError};
 use crate::{RpcError, RpcStream};

@@ -88,4 +88,3 @@ impl Responder {
         let _ = self.send.reset(VarInt::from_u32(code.as_u32()));
     }
 }
-
