@@ -27,14 +27,58 @@ pub mod server;
 pub mod transport;
 pub mod wire;
 
+mod channel;
 mod client;
 mod config;
 mod error;
 mod stream;
+mod typed;
 
 pub use bytes::Bytes;
+pub use channel::{Channel, ClientBuilder, TypedClient};
 pub use client::{CallOptions, RpcClient};
 pub use config::RpcConfig;
 pub use error::{RpcError, ServiceError};
 pub use server::{RpcServer, ServerEndpoint, ShutdownHandle};
 pub use stream::RpcStream;
+pub use typed::RpcMessage;
+
+/// Turns a trait into a typed rpc service: the trait, `XServer<T>` and `XClient`.
+/// See the crate documentation of `rpcnet-build` for what is generated.
+pub use rpcnet_macros::rpc_service;
+
+/// Includes the module that `rpcnet_build` wrote for a service file into `OUT_DIR`:
+/// `rpcnet::include_service!("calculator")` is
+/// `include!(concat!(env!("OUT_DIR"), "/calculator.rs"))`. If `build.rs` writes elsewhere
+/// (`out_dir`), use `include!` with that path instead.
+#[macro_export]
+macro_rules! include_service {
+    ($name:literal) => {
+        include!(concat!(env!("OUT_DIR"), "/", $name, ".rs"));
+    };
+}
+
+/// What generated code uses, under one path. Not a public API: it changes without notice.
+#[doc(hidden)]
+pub mod __private {
+    pub use ::bincode;
+    pub use ::core::future::Future;
+    pub use ::core::marker::{Send, Sync};
+    pub use ::core::net::SocketAddr;
+    pub use ::core::option::Option::{self, None, Some};
+    pub use ::core::result::Result::{self, Err, Ok};
+    pub use ::futures;
+    pub use ::serde;
+    pub use ::std::boxed::Box;
+    pub use ::std::string::String;
+    pub use ::std::sync::Arc;
+    pub use ::std::vec::Vec;
+
+    pub use crate::channel::{Channel, ClientBuilder, TypedClient};
+    pub use crate::server::{Routes, Service};
+    pub use crate::typed::{
+        RpcMessage, assert_message, bidi_streaming, client_streaming, client_streaming_fallible, decode, decode_stream,
+        encode, encode_result, encode_stream, server_streaming, unary, unary_fallible,
+    };
+    pub use crate::{Bytes, CallOptions, RpcClient, RpcConfig, RpcError, RpcStream};
+}

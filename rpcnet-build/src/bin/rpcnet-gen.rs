@@ -1,0 +1,2 @@
+//! `rpcnet-gen`: writes the code of service files (lands with the build helper).
+fn main() {}

@@ -1,0 +1,55 @@
+//! The one generator: a service trait in, the trait, `XServer<T>`, `XClient` (and, for
+//! `rpcnet-build`, `XClusterClient`) out. `#[rpc_service]` and the `Builder` both call it.
+//! `model.rs` reads the trait, `validate.rs` holds the rules, `expand.rs` writes the code.
+
+mod expand;
+mod model;
+mod validate;
+
+pub use expand::Options;
+
+use proc_macro2::TokenStream;
+use syn::ItemTrait;
+
+/// What `#[rpc_service(...)]` expands to: `attr` holds its options (`crate = "path"`),
+/// `item` the trait.
+///
+/// ```
+/// let tokens = rpcnet_build::codegen::expand(
+///     quote::quote!(),
+///     quote::quote!(pub trait Echo { async fn echo(&self, text: String) -> String; }),
+/// ).unwrap();
+/// assert!(tokens.to_string().contains("EchoClient"));
+/// ```
+pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
+    let options = parse_options(attr)?;
+    let item: ItemTrait = syn::parse2(item).map_err(|err| {
+        syn::Error::new(
+            err.span(),
+            "#[rpc_service] goes on a trait: `pub trait Calculator { async fn add(&self, a: i64, b: i64) -> i64; }`",
+        )
+    })?;
+    expand_trait(&item, &options)
+}
+
+/// Expands one trait with the given options.
+pub fn expand_trait(item: &ItemTrait, options: &Options) -> syn::Result<TokenStream> {
+    let service = model::Service::from_trait(item)?;
+    Ok(expand::Generator::new(&service, options).generate())
+}
+
+/// `crate = "path"`, or nothing.
+fn parse_options(attr: TokenStream) -> syn::Result<Options> {
+    let mut options = Options::default();
+    let parser = syn::meta::parser(|meta| {
+        if meta.path.is_ident("crate") {
+            let path: syn::LitStr = meta.value()?.parse()?;
+            options.krate = path.parse()?;
+            Ok(())
+        } else {
+            Err(meta.error("unknown option; #[rpc_service] takes only `crate = \"path::to::rpcnet\"`"))
+        }
+    });
+    syn::parse::Parser::parse2(parser, attr)?;
+    Ok(options)
+}

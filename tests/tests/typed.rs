@@ -1,0 +1,196 @@
+//! A typed service end to end over QUIC: the Calculator of DESIGN.md with unary methods, a
+//! typed service error, and all three streaming kinds.
+#![allow(missing_docs)] // test-only types
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use rpcnet::{RpcConfig, RpcError, RpcServer, RpcStream, rpc_service};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum CalcError {
+    DivisionByZero,
+    Overflow { a: i64, b: i64 },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Stats {
+    pub count: u64,
+    pub sum: i64,
+}
+
+#[rpc_service]
+pub trait Calculator {
+    /// Adds two numbers.
+    async fn add(&self, a: i64, b: i64) -> i64;
+    async fn div(&self, a: i64, b: i64) -> Result<i64, CalcError>;
+    async fn pi(&self) -> f64;
+    async fn reset(&self);
+    async fn describe(&self, name: String, tags: Vec<String>, scale: Option<u8>) -> String;
+    async fn slow(&self, millis: u64) -> u64;
+    /// Server streaming: the numbers from 1 to `n`.
+    async fn count(&self, n: u32) -> RpcStream<u32>;
+    /// Client streaming: statistics of the numbers sent.
+    async fn stats(&self, numbers: RpcStream<i64>) -> Stats;
+    /// Client streaming with a typed error: fails on a negative number.
+    async fn checked_sum(&self, numbers: RpcStream<i64>) -> Result<i64, CalcError>;
+    /// Bidirectional: running totals.
+    async fn running(&self, numbers: RpcStream<i64>) -> RpcStream<i64>;
+}
+
+struct Calc;
+
+impl Calculator for Calc {
+    async fn add(&self, a: i64, b: i64) -> i64 {
+        a + b
+    }
+
+    async fn div(&self, a: i64, b: i64) -> Result<i64, CalcError> {
+        if b == 0 {
+            return Err(CalcError::DivisionByZero);
+        }
+        a.checked_div(b).ok_or(CalcError::Overflow { a, b })
+    }
+
+    async fn pi(&self) -> f64 {
+        std::f64::consts::PI
+    }
+
+    async fn reset(&self) {}
+
+    async fn describe(&self, name: String, tags: Vec<String>, scale: Option<u8>) -> String {
+        format!("{name} [{}] x{}", tags.join(","), scale.unwrap_or(1))
+    }
+
+    async fn slow(&self, millis: u64) -> u64 {
+        tokio::time::sleep(Duration::from_millis(millis)).await;
+        millis
+    }
+
+    async fn count(&self, n: u32) -> RpcStream<u32> {
+        RpcStream::from_iter(1..=n)
+    }
+
+    async fn stats(&self, mut numbers: RpcStream<i64>) -> Stats {
+        let mut stats = Stats { count: 0, sum: 0 };
+        while let Some(Ok(n)) = numbers.next().await {
+            stats.count += 1;
+            stats.sum += n;
+        }
+        stats
+    }
+
+    async fn checked_sum(&self, mut numbers: RpcStream<i64>) -> Result<i64, CalcError> {
+        let mut sum = 0i64;
+        while let Some(Ok(n)) = numbers.next().await {
+            if n < 0 {
+                return Err(CalcError::Overflow { a: sum, b: n });
+            }
+            sum += n;
+        }
+        Ok(sum)
+    }
+
+    async fn running(&self, numbers: RpcStream<i64>) -> RpcStream<i64> {
+        let mut total = 0;
+        RpcStream::new(numbers.map(move |n| {
+            total += n?;
+            Ok(total)
+        }))
+    }
+}
+
+async fn serve() -> (CalculatorClient, rpcnet::ShutdownHandle) {
+    rpcnet_tests::subscribe();
+    let mut server = RpcServer::new(RpcConfig::dev("127.0.0.1:0"));
+    server.add_service(CalculatorServer::new(Calc));
+    let (addr, shutdown) = server.spawn().unwrap();
+    let config = RpcConfig::dev("127.0.0.1:0").with_connect_timeout(Duration::from_millis(300));
+    let client = CalculatorClient::connect(addr, config).await.unwrap();
+    (client, shutdown)
+}
+
+#[tokio::test]
+async fn unary_methods_of_every_shape_round_trip() {
+    let (client, _shutdown) = serve().await;
+    assert_eq!(client.add(2, 3).await.unwrap(), 5);
+    assert_eq!(client.pi().await.unwrap(), std::f64::consts::PI, "no arguments");
+    client.reset().await.unwrap();
+    let text = client.describe("calc".into(), vec!["a".into(), "b".into()], Some(3)).await.unwrap();
+    assert_eq!(text, "calc [a,b] x3", "several arguments of several types");
+}
+
+#[tokio::test]
+async fn the_service_error_arrives_typed_and_transport_errors_stay_apart() {
+    let (client, shutdown) = serve().await;
+    assert_eq!(client.div(7, 2).await.unwrap(), Ok(3));
+    assert_eq!(client.div(1, 0).await.unwrap(), Err(CalcError::DivisionByZero));
+    assert_eq!(client.div(i64::MIN, -1).await.unwrap(), Err(CalcError::Overflow { a: i64::MIN, b: -1 }));
+    shutdown.shutdown().await;
+    let err = client.div(1, 1).await.unwrap_err();
+    assert!(!matches!(err, RpcError::Service(_)), "a dead server is not a service error: {err:?}");
+}
+
+#[tokio::test]
+async fn wire_names_are_constants() {
+    assert_eq!(CalculatorClient::SERVICE_NAME, "Calculator");
+    assert_eq!(CalculatorClient::METHOD_ADD, "Calculator.add");
+    assert_eq!(CalculatorClient::METHOD_CHECKED_SUM, "Calculator.checked_sum");
+    let mut server = RpcServer::new(RpcConfig::dev("127.0.0.1:0"));
+    server.add_service(CalculatorServer::new(Calc));
+    assert!(server.methods().contains(&"Calculator.running".to_string()));
+}
+
+#[tokio::test]
+async fn a_per_call_deadline_applies_to_typed_calls() {
+    let (client, _shutdown) = serve().await;
+    let err = client.with_timeout(Duration::from_millis(50)).slow(5_000).await.unwrap_err();
+    assert!(matches!(err, RpcError::Timeout), "got {err:?}");
+    assert_eq!(client.slow(1).await.unwrap(), 1, "the original client keeps the default deadline");
+}
+
+#[tokio::test]
+async fn all_three_streaming_kinds_work_typed() {
+    let (client, _shutdown) = serve().await;
+
+    let counted = client.count(5).await.unwrap().collect_messages().await.unwrap();
+    assert_eq!(counted, vec![1, 2, 3, 4, 5], "server streaming");
+
+    let stats = client.stats(RpcStream::from_iter(vec![4, 5, 6])).await.unwrap();
+    assert_eq!(stats, Stats { count: 3, sum: 15 }, "client streaming");
+
+    assert_eq!(client.checked_sum(RpcStream::from_iter(vec![1, 2])).await.unwrap(), Ok(3));
+    assert_eq!(
+        client.checked_sum(RpcStream::from_iter(vec![1, -2])).await.unwrap(),
+        Err(CalcError::Overflow { a: 1, b: -2 }),
+        "client streaming with a typed error"
+    );
+
+    let totals = client.running(RpcStream::from_iter(vec![1, 2, 3])).await.unwrap();
+    assert_eq!(totals.collect_messages().await.unwrap(), vec![1, 3, 6], "bidirectional");
+}
+
+#[tokio::test]
+async fn several_services_share_one_server_and_one_connection() {
+    #[rpc_service]
+    pub trait Greeter {
+        async fn greet(&self, name: String) -> String;
+    }
+    struct Hello;
+    impl Greeter for Hello {
+        async fn greet(&self, name: String) -> String {
+            format!("Hello, {name}")
+        }
+    }
+
+    rpcnet_tests::subscribe();
+    let mut server = RpcServer::new(RpcConfig::dev("127.0.0.1:0"));
+    server.add_service(CalculatorServer::new(Calc)).add_service(GreeterServer::new(Hello));
+    let (addr, _shutdown) = server.spawn().unwrap();
+    let raw = rpcnet::RpcClient::connect(addr, RpcConfig::dev("127.0.0.1:0")).await.unwrap();
+    let calculator = CalculatorClient::from(raw.clone());
+    let greeter = GreeterClient::from(raw);
+    assert_eq!(calculator.add(1, 1).await.unwrap(), 2);
+    assert_eq!(greeter.greet("QUIC".into()).await.unwrap(), "Hello, QUIC");
+}
