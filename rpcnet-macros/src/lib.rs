@@ -10,10 +10,9 @@ pub fn rpc_service(attr: TokenStream, item: TokenStream) -> TokenStream {
     match rpcnet_build::codegen::expand(attr.into(), item.into()) {
         Ok(tokens) => tokens.into(),
         Err(err) => {
-            // The errors, then the trait unchanged: `impl Trait for X` elsewhere still
-            // finds its trait, so the user sees the real problem and not a cascade.
             let errors = err.to_compile_error();
-            quote::quote!(#errors #original).into()
+            let fallback = rpcnet_build::codegen::fallback(original);
+            quote::quote!(#errors #fallback).into()
         }
     }
 }

@@ -263,12 +263,15 @@ impl<'a> Generator<'a> {
             let doc = format!(" Calls `{}` on the server.", method.wire_name(self.service.name));
             quote!(#[doc = #doc])
         });
+        let bounds = self.message_bounds([method]);
         quote! {
             #(#attrs)*
             #default_doc
             #[allow(clippy::too_many_arguments)]
             pub async fn #name(&self, #params)
                 -> #krate::__private::Result<#output, #krate::__private::RpcError>
+            where
+                #(#bounds,)*
             {
                 #body
             }
@@ -286,17 +289,13 @@ impl<'a> Generator<'a> {
         let krate = &self.krate;
         let (name, server, client) = (self.service.name, &self.server, &self.client);
         let routes = self.service.methods.iter().map(|method| self.route(method));
-        let checks = self
-            .service
-            .methods
-            .iter()
-            .flat_map(|method| message_types(method))
-            .map(|ty| quote_spanned!(ty.span()=> #krate::__private::assert_message::<#ty>();));
+        let bounds = self.message_bounds(&self.service.methods);
         quote! {
             const _: () = {
                 impl<T> #krate::__private::Service for #server<T>
                 where
                     T: #name + #krate::__private::Send + #krate::__private::Sync + 'static,
+                    #(#bounds,)*
                 {
                     fn routes(self) -> #krate::__private::Routes {
                         let mut routes = #krate::__private::Routes::new();
@@ -319,9 +318,23 @@ impl<'a> Generator<'a> {
                     }
                 }
 
-                #(#checks)*
             };
         }
+    }
+
+    /// `Type: RpcMessage` for every type that travels, spanned where the type was written:
+    /// a type that cannot travel gets one error there, and the code using it none.
+    fn message_bounds<'m>(&self, methods: impl IntoIterator<Item = &'m Method<'m>>) -> Vec<TokenStream> {
+        let mut seen = std::collections::BTreeSet::new();
+        methods
+            .into_iter()
+            .flat_map(message_types)
+            .filter(|ty| seen.insert(ty.to_token_stream().to_string()))
+            .map(|ty| {
+                let krate = respan(self.krate.clone(), ty.span());
+                quote_spanned!(ty.span()=> #ty: #krate::__private::RpcMessage)
+            })
+            .collect()
     }
 
     /// The route of one method on the server.
@@ -341,7 +354,7 @@ impl<'a> Generator<'a> {
                 match response {
                     Response::Value(_) => quote! {
                         routes.unary(#client::#const_name, move |request: #krate::__private::Bytes| {
-                            let service = #krate::__private::Arc::clone(&service);
+                            let service = ::core::clone::Clone::clone(&service);
                             async move {
                                 #decode
                                 #krate::__private::encode(&#call)
@@ -350,7 +363,7 @@ impl<'a> Generator<'a> {
                     },
                     Response::Fallible { .. } => quote! {
                         routes.unary(#client::#const_name, move |request: #krate::__private::Bytes| {
-                            let service = #krate::__private::Arc::clone(&service);
+                            let service = ::core::clone::Clone::clone(&service);
                             async move {
                                 #decode
                                 #krate::__private::encode_result(&#call)
@@ -359,7 +372,7 @@ impl<'a> Generator<'a> {
                     },
                     Response::Stream { .. } => quote! {
                         routes.server_streaming(#client::#const_name, move |request: #krate::__private::Bytes| {
-                            let service = #krate::__private::Arc::clone(&service);
+                            let service = ::core::clone::Clone::clone(&service);
                             async move {
                                 let decoded: #krate::__private::Result<(#(#types,)*), #krate::__private::RpcError> =
                                     #krate::__private::decode(&request);
@@ -377,19 +390,19 @@ impl<'a> Generator<'a> {
                 match response {
                     Response::Value(_) => quote! {
                         routes.client_streaming(#client::#const_name, move |requests| {
-                            let service = #krate::__private::Arc::clone(&service);
+                            let service = ::core::clone::Clone::clone(&service);
                             async move { #krate::__private::encode(&#call) }
                         });
                     },
                     Response::Fallible { .. } => quote! {
                         routes.client_streaming(#client::#const_name, move |requests| {
-                            let service = #krate::__private::Arc::clone(&service);
+                            let service = ::core::clone::Clone::clone(&service);
                             async move { #krate::__private::encode_result(&#call) }
                         });
                     },
                     Response::Stream { .. } => quote! {
                         routes.bidi_streaming(#client::#const_name, move |requests| {
-                            let service = #krate::__private::Arc::clone(&service);
+                            let service = ::core::clone::Clone::clone(&service);
                             async move { #krate::__private::encode_stream(#call) }
                         });
                     },
@@ -399,11 +412,28 @@ impl<'a> Generator<'a> {
         quote! {
             #(#cfgs)*
             {
-                let service = #krate::__private::Arc::clone(&service);
+                let service = ::core::clone::Clone::clone(&service);
                 #registration
             }
         }
     }
+}
+
+/// `tokens` with every span set to `span`, so that rustc reports an error about them there.
+fn respan(tokens: TokenStream, span: proc_macro2::Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|mut tree| {
+            if let proc_macro2::TokenTree::Group(group) = &tree {
+                let mut inner = proc_macro2::Group::new(group.delimiter(), respan(group.stream(), span));
+                inner.set_span(span);
+                tree = proc_macro2::TokenTree::Group(inner);
+            } else {
+                tree.set_span(span);
+            }
+            tree
+        })
+        .collect()
 }
 
 /// The arguments as the trait declares them, without patterns or `mut`.

@@ -38,6 +38,26 @@ pub fn expand_trait(item: &ItemTrait, options: &Options) -> syn::Result<TokenStr
     Ok(expand::Generator::new(&service, options).generate())
 }
 
+/// What to emit beside the errors when expansion fails: the trait as the user wrote it, so
+/// that `impl Trait for X` still finds it and the user sees one error, not a cascade. Only
+/// what would itself fail to compile is removed: `#[rpc(...)]` attributes and argument
+/// patterns (not allowed in methods without a body).
+pub fn fallback(item: TokenStream) -> TokenStream {
+    let Ok(mut item) = syn::parse2::<ItemTrait>(item.clone()) else { return item };
+    for member in &mut item.items {
+        let syn::TraitItem::Fn(method) = member else { continue };
+        method.attrs.retain(|attr| !attr.path().is_ident("rpc"));
+        for input in &mut method.sig.inputs {
+            if let syn::FnArg::Typed(arg) = input
+                && !matches!(&*arg.pat, syn::Pat::Ident(_))
+            {
+                *arg.pat = syn::parse_quote!(_);
+            }
+        }
+    }
+    quote::ToTokens::into_token_stream(item)
+}
+
 /// `crate = "path"`, or nothing.
 fn parse_options(attr: TokenStream) -> syn::Result<Options> {
     let mut options = Options::default();

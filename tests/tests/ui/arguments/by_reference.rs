@@ -1,0 +1,6 @@
+#[rpcnet::rpc_service]
+pub trait Greeter {
+    async fn greet(&self, name: &str) -> String;
+}
+
+fn main() {}

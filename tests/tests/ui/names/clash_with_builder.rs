@@ -1,0 +1,6 @@
+#[rpcnet::rpc_service]
+pub trait Factory {
+    async fn builder(&self) -> String;
+}
+
+fn main() {}

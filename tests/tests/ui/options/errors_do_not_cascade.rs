@@ -1,0 +1,15 @@
+// One mistake, one error: the impl below still finds its trait.
+#[rpcnet::rpc_service]
+pub trait Calculator {
+    async fn add(&self, a: &i64, b: i64) -> i64;
+}
+
+struct Calc;
+
+impl Calculator for Calc {
+    async fn add(&self, a: &i64, b: i64) -> i64 {
+        a + b
+    }
+}
+
+fn main() {}

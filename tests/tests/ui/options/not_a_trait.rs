@@ -1,0 +1,4 @@
+#[rpcnet::rpc_service]
+pub struct Calculator;
+
+fn main() {}
