@@ -13,6 +13,7 @@
 mod measure;
 mod raw_quinn;
 mod rpcnet_echo;
+mod typed_echo;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -36,6 +37,8 @@ enum Impl {
     Quinn,
     /// rpcnet raw-bytes calls.
     Rpcnet,
+    /// rpcnet typed calls through `#[rpc_service]`.
+    Typed,
 }
 
 #[derive(Parser, Debug)]
@@ -50,7 +53,7 @@ struct Cli {
 #[derive(clap::Args, Debug, Clone)]
 struct RunArgs {
     /// Implementations to measure.
-    #[arg(long, value_delimiter = ',', default_values = ["quinn", "rpcnet"])]
+    #[arg(long, value_delimiter = ',', default_values = ["quinn", "rpcnet", "typed"])]
     impls: Vec<Impl>,
     /// Payload sizes in bytes.
     #[arg(long, value_delimiter = ',', default_values_t = [64usize, 16384])]
@@ -159,6 +162,11 @@ async fn serve(implementation: Impl, cert_dir: &Path, tuning: Tuning) {
             println!("LISTENING {}", server.local_addr().unwrap());
             server.start(endpoint).await.unwrap();
         }
+        Impl::Typed => {
+            let (server, endpoint) = typed_echo::server(cert_dir, &tuning);
+            println!("LISTENING {}", server.local_addr().unwrap());
+            server.start(endpoint).await.unwrap();
+        }
     }
 }
 
@@ -182,6 +190,15 @@ async fn client(implementation: Impl, addr: SocketAddr, cert_dir: &Path, tuning:
                     measure::drive(load.concurrency, duration, || {
                         let payload = payload.clone();
                         async move { assert_eq!(client.echo(payload).await, expect) }
+                    })
+                    .await
+                }
+                Impl::Typed => {
+                    let client = typed_echo::connect(addr, cert_dir, &tuning).await;
+                    let client = &client;
+                    measure::drive(load.concurrency, duration, || {
+                        let payload = payload.to_vec();
+                        async move { assert_eq!(client.echo(payload).await.unwrap().len(), expect) }
                     })
                     .await
                 }

@@ -21,6 +21,8 @@ fn calculator() {
             async fn count(&self, n: u32) -> RpcStream<u32>;
             async fn sum(&self, numbers: RpcStream<i64>) -> i64;
             async fn running(&self, numbers: RpcStream<i64>) -> RpcStream<i64>;
+            /// `Vec<u8>` travels as bytes.
+            async fn digest(&self, data: Vec<u8>, rounds: u32) -> Vec<u8>;
         }
     }));
 }

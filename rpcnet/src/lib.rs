@@ -77,7 +77,7 @@ pub mod __private {
     pub use crate::channel::{Channel, ClientBuilder, TypedClient};
     pub use crate::server::{Routes, Service};
     pub use crate::typed::{
-        RpcMessage, assert_message, bidi_streaming, client_streaming, client_streaming_fallible, decode, decode_stream,
+        ByteBuf, RpcMessage, bidi_streaming, client_streaming, client_streaming_fallible, decode, decode_stream,
         encode, encode_result, encode_stream, server_streaming, unary, unary_fallible,
     };
     pub use crate::{Bytes, CallOptions, RpcClient, RpcConfig, RpcError, RpcStream};

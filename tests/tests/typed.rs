@@ -194,3 +194,63 @@ async fn several_services_share_one_server_and_one_connection() {
     assert_eq!(calculator.add(1, 1).await.unwrap(), 2);
     assert_eq!(greeter.greet("QUIC".into()).await.unwrap(), "Hello, QUIC");
 }
+
+/// `Vec<u8>` travels as bytes in every position; the peers still agree on the wire.
+#[rpc_service]
+pub trait Blobs {
+    async fn reverse(&self, data: Vec<u8>, tag: u8) -> Vec<u8>;
+    async fn checked(&self, data: Vec<u8>) -> Result<Vec<u8>, Vec<u8>>;
+    async fn chunks(&self, data: Vec<u8>) -> RpcStream<Vec<u8>>;
+    async fn join(&self, parts: RpcStream<Vec<u8>>) -> Vec<u8>;
+    async fn mirror(&self, parts: RpcStream<Vec<u8>>) -> RpcStream<Vec<u8>>;
+}
+
+struct BlobStore;
+
+impl Blobs for BlobStore {
+    async fn reverse(&self, mut data: Vec<u8>, tag: u8) -> Vec<u8> {
+        data.reverse();
+        data.push(tag);
+        data
+    }
+
+    async fn checked(&self, data: Vec<u8>) -> Result<Vec<u8>, Vec<u8>> {
+        if data.is_empty() { Err(b"empty".to_vec()) } else { Ok(data) }
+    }
+
+    async fn chunks(&self, data: Vec<u8>) -> RpcStream<Vec<u8>> {
+        RpcStream::from_iter(data.chunks(2).map(<[u8]>::to_vec).collect::<Vec<_>>())
+    }
+
+    async fn join(&self, parts: RpcStream<Vec<u8>>) -> Vec<u8> {
+        parts.collect_messages().await.unwrap_or_default().concat()
+    }
+
+    async fn mirror(&self, parts: RpcStream<Vec<u8>>) -> RpcStream<Vec<u8>> {
+        parts
+    }
+}
+
+#[tokio::test]
+async fn byte_vectors_travel_in_every_position() {
+    rpcnet_tests::subscribe();
+    let mut server = RpcServer::new(RpcConfig::dev("127.0.0.1:0"));
+    server.add_service(BlobsServer::new(BlobStore));
+    let (addr, _shutdown) = server.spawn().unwrap();
+    let client = BlobsClient::connect(addr, RpcConfig::dev("127.0.0.1:0")).await.unwrap();
+    assert_eq!(client.reverse(vec![1, 2, 3], 9).await.unwrap(), vec![3, 2, 1, 9]);
+    assert_eq!(client.checked(vec![5]).await.unwrap(), Ok(vec![5]));
+    assert_eq!(client.checked(Vec::new()).await.unwrap(), Err(b"empty".to_vec()));
+    let chunks = client.chunks(vec![1, 2, 3, 4, 5]).await.unwrap().collect_messages().await.unwrap();
+    assert_eq!(chunks, vec![vec![1, 2], vec![3, 4], vec![5]]);
+    assert_eq!(client.join(RpcStream::from_iter(vec![vec![1], vec![2, 3]])).await.unwrap(), vec![1, 2, 3]);
+    let mirrored = client.mirror(RpcStream::from_iter(vec![vec![7; 100_000]])).await.unwrap();
+    assert_eq!(mirrored.collect_messages().await.unwrap(), vec![vec![7; 100_000]]);
+
+    // A raw client that sends a `Vec<u8>` encoded the plain serde way reads the same reply.
+    let raw = rpcnet::RpcClient::connect(addr, RpcConfig::dev("127.0.0.1:0")).await.unwrap();
+    let request = rpcnet::codec::Codec::encode(&rpcnet::codec::BincodeCodec::new(), &(vec![1u8, 2], 0u8)).unwrap();
+    let reply = raw.call(BlobsClient::METHOD_REVERSE, request).await.unwrap();
+    let reply: Vec<u8> = rpcnet::codec::Codec::decode(&rpcnet::codec::BincodeCodec::new(), &reply).unwrap();
+    assert_eq!(reply, vec![2, 1, 0]);
+}

@@ -8,6 +8,7 @@ use syn::spanned::Spanned;
 use syn::{Ident, Path, Type};
 
 use super::model::{Method, Request, Response, Service};
+use super::wire::Wire;
 
 /// How to generate: where the runtime lives, and the optional cluster client.
 #[derive(Clone, Debug)]
@@ -203,58 +204,34 @@ impl<'a> Generator<'a> {
     fn client_method(&self, method: &Method<'_>) -> TokenStream {
         let krate = &self.krate;
         let (attrs, name, const_name) = (&method.attrs, method.name, method.const_name());
-        let channel = quote!(&self.channel);
-        let idempotent = method.idempotent;
-        let (params, body, output) = match (&method.request, &method.response) {
-            (Request::Args(args), response) => {
-                let names: Vec<_> = args.iter().map(|a| &a.name).collect();
+        let head = {
+            let idempotent = method.idempotent;
+            quote!(&self.channel, Self::#const_name, #idempotent)
+        };
+        let (params, body, output) = match &method.request {
+            Request::Args(args) => {
                 let params = args.iter().map(|a| {
                     let (name, ty) = (&a.name, a.ty);
                     quote!(#name: #ty)
                 });
-                let tuple = quote!(&(#(#names,)*));
-                let (body, output) = match response {
-                    Response::Value(ty) => {
-                        let ty = value_type(*ty);
-                        (
-                            quote!(#krate::__private::unary::<_, #ty>(#channel, Self::#const_name, #idempotent, #tuple).await),
-                            ty,
-                        )
-                    }
-                    Response::Fallible { ok, err } => (
-                        quote!(#krate::__private::unary_fallible::<_, #ok, #err>(#channel, Self::#const_name, #idempotent, #tuple).await),
-                        quote!(#krate::__private::Result<#ok, #err>),
-                    ),
-                    Response::Stream { item } => (
-                        quote!(#krate::__private::server_streaming::<_, #item>(#channel, Self::#const_name, #idempotent, #tuple).await),
-                        quote!(#krate::__private::RpcStream<#item>),
-                    ),
-                };
+                let values = args.iter().map(|a| {
+                    let name = &a.name;
+                    Wire::of(a.ty).wrap(krate, quote!(#name))
+                });
+                let request = quote!(&(#(#values,)*));
+                let (body, output) = self.client_response(method, quote!(_), request, &head, false);
                 (quote!(#(#params),*), body, output)
             }
-            (Request::Stream { arg, item }, response) => {
+            Request::Stream { arg, item } => {
                 let (arg_name, arg_ty) = (&arg.name, arg.ty);
-                let (body, output) = match response {
-                    Response::Value(ty) => {
-                        let ty = value_type(*ty);
-                        (
-                            quote!(#krate::__private::client_streaming::<#item, #ty>(#channel, Self::#const_name, #idempotent, #arg_name).await),
-                            ty,
-                        )
-                    }
-                    Response::Fallible { ok, err } => (
-                        quote! {
-                            #krate::__private::client_streaming_fallible::<#item, #ok, #err>(
-                                #channel, Self::#const_name, #idempotent, #arg_name,
-                            ).await
-                        },
-                        quote!(#krate::__private::Result<#ok, #err>),
-                    ),
-                    Response::Stream { item: response_item } => (
-                        quote!(#krate::__private::bidi_streaming::<#item, #response_item>(#channel, Self::#const_name, #idempotent, #arg_name).await),
-                        quote!(#krate::__private::RpcStream<#response_item>),
-                    ),
+                let wire = Wire::of(item);
+                let requests = if wire.wrapped() {
+                    let wrapped = wire.wrap(krate, quote!(message));
+                    quote!(#arg_name.map_messages(|message| #krate::__private::Ok(#wrapped)))
+                } else {
+                    quote!(#arg_name)
                 };
+                let (body, output) = self.client_response(method, wire.ty(krate), requests, &head, true);
                 (quote!(#arg_name: #arg_ty), body, output)
             }
         };
@@ -274,6 +251,63 @@ impl<'a> Generator<'a> {
                 #(#bounds,)*
             {
                 #body
+            }
+        }
+    }
+
+    /// The call of a client method and its return type, by what the method returns.
+    /// `request_ty` is the request's encoded type (`_` for an argument tuple), `request` its
+    /// value, `streaming` whether the request is a stream.
+    fn client_response(
+        &self,
+        method: &Method<'_>,
+        request_ty: TokenStream,
+        request: TokenStream,
+        head: &TokenStream,
+        streaming: bool,
+    ) -> (TokenStream, TokenStream) {
+        let krate = &self.krate;
+        match &method.response {
+            Response::Value(ty) => {
+                let declared = value_type(*ty);
+                let wire = ty.map(Wire::of);
+                let wire_ty = wire.as_ref().map_or_else(|| quote!(()), |w| w.ty(krate));
+                let helper = if streaming { quote!(client_streaming) } else { quote!(unary) };
+                let call = quote!(#krate::__private::#helper::<#request_ty, #wire_ty>(#head, #request).await);
+                let body = match wire.filter(Wire::wrapped) {
+                    Some(wire) => {
+                        let unwrapped = wire.unwrap(quote!(value));
+                        quote!(#call.map(|value| #unwrapped))
+                    }
+                    None => call,
+                };
+                (body, declared)
+            }
+            Response::Fallible { ok, err } => {
+                let (ok_wire, err_wire) = (Wire::of(ok), Wire::of(err));
+                let (ok_ty, err_ty) = (ok_wire.ty(krate), err_wire.ty(krate));
+                let helper = if streaming { quote!(client_streaming_fallible) } else { quote!(unary_fallible) };
+                let call = quote!(#krate::__private::#helper::<#request_ty, #ok_ty, #err_ty>(#head, #request).await);
+                let body = if ok_wire.wrapped() || err_wire.wrapped() {
+                    let (ok_value, err_value) = (ok_wire.unwrap(quote!(value)), err_wire.unwrap(quote!(error)));
+                    quote!(#call.map(|result| result.map(|value| #ok_value).map_err(|error| #err_value)))
+                } else {
+                    call
+                };
+                (body, quote!(#krate::__private::Result<#ok, #err>))
+            }
+            Response::Stream { item } => {
+                let wire = Wire::of(item);
+                let item_ty = wire.ty(krate);
+                let helper = if streaming { quote!(bidi_streaming) } else { quote!(server_streaming) };
+                let call = quote!(#krate::__private::#helper::<#request_ty, #item_ty>(#head, #request).await);
+                let body = if wire.wrapped() {
+                    let unwrapped = wire.unwrap(quote!(message));
+                    quote!(#call.map(|stream| stream.map_messages(|message| #krate::__private::Ok(#unwrapped))))
+                } else {
+                    call
+                };
+                (body, quote!(#krate::__private::RpcStream<#item>))
             }
         }
     }
@@ -341,71 +375,80 @@ impl<'a> Generator<'a> {
     fn route(&self, method: &Method<'_>) -> TokenStream {
         let krate = &self.krate;
         let (client, name, const_name, cfgs) = (&self.client, method.name, method.const_name(), &method.cfgs);
-        let registration = match (&method.request, &method.response) {
-            (Request::Args(args), response) => {
+        let (register, input, decode, call_args) = match &method.request {
+            Request::Args(args) => {
                 let names: Vec<_> = args.iter().map(|a| &a.name).collect();
-                let types: Vec<_> = args.iter().map(|a| a.ty).collect();
-                let call = quote!(service.#name(#(#names),*).await);
+                let types = args.iter().map(|a| Wire::of(a.ty).ty(krate));
+                let values = args.iter().map(|a| {
+                    let name = &a.name;
+                    Wire::of(a.ty).unwrap(quote!(#name))
+                });
                 let decode = if args.is_empty() {
                     quote!(#krate::__private::decode::<()>(&request)?;)
                 } else {
                     quote!(let (#(#names,)*): (#(#types,)*) = #krate::__private::decode(&request)?;)
                 };
-                match response {
-                    Response::Value(_) => quote! {
-                        routes.unary(#client::#const_name, move |request: #krate::__private::Bytes| {
-                            let service = ::core::clone::Clone::clone(&service);
-                            async move {
-                                #decode
-                                #krate::__private::encode(&#call)
-                            }
-                        });
-                    },
-                    Response::Fallible { .. } => quote! {
-                        routes.unary(#client::#const_name, move |request: #krate::__private::Bytes| {
-                            let service = ::core::clone::Clone::clone(&service);
-                            async move {
-                                #decode
-                                #krate::__private::encode_result(&#call)
-                            }
-                        });
-                    },
-                    Response::Stream { .. } => quote! {
-                        routes.server_streaming(#client::#const_name, move |request: #krate::__private::Bytes| {
-                            let service = ::core::clone::Clone::clone(&service);
-                            async move {
-                                let decoded: #krate::__private::Result<(#(#types,)*), #krate::__private::RpcError> =
-                                    #krate::__private::decode(&request);
-                                match decoded {
-                                    #krate::__private::Ok((#(#names,)*)) => #krate::__private::encode_stream(#call),
-                                    #krate::__private::Err(err) => #krate::__private::RpcStream::error(err),
-                                }
-                            }
-                        });
-                    },
-                }
+                let register = match method.response {
+                    Response::Stream { .. } => quote!(server_streaming),
+                    _ => quote!(unary),
+                };
+                (register, quote!(request: #krate::__private::Bytes), decode, quote!(#(#values),*))
             }
-            (Request::Stream { .. }, response) => {
-                let call = quote!(service.#name(#krate::__private::decode_stream(requests)).await);
-                match response {
-                    Response::Value(_) => quote! {
-                        routes.client_streaming(#client::#const_name, move |requests| {
-                            let service = ::core::clone::Clone::clone(&service);
-                            async move { #krate::__private::encode(&#call) }
-                        });
-                    },
-                    Response::Fallible { .. } => quote! {
-                        routes.client_streaming(#client::#const_name, move |requests| {
-                            let service = ::core::clone::Clone::clone(&service);
-                            async move { #krate::__private::encode_result(&#call) }
-                        });
-                    },
-                    Response::Stream { .. } => quote! {
-                        routes.bidi_streaming(#client::#const_name, move |requests| {
-                            let service = ::core::clone::Clone::clone(&service);
-                            async move { #krate::__private::encode_stream(#call) }
-                        });
-                    },
+            Request::Stream { item, .. } => {
+                let wire = Wire::of(item);
+                let item_ty = wire.ty(krate);
+                let mut requests = quote!(#krate::__private::decode_stream::<#item_ty>(requests));
+                if wire.wrapped() {
+                    let unwrapped = wire.unwrap(quote!(message));
+                    requests = quote!(#requests.map_messages(|message| #krate::__private::Ok(#unwrapped)));
+                }
+                let register = match method.response {
+                    Response::Stream { .. } => quote!(bidi_streaming),
+                    _ => quote!(client_streaming),
+                };
+                (register, quote!(requests), TokenStream::new(), requests)
+            }
+        };
+        let call = quote!(service.#name(#call_args).await);
+        let body = match &method.response {
+            Response::Value(ty) => {
+                let value = ty.map(Wire::of).map_or_else(|| quote!(#call), |w| w.wrap(krate, call.clone()));
+                quote!(#decode #krate::__private::encode(&#value))
+            }
+            Response::Fallible { ok, err } => {
+                let (ok_wire, err_wire) = (Wire::of(ok), Wire::of(err));
+                let result = if ok_wire.wrapped() || err_wire.wrapped() {
+                    let (ok_value, err_value) =
+                        (ok_wire.wrap(krate, quote!(value)), err_wire.wrap(krate, quote!(error)));
+                    quote!(#call.map(|value| #ok_value).map_err(|error| #err_value))
+                } else {
+                    call
+                };
+                quote!(#decode #krate::__private::encode_result(&#result))
+            }
+            Response::Stream { item } => {
+                let wire = Wire::of(item);
+                let stream = if wire.wrapped() {
+                    let wrapped = wire.wrap(krate, quote!(message));
+                    quote!(#call.map_messages(|message| #krate::__private::Ok(#wrapped)))
+                } else {
+                    call
+                };
+                match &method.request {
+                    // A request that does not decode ends the stream with that error.
+                    Request::Args(args) => {
+                        let names: Vec<_> = args.iter().map(|a| &a.name).collect();
+                        let types = args.iter().map(|a| Wire::of(a.ty).ty(krate));
+                        quote! {
+                            let decoded: #krate::__private::Result<(#(#types,)*), #krate::__private::RpcError> =
+                                #krate::__private::decode(&request);
+                            match decoded {
+                                #krate::__private::Ok((#(#names,)*)) => #krate::__private::encode_stream(#stream),
+                                #krate::__private::Err(err) => #krate::__private::RpcStream::error(err),
+                            }
+                        }
+                    }
+                    Request::Stream { .. } => quote!(#krate::__private::encode_stream(#stream)),
                 }
             }
         };
@@ -413,7 +456,10 @@ impl<'a> Generator<'a> {
             #(#cfgs)*
             {
                 let service = ::core::clone::Clone::clone(&service);
-                #registration
+                routes.#register(#client::#const_name, move |#input| {
+                    let service = ::core::clone::Clone::clone(&service);
+                    async move { #body }
+                });
             }
         }
     }

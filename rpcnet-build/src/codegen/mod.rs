@@ -5,6 +5,7 @@
 mod expand;
 mod model;
 mod validate;
+mod wire;
 
 pub use expand::Options;
 

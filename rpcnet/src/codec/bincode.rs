@@ -23,7 +23,7 @@ impl BincodeCodec {
 }
 
 impl<const LIMIT: usize> BincodeCodec<LIMIT> {
-    fn config() -> impl bincode::config::Config {
+    pub(crate) fn config() -> impl bincode::config::Config {
         bincode::config::standard().with_limit::<LIMIT>()
     }
 }

@@ -1,43 +1,17 @@
 //! Frames on their way out. A small payload is copied behind its header into one buffer
 //! (one chunk for quinn); a large one travels uncopied beside its header. Headers and small
-//! frames are carved from a per-thread block, so writing one allocates nothing.
-
-use std::cell::RefCell;
+//! frames are carved from a per-thread block (`block.rs`), so writing one allocates nothing.
 
 use bytes::{Bytes, BytesMut};
 use quinn::SendStream;
 
+use super::block::carve;
 use super::write_error;
 use crate::RpcError;
 
 /// Largest payload copied behind its header; above this a copy costs more than the second
 /// chunk does.
 const COALESCE_MAX: usize = 4 * 1024;
-
-/// Size of the per-thread blocks frames are carved from.
-const BLOCK_SIZE: usize = 64 * 1024;
-
-thread_local! {
-    /// The unused rest of this thread's current block.
-    static BLOCK: RefCell<BytesMut> = RefCell::new(BytesMut::new());
-}
-
-/// Writes at most `len` bytes with `write` into a buffer carved from this thread's block.
-///
-/// The carved bytes share the block's allocation (reference counted), which is freed once
-/// quinn has dropped every frame carved from it. With many calls in flight, this replaces a
-/// `malloc`/`free` pair per frame, which the allocator's per-thread cache cannot absorb, by
-/// one allocation per block.
-fn carve(len: usize, write: impl FnOnce(&mut BytesMut)) -> Bytes {
-    BLOCK.with(|block| {
-        let mut block = block.borrow_mut();
-        if block.capacity() < len {
-            *block = BytesMut::with_capacity(BLOCK_SIZE.max(len));
-        }
-        write(&mut block);
-        block.split().freeze()
-    })
-}
 
 /// Bytes ready for one write on a call's stream.
 #[derive(Debug)]

@@ -1,0 +1,45 @@
+//! rpcnet through `#[rpc_service]`: a typed `echo(Vec<u8>) -> Vec<u8>`.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use rpcnet::{RpcConfig, RpcServer, ServerEndpoint};
+
+use crate::Tuning;
+
+/// The benchmark's service.
+#[rpcnet::rpc_service]
+pub(crate) trait Echo {
+    /// Returns the payload.
+    async fn echo(&self, payload: Vec<u8>) -> Vec<u8>;
+}
+
+struct Mirror;
+
+impl Echo for Mirror {
+    async fn echo(&self, payload: Vec<u8>) -> Vec<u8> {
+        payload
+    }
+}
+
+fn tuned(config: RpcConfig, tuning: &Tuning) -> RpcConfig {
+    let config = config.with_max_frame_size(64 << 20);
+    match tuning.max_udp_payload {
+        Some(size) => config.with_max_udp_payload_size(size),
+        None => config,
+    }
+}
+
+pub(crate) fn server(cert_dir: &Path, tuning: &Tuning) -> (RpcServer, ServerEndpoint) {
+    let config =
+        RpcConfig::new(cert_dir.join("server.pem"), "127.0.0.1:0").with_key_path(cert_dir.join("server-key.pem"));
+    let mut server = RpcServer::new(tuned(config, tuning));
+    server.add_service(EchoServer::new(Mirror));
+    let endpoint = server.bind().unwrap();
+    (server, endpoint)
+}
+
+pub(crate) async fn connect(addr: SocketAddr, cert_dir: &Path, tuning: &Tuning) -> EchoClient {
+    let config = RpcConfig::new(cert_dir.join("ca.pem"), "127.0.0.1:0");
+    EchoClient::connect(addr, tuned(config, tuning)).await.unwrap()
+}
