@@ -22,6 +22,7 @@
 //! Layers, lowest first: `wire` (bytes), `codec` (values), `transport` (QUIC and TLS),
 //! `server` and `client` (calls). A lower layer never uses a higher one.
 
+pub mod balance;
 pub mod codec;
 pub mod server;
 pub mod transport;
@@ -34,6 +35,7 @@ mod error;
 mod stream;
 mod typed;
 
+pub use balance::{Balancer, CallInfo, Endpoint, LoadBalancingStrategy, Outcome};
 pub use bytes::Bytes;
 pub use channel::{Channel, ClientBuilder, TypedClient};
 pub use client::{CallOptions, RpcClient};

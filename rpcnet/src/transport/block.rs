@@ -30,7 +30,6 @@ pub(crate) fn carve(len: usize, write: impl FnOnce(&mut BytesMut)) -> Bytes {
     })
 }
 
-
 /// Like [`carve`], for writes whose length is not known in advance: the buffer grows (by
 /// reallocating itself only) if `write` needs more than the block has left.
 pub(crate) fn carve_growing<R>(write: impl FnOnce(&mut BytesMut) -> R) -> (R, Bytes) {

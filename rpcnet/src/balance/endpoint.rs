@@ -1,0 +1,308 @@
+//! `Endpoint`: one server a balancer can pick, with its identity, tags and live load
+//! (calls in flight, a peak-sensitive latency estimate, successes and failures), and the
+//! `InFlight` guard that counts a call from pick to response, error or cancellation.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// Tag key whose value weighs an endpoint for the weighted strategies.
+pub const CAPACITY_TAG: &str = "capacity";
+/// Tag key the locality wrapper compares with the caller's zone.
+pub const ZONE_TAG: &str = "zone";
+
+/// Weight of an endpoint without a valid `capacity` tag.
+const DEFAULT_WEIGHT: u32 = 1;
+
+/// How quickly the latency estimate forgets (the decay time of the EWMA): 10 s, as
+/// Finagle's and tower's peak EWMA default to.
+pub(crate) const LATENCY_DECAY: Duration = Duration::from_secs(10);
+
+/// One server a balancer can pick. Cheap to clone: clones share the load counters.
+///
+/// ```
+/// use rpcnet::balance::Endpoint;
+/// let endpoint = Endpoint::new("worker-1", "127.0.0.1:7001".parse().unwrap())
+///     .with_tag("zone", "eu-1")
+///     .with_tag("capacity", "4");
+/// assert_eq!(endpoint.weight(), 4);
+/// assert_eq!(endpoint.in_flight(), 0);
+/// ```
+#[derive(Clone)]
+pub struct Endpoint {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    id: String,
+    label: String,
+    addr: SocketAddr,
+    tags: BTreeMap<String, String>,
+    weight: u32,
+    load: Load,
+}
+
+/// Live counters, updated without locks: concurrent updates may interleave, which only
+/// blurs an estimate that is approximate by nature.
+struct Load {
+    in_flight: AtomicU32,
+    successes: AtomicU64,
+    failures: AtomicU64,
+    /// Latency estimate in nanoseconds (f64 bits); 0 until the first observation.
+    latency_ns: AtomicU64,
+    /// When the estimate was last updated, in nanoseconds since `epoch`.
+    updated_ns: AtomicU64,
+    epoch: Instant,
+    /// Current weight of smooth weighted round robin.
+    wrr_current: AtomicI64,
+}
+
+impl Endpoint {
+    /// An endpoint known by `id` (unique within a balancer's set) at `addr`; its label is
+    /// its id until [`with_label`](Self::with_label).
+    pub fn new(id: impl Into<String>, addr: SocketAddr) -> Self {
+        let id = id.into();
+        Self::build(id.clone(), id, addr, BTreeMap::new())
+    }
+
+    fn build(id: String, label: String, addr: SocketAddr, tags: BTreeMap<String, String>) -> Self {
+        let weight = tags.get(CAPACITY_TAG).and_then(|v| v.parse::<u32>().ok()).filter(|w| *w > 0);
+        let load = Load {
+            in_flight: AtomicU32::new(0),
+            successes: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+            latency_ns: AtomicU64::new(0f64.to_bits()),
+            updated_ns: AtomicU64::new(0),
+            epoch: Instant::now(),
+            wrr_current: AtomicI64::new(0),
+        };
+        Self { inner: Arc::new(Inner { id, label, addr, tags, weight: weight.unwrap_or(DEFAULT_WEIGHT), load }) }
+    }
+
+    /// The same endpoint with a human-readable label. The copy has fresh counters.
+    pub fn with_label(self, label: impl Into<String>) -> Self {
+        Self::build(self.inner.id.clone(), label.into(), self.inner.addr, self.inner.tags.clone())
+    }
+
+    /// The same endpoint with one more tag. The copy has fresh counters.
+    pub fn with_tag(self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        let mut tags = self.inner.tags.clone();
+        tags.insert(key.into(), value.into());
+        Self::build(self.inner.id.clone(), self.inner.label.clone(), self.inner.addr, tags)
+    }
+
+    /// The same endpoint with these tags. The copy has fresh counters.
+    pub fn with_tags(self, tags: BTreeMap<String, String>) -> Self {
+        Self::build(self.inner.id.clone(), self.inner.label.clone(), self.inner.addr, tags)
+    }
+
+    /// The unique id within a set of endpoints.
+    pub fn id(&self) -> &str {
+        &self.inner.id
+    }
+
+    /// A human-readable name.
+    pub fn label(&self) -> &str {
+        &self.inner.label
+    }
+
+    /// Where the server listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.inner.addr
+    }
+
+    /// Metadata such as `role`, `zone`, `capacity`.
+    pub fn tags(&self) -> &BTreeMap<String, String> {
+        &self.inner.tags
+    }
+
+    /// One tag's value.
+    pub fn tag(&self, key: &str) -> Option<&str> {
+        self.inner.tags.get(key).map(String::as_str)
+    }
+
+    /// Relative capacity from the `capacity` tag (a positive integer), else 1.
+    pub fn weight(&self) -> u32 {
+        self.inner.weight
+    }
+
+    /// Calls picked for this endpoint and not finished yet.
+    pub fn in_flight(&self) -> u32 {
+        self.inner.load.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Calls that finished successfully.
+    pub fn successes(&self) -> u64 {
+        self.inner.load.successes.load(Ordering::Relaxed)
+    }
+
+    /// Calls that failed (any error, the service's own included).
+    pub fn failures(&self) -> u64 {
+        self.inner.load.failures.load(Ordering::Relaxed)
+    }
+
+    /// The latency estimate as of `now`: a peak-sensitive EWMA (it jumps up to a slower
+    /// call at once and decays towards faster ones), `None` before the first observation.
+    pub fn latency_estimate(&self, now: Instant) -> Option<Duration> {
+        let ns = self.decayed_latency_ns(now);
+        (ns > 0.0).then(|| Duration::from_nanos(ns as u64))
+    }
+
+    /// The estimate in nanoseconds, decayed for the time since its last update.
+    pub(crate) fn decayed_latency_ns(&self, now: Instant) -> f64 {
+        let load = &self.inner.load;
+        let estimate = f64::from_bits(load.latency_ns.load(Ordering::Relaxed));
+        if estimate == 0.0 {
+            return 0.0;
+        }
+        let updated = load.updated_ns.load(Ordering::Relaxed);
+        let elapsed = now.saturating_duration_since(load.epoch).as_nanos() as f64 - updated as f64;
+        if elapsed <= 0.0 {
+            return estimate;
+        }
+        estimate * (-elapsed / LATENCY_DECAY.as_nanos() as f64).exp()
+    }
+
+    /// Records a finished call: its latency feeds the estimate, its result the counters.
+    pub fn record(&self, latency: Duration, success: bool, now: Instant) {
+        let load = &self.inner.load;
+        if success {
+            load.successes.fetch_add(1, Ordering::Relaxed);
+        } else {
+            load.failures.fetch_add(1, Ordering::Relaxed);
+        }
+        let rtt = latency.as_nanos() as f64;
+        let current = self.decayed_latency_ns(now);
+        // Peak-sensitive: a slower call replaces the estimate at once; a faster one only
+        // pulls it down by the weight the elapsed time gives it.
+        let next = if rtt > current || current == 0.0 {
+            rtt
+        } else {
+            let updated = load.updated_ns.load(Ordering::Relaxed);
+            let elapsed = (now.saturating_duration_since(load.epoch).as_nanos() as f64 - updated as f64).max(0.0);
+            let decay = (-elapsed / LATENCY_DECAY.as_nanos() as f64).exp();
+            current * decay + rtt * (1.0 - decay)
+        };
+        load.latency_ns.store(next.to_bits(), Ordering::Relaxed);
+        load.updated_ns.store(now.saturating_duration_since(load.epoch).as_nanos() as u64, Ordering::Relaxed);
+    }
+
+    /// Starts counting a call in flight; the guard stops counting when dropped, whether the
+    /// call succeeded, failed or was cancelled.
+    pub fn start_call(&self) -> InFlight {
+        self.inner.load.in_flight.fetch_add(1, Ordering::AcqRel);
+        InFlight { endpoint: self.clone() }
+    }
+
+    /// Starts counting a call unless `cap` calls are already in flight.
+    pub fn try_start_call(&self, cap: u32) -> Option<InFlight> {
+        let counter = &self.inner.load.in_flight;
+        counter.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < cap).then_some(n + 1)).ok()?;
+        Some(InFlight { endpoint: self.clone() })
+    }
+
+    /// Whether two handles are the same endpoint (same counters).
+    pub fn same(&self, other: &Endpoint) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
+    pub(crate) fn wrr_current(&self) -> &AtomicI64 {
+        &self.inner.load.wrr_current
+    }
+}
+
+impl fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("id", &self.inner.id)
+            .field("addr", &self.inner.addr)
+            .field("tags", &self.inner.tags)
+            .field("in_flight", &self.in_flight())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Counts one call in flight on an endpoint until dropped.
+#[derive(Debug)]
+pub struct InFlight {
+    endpoint: Endpoint,
+}
+
+impl InFlight {
+    /// The endpoint the call runs on.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.endpoint.inner.load.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn endpoint() -> Endpoint {
+        Endpoint::new("a", "127.0.0.1:1".parse().unwrap())
+    }
+
+    #[test]
+    fn the_guard_counts_a_call_until_dropped_even_when_cancelled() {
+        let e = endpoint();
+        let first = e.start_call();
+        let second = e.clone().start_call();
+        assert_eq!(e.in_flight(), 2, "clones share the counter");
+        drop(first);
+        assert_eq!(e.in_flight(), 1, "a finished (or dropped) call stops counting");
+        drop(second);
+        assert_eq!(e.in_flight(), 0);
+    }
+
+    #[test]
+    fn try_start_call_respects_the_cap() {
+        let e = endpoint();
+        let a = e.try_start_call(2).expect("under the cap");
+        let _b = e.try_start_call(2).expect("at the cap after this one");
+        assert!(e.try_start_call(2).is_none(), "a third call must be refused at cap 2");
+        drop(a);
+        assert!(e.try_start_call(2).is_some(), "a slot frees when a call ends");
+    }
+
+    #[test]
+    fn the_latency_estimate_jumps_to_peaks_and_decays_towards_faster_calls() {
+        let e = endpoint();
+        let t0 = Instant::now();
+        assert_eq!(e.latency_estimate(t0), None, "no estimate before the first call");
+        e.record(Duration::from_millis(10), true, t0);
+        assert_eq!(e.latency_estimate(t0), Some(Duration::from_millis(10)));
+        e.record(Duration::from_millis(100), true, t0);
+        assert_eq!(e.latency_estimate(t0), Some(Duration::from_millis(100)), "a peak replaces the estimate at once");
+        // One decay period later the estimate has fallen to about 1/e of the peak.
+        let later = t0 + LATENCY_DECAY;
+        let decayed = e.latency_estimate(later).unwrap().as_secs_f64();
+        assert!((decayed - 0.1 / std::f64::consts::E).abs() < 1e-3, "decayed to {decayed}");
+        e.record(Duration::from_millis(1), true, later);
+        let after = e.latency_estimate(later).unwrap();
+        assert!(
+            after < Duration::from_millis(37) && after > Duration::from_millis(1),
+            "a fast call pulls it down: {after:?}"
+        );
+        assert_eq!((e.successes(), e.failures()), (3, 0));
+        e.record(Duration::from_millis(1), false, later);
+        assert_eq!(e.failures(), 1);
+    }
+
+    #[test]
+    fn weight_comes_from_a_valid_capacity_tag() {
+        assert_eq!(endpoint().weight(), 1);
+        assert_eq!(endpoint().with_tag("capacity", "100").weight(), 100);
+        assert_eq!(endpoint().with_tag("capacity", "0").weight(), 1, "zero is not a weight");
+        assert_eq!(endpoint().with_tag("capacity", "lots").weight(), 1, "neither is text");
+    }
+}

@@ -1,0 +1,238 @@
+//! Balancing: which endpoint serves a call. The `Balancer` trait, `Endpoint` with its live
+//! load, and every strategy, one per file. Pure: no tokio, no quinn, time passed in as
+//! `now`, randomness seeded; so each strategy is unit-tested and benchmarked alone.
+//!
+//! | strategy | picks | choose it when |
+//! |---|---|---|
+//! | [`RoundRobin`] | each endpoint in turn | endpoints and calls are alike |
+//! | [`Random`] | uniformly at random | many clients, no shared state wanted |
+//! | [`LeastConnections`] | fewest calls in flight, ties in turn | call durations vary |
+//! | [`PowerOfTwoChoices`] | the less loaded of two random endpoints | large sets: near least-loaded at O(1) |
+//! | [`PeakEwma`] | two random, lower latency × (in flight + 1) | endpoints differ in speed |
+//! | [`WeightedRandom`] | at random, in proportion to `capacity` | endpoints differ in size |
+//! | [`WeightedRoundRobin`] | in turn, in proportion to `capacity` (smooth) | same, deterministic |
+//! | [`ConsistentHash`] | by the call's affinity key on a ring | caches: same key, same endpoint |
+//! | [`Locality`] | via an inner strategy, own `zone` first | several zones |
+
+mod consistent_hash;
+mod endpoint;
+mod least_connections;
+mod locality;
+mod p2c;
+mod peak_ewma;
+mod random;
+mod rng;
+mod round_robin;
+mod weighted;
+
+pub use consistent_hash::{ConsistentHash, affinity_hash};
+pub use endpoint::{CAPACITY_TAG, Endpoint, InFlight, ZONE_TAG};
+pub use least_connections::LeastConnections;
+pub use locality::Locality;
+pub use p2c::PowerOfTwoChoices;
+pub use peak_ewma::PeakEwma;
+pub use random::Random;
+pub use round_robin::RoundRobin;
+pub use weighted::{WeightedRandom, WeightedRoundRobin};
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What a balancer knows about the call it places.
+#[derive(Debug, Clone, Copy)]
+pub struct CallInfo<'a> {
+    /// The method's wire name.
+    pub method: &'a str,
+    /// The call's affinity key (hashed), for [`ConsistentHash`].
+    pub key: Option<u64>,
+    /// The time the call starts.
+    pub now: Instant,
+    /// Changes whenever the set of endpoints passed to `pick` changes, so that a balancer
+    /// may cache what it derives from the set (a hash ring) until it does.
+    pub generation: u64,
+}
+
+impl<'a> CallInfo<'a> {
+    /// Information for a call of `method` starting now, with no key, generation 0.
+    pub fn new(method: &'a str) -> Self {
+        Self { method, key: None, now: Instant::now(), generation: 0 }
+    }
+}
+
+/// How a call went, for [`Balancer::observe`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outcome {
+    /// From pick to response.
+    pub latency: Duration,
+    /// Whether the call succeeded.
+    pub success: bool,
+    /// When it finished.
+    pub now: Instant,
+}
+
+/// Chooses the endpoint of each call. Object-safe: channels hold an `Arc<dyn Balancer>`.
+///
+/// ```
+/// use rpcnet::balance::{Balancer, CallInfo, Endpoint};
+/// /// Always the first endpoint: a primary with standbys.
+/// struct Primary;
+/// impl Balancer for Primary {
+///     fn pick(&self, endpoints: &[Endpoint], _call: &CallInfo<'_>) -> Option<usize> {
+///         (!endpoints.is_empty()).then_some(0)
+///     }
+/// }
+/// ```
+pub trait Balancer: Send + Sync + 'static {
+    /// Chooses one of `endpoints` (already filtered by tags and health) for this call, or
+    /// `None` if none will do. `endpoints` is never empty when a channel calls this.
+    fn pick(&self, endpoints: &[Endpoint], call: &CallInfo<'_>) -> Option<usize>;
+
+    /// Learns from a finished call. The endpoint's own counters are updated by the channel;
+    /// this is for strategies that keep state of their own. Default: nothing.
+    fn observe(&self, endpoint: &Endpoint, outcome: &Outcome) {
+        let _ = (endpoint, outcome);
+    }
+}
+
+/// The built-in strategies, by name. See the module documentation for when to choose which.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LoadBalancingStrategy {
+    /// Each endpoint in turn.
+    RoundRobin,
+    /// Uniformly at random.
+    Random,
+    /// Fewest calls in flight; ties are broken in turn.
+    LeastConnections,
+    /// The less loaded of two endpoints drawn at random.
+    PowerOfTwoChoices,
+    /// Two drawn at random; the lower latency estimate × (calls in flight + 1) wins.
+    PeakEwma,
+    /// At random, in proportion to the `capacity` tag.
+    WeightedRandom,
+    /// In turn, in proportion to the `capacity` tag, interleaved smoothly.
+    WeightedRoundRobin,
+    /// By the call's affinity key, on a ring of virtual nodes.
+    ConsistentHash,
+    /// Endpoints whose `zone` tag is `zone` first, through `inner`; all of them if none is.
+    Locality {
+        /// The caller's zone.
+        zone: String,
+        /// How to choose among the endpoints of that zone (or all, on fallback).
+        inner: Box<LoadBalancingStrategy>,
+    },
+}
+
+impl LoadBalancingStrategy {
+    /// Every name [`FromStr`] accepts, as `rpcnet-build` and configuration files spell them.
+    pub const NAMES: &'static [&'static str] = &[
+        "round_robin",
+        "random",
+        "least_connections",
+        "power_of_two_choices",
+        "peak_ewma",
+        "weighted_random",
+        "weighted_round_robin",
+        "consistent_hash",
+    ];
+
+    /// A new balancer of this strategy.
+    pub fn balancer(&self) -> Arc<dyn Balancer> {
+        match self {
+            Self::RoundRobin => Arc::new(RoundRobin::new()),
+            Self::Random => Arc::new(Random::new()),
+            Self::LeastConnections => Arc::new(LeastConnections::new()),
+            Self::PowerOfTwoChoices => Arc::new(PowerOfTwoChoices::new()),
+            Self::PeakEwma => Arc::new(PeakEwma::new()),
+            Self::WeightedRandom => Arc::new(WeightedRandom::new()),
+            Self::WeightedRoundRobin => Arc::new(WeightedRoundRobin::new()),
+            Self::ConsistentHash => Arc::new(ConsistentHash::new()),
+            Self::Locality { zone, inner } => Arc::new(Locality::new(zone.clone(), inner.balancer())),
+        }
+    }
+
+    /// The strategy's name (`"least_connections"`); `Locality` is named after its inner one.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::RoundRobin => "round_robin",
+            Self::Random => "random",
+            Self::LeastConnections => "least_connections",
+            Self::PowerOfTwoChoices => "power_of_two_choices",
+            Self::PeakEwma => "peak_ewma",
+            Self::WeightedRandom => "weighted_random",
+            Self::WeightedRoundRobin => "weighted_round_robin",
+            Self::ConsistentHash => "consistent_hash",
+            Self::Locality { inner, .. } => inner.name(),
+        }
+    }
+}
+
+impl fmt::Display for LoadBalancingStrategy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Locality { zone, inner } => write!(f, "locality({zone}, {inner})"),
+            other => f.write_str(other.name()),
+        }
+    }
+}
+
+/// A strategy name that is not one of [`LoadBalancingStrategy::NAMES`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown load balancing strategy `{0}`; valid names: {names}", names = LoadBalancingStrategy::NAMES.join(", "))]
+pub struct UnknownStrategy(pub String);
+
+impl FromStr for LoadBalancingStrategy {
+    type Err = UnknownStrategy;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        Ok(match name {
+            "round_robin" => Self::RoundRobin,
+            "random" => Self::Random,
+            "least_connections" => Self::LeastConnections,
+            "power_of_two_choices" => Self::PowerOfTwoChoices,
+            "peak_ewma" => Self::PeakEwma,
+            "weighted_random" => Self::WeightedRandom,
+            "weighted_round_robin" => Self::WeightedRoundRobin,
+            "consistent_hash" => Self::ConsistentHash,
+            other => return Err(UnknownStrategy(other.to_owned())),
+        })
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// `n` endpoints `e0`, `e1`, ... on made-up loopback ports.
+    pub(crate) fn endpoints(n: usize) -> Vec<Endpoint> {
+        (0..n).map(|i| Endpoint::new(format!("e{i}"), format!("127.0.0.1:{}", 1000 + i).parse().unwrap())).collect()
+    }
+
+    pub(crate) fn call() -> CallInfo<'static> {
+        CallInfo::new("Test.call")
+    }
+
+    /// Pearson's chi-square statistic against equal expected counts.
+    pub(crate) fn chi_square(counts: &[u64]) -> f64 {
+        let expected = counts.iter().sum::<u64>() as f64 / counts.len() as f64;
+        chi_square_expected(counts, &vec![expected; counts.len()])
+    }
+
+    /// Pearson's chi-square statistic against the given expected counts.
+    pub(crate) fn chi_square_expected(counts: &[u64], expected: &[f64]) -> f64 {
+        counts.iter().zip(expected).map(|(&n, &e)| (n as f64 - e).powi(2) / e).sum()
+    }
+
+    #[test]
+    fn strategies_parse_from_their_names_and_unknown_names_list_the_valid_ones() {
+        for name in LoadBalancingStrategy::NAMES {
+            let strategy: LoadBalancingStrategy = name.parse().unwrap();
+            assert_eq!(strategy.name(), *name);
+            let _ = strategy.balancer();
+        }
+        let err = "fastest".parse::<LoadBalancingStrategy>().unwrap_err();
+        assert!(err.to_string().contains("least_connections"), "{err}");
+    }
+}
