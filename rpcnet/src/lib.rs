@@ -37,7 +37,7 @@ mod typed;
 
 pub use balance::{Balancer, CallInfo, Endpoint, LoadBalancingStrategy, Outcome};
 pub use bytes::Bytes;
-pub use channel::{Channel, ClientBuilder, TypedClient};
+pub use channel::{Channel, ClientBuilder, EndpointStats, TypedClient};
 pub use client::{CallOptions, RpcClient};
 pub use config::RpcConfig;
 pub use error::{RpcError, ServiceError};
@@ -76,7 +76,7 @@ pub mod __private {
     pub use ::std::sync::Arc;
     pub use ::std::vec::Vec;
 
-    pub use crate::channel::{Channel, ClientBuilder, TypedClient};
+    pub use crate::channel::{Channel, ClientBuilder, EndpointStats, TypedClient};
     pub use crate::server::{Routes, Service};
     pub use crate::typed::{
         ByteBuf, RpcMessage, bidi_streaming, client_streaming, client_streaming_fallible, decode, decode_stream,

@@ -196,6 +196,17 @@ impl<'a> Generator<'a> {
                     self.with_options(self.channel.options().with_timeout(timeout))
                 }
 
+                /// The same client, its calls keyed by `key` for consistent hashing: the same
+                /// key goes to the same endpoint while the set of endpoints stays the same.
+                pub fn with_affinity_key(&self, key: impl ::core::convert::AsRef<[u8]>) -> Self {
+                    self.with_options(self.channel.options().with_affinity_key(key))
+                }
+
+                /// Each endpoint with its live load and counters (empty for one server).
+                pub fn endpoint_stats(&self) -> #krate::__private::Vec<#krate::__private::EndpointStats> {
+                    self.channel.endpoint_stats()
+                }
+
                 #(#calls)*
             }
         }
@@ -203,11 +214,7 @@ impl<'a> Generator<'a> {
 
     fn client_method(&self, method: &Method<'_>) -> TokenStream {
         let krate = &self.krate;
-        let (attrs, name, const_name) = (&method.attrs, method.name, method.const_name());
-        let head = {
-            let idempotent = method.idempotent;
-            quote!(&self.channel, Self::#const_name, #idempotent)
-        };
+        let (attrs, name) = (&method.attrs, method.name);
         let (params, body, output) = match &method.request {
             Request::Args(args) => {
                 let params = args.iter().map(|a| {
@@ -219,7 +226,7 @@ impl<'a> Generator<'a> {
                     Wire::of(a.ty).wrap(krate, quote!(#name))
                 });
                 let request = quote!(&(#(#values,)*));
-                let (body, output) = self.client_response(method, quote!(_), request, &head, false);
+                let (body, output) = self.client_response(method, quote!(_), request, false);
                 (quote!(#(#params),*), body, output)
             }
             Request::Stream { arg, item } => {
@@ -231,7 +238,7 @@ impl<'a> Generator<'a> {
                 } else {
                     quote!(#arg_name)
                 };
-                let (body, output) = self.client_response(method, wire.ty(krate), requests, &head, true);
+                let (body, output) = self.client_response(method, wire.ty(krate), requests, true);
                 (quote!(#arg_name: #arg_ty), body, output)
             }
         };
@@ -263,16 +270,24 @@ impl<'a> Generator<'a> {
         method: &Method<'_>,
         request_ty: TokenStream,
         request: TokenStream,
-        head: &TokenStream,
         streaming: bool,
     ) -> (TokenStream, TokenStream) {
         let krate = &self.krate;
+        let channel = quote!(&self.channel);
+        let const_name = method.const_name();
+        let method_const = quote!(Self::#const_name);
+        let idempotent = method.idempotent;
         match &method.response {
             Response::Value(ty) => {
                 let declared = value_type(*ty);
                 let wire = ty.map(Wire::of);
                 let wire_ty = wire.as_ref().map_or_else(|| quote!(()), |w| w.ty(krate));
                 let helper = if streaming { quote!(client_streaming) } else { quote!(unary) };
+                let head = if streaming {
+                    quote!(#channel, #method_const)
+                } else {
+                    quote!(#channel, #method_const, #idempotent)
+                };
                 let call = quote!(#krate::__private::#helper::<#request_ty, #wire_ty>(#head, #request).await);
                 let body = match wire.filter(Wire::wrapped) {
                     Some(wire) => {
@@ -287,6 +302,11 @@ impl<'a> Generator<'a> {
                 let (ok_wire, err_wire) = (Wire::of(ok), Wire::of(err));
                 let (ok_ty, err_ty) = (ok_wire.ty(krate), err_wire.ty(krate));
                 let helper = if streaming { quote!(client_streaming_fallible) } else { quote!(unary_fallible) };
+                let head = if streaming {
+                    quote!(#channel, #method_const)
+                } else {
+                    quote!(#channel, #method_const, #idempotent)
+                };
                 let call = quote!(#krate::__private::#helper::<#request_ty, #ok_ty, #err_ty>(#head, #request).await);
                 let body = if ok_wire.wrapped() || err_wire.wrapped() {
                     let (ok_value, err_value) = (ok_wire.unwrap(quote!(value)), err_wire.unwrap(quote!(error)));
@@ -300,6 +320,7 @@ impl<'a> Generator<'a> {
                 let wire = Wire::of(item);
                 let item_ty = wire.ty(krate);
                 let helper = if streaming { quote!(bidi_streaming) } else { quote!(server_streaming) };
+                let head = quote!(#channel, #method_const);
                 let call = quote!(#krate::__private::#helper::<#request_ty, #item_ty>(#head, #request).await);
                 let body = if wire.wrapped() {
                     let unwrapped = wire.unwrap(quote!(message));

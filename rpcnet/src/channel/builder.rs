@@ -1,10 +1,13 @@
-//! `ClientBuilder`: how a typed client is made, for one server or for many.
+//! `ClientBuilder`: how a typed client is made for many endpoints, and how it balances.
 
 use std::marker::PhantomData;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use super::Channel;
-use crate::{RpcClient, RpcConfig, RpcError};
+use super::balanced::{Balanced, Policy};
+use crate::balance::{Balancer, Endpoint, LoadBalancingStrategy};
+use crate::{RpcConfig, RpcError};
 
 /// A typed client made from a [`Channel`]: what `#[rpc_service]` generates as `XClient`.
 pub trait TypedClient: Sized {
@@ -12,52 +15,143 @@ pub trait TypedClient: Sized {
     fn from_channel(channel: Channel) -> Self;
 }
 
-/// Builds a typed client: `XClient::builder().endpoints([a, b]).config(c).connect().await`.
-#[derive(Debug)]
+/// Builds a client whose calls are balanced over several endpoints:
+///
+/// ```no_run
+/// # #[rpcnet::rpc_service] pub trait Calculator { async fn add(&self, a: i64, b: i64) -> i64; }
+/// # async fn run(a: std::net::SocketAddr, b: std::net::SocketAddr) -> Result<(), rpcnet::RpcError> {
+/// use rpcnet::{LoadBalancingStrategy, RpcConfig};
+/// let client = CalculatorClient::builder()
+///     .endpoints([a, b])
+///     .config(RpcConfig::dev("127.0.0.1:0"))
+///     .strategy(LoadBalancingStrategy::LeastConnections)
+///     .max_in_flight_per_endpoint(100)
+///     .connect()
+///     .await?;
+/// let sum = client.add(2, 3).await?;
+/// # Ok(()) }
+/// ```
+///
+/// Every call picks one endpoint. An endpoint whose connection fails is left out for a
+/// back-off that doubles with each failure (500 ms to 30 s); a call that never reached a
+/// server goes to another endpoint, at most three attempts in all and within a retry budget
+/// of 20% extra calls.
 pub struct ClientBuilder<C> {
-    endpoints: Vec<SocketAddr>,
+    endpoints: Vec<Endpoint>,
     config: Option<RpcConfig>,
+    strategy: LoadBalancingStrategy,
+    balancer: Option<Arc<dyn Balancer>>,
+    policy: Policy,
     client: PhantomData<fn() -> C>,
+}
+
+impl<C> std::fmt::Debug for ClientBuilder<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientBuilder")
+            .field("endpoints", &self.endpoints.len())
+            .field("strategy", &self.strategy)
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<C> Default for ClientBuilder<C> {
     fn default() -> Self {
-        Self { endpoints: Vec::new(), config: None, client: PhantomData }
+        Self {
+            endpoints: Vec::new(),
+            config: None,
+            strategy: LoadBalancingStrategy::LeastConnections,
+            balancer: None,
+            policy: Policy::default(),
+            client: PhantomData,
+        }
+    }
+}
+
+impl From<SocketAddr> for Endpoint {
+    /// An endpoint whose id and label are its address.
+    fn from(addr: SocketAddr) -> Self {
+        Endpoint::new(addr.to_string(), addr)
     }
 }
 
 impl<C: TypedClient> ClientBuilder<C> {
-    /// A builder with no endpoints and the development configuration.
+    /// A builder with no endpoints, least-connections balancing, and the development
+    /// configuration.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// Adds the servers to call.
-    pub fn endpoints(mut self, endpoints: impl IntoIterator<Item = SocketAddr>) -> Self {
-        self.endpoints.extend(endpoints);
+    /// Adds servers to call: addresses, or [`Endpoint`]s with ids and tags.
+    pub fn endpoints<E: Into<Endpoint>>(mut self, endpoints: impl IntoIterator<Item = E>) -> Self {
+        self.endpoints.extend(endpoints.into_iter().map(Into::into));
         self
     }
 
     /// Adds one server to call.
-    pub fn endpoint(mut self, endpoint: SocketAddr) -> Self {
-        self.endpoints.push(endpoint);
+    pub fn endpoint(mut self, endpoint: impl Into<Endpoint>) -> Self {
+        self.endpoints.push(endpoint.into());
         self
     }
 
-    /// The configuration of every connection (trust, limits, timeouts). Default:
+    /// The configuration of every connection (trust, limits, default deadline). Default:
     /// [`RpcConfig::dev`] on `127.0.0.1:0`.
     pub fn config(mut self, config: RpcConfig) -> Self {
         self.config = Some(config);
         self
     }
 
-    /// Connects and returns the client.
+    /// A built-in strategy. Default: least connections.
+    pub fn strategy(mut self, strategy: LoadBalancingStrategy) -> Self {
+        self.strategy = strategy;
+        self.balancer = None;
+        self
+    }
+
+    /// A balancer of your own, instead of a built-in strategy.
+    pub fn balancer(mut self, balancer: impl Balancer) -> Self {
+        self.balancer = Some(Arc::new(balancer));
+        self
+    }
+
+    /// Load shedding: at most `calls` in flight on one endpoint. When every endpoint is at
+    /// its cap, a call fails at once with [`RpcError::Overloaded`], or waits for a slot
+    /// until its deadline with [`queue_when_overloaded`](Self::queue_when_overloaded).
+    /// Default: no cap.
+    pub fn max_in_flight_per_endpoint(mut self, calls: u32) -> Self {
+        self.policy.max_in_flight = Some(calls.max(1));
+        self
+    }
+
+    /// Whether a call waits (until its deadline) for a slot when every endpoint is at its
+    /// cap, instead of failing at once. Default: false.
+    pub fn queue_when_overloaded(mut self, queue: bool) -> Self {
+        self.policy.queue = queue;
+        self
+    }
+
+    /// Attempts per call, the first included (at least 1). Default 3.
+    pub fn max_attempts(mut self, attempts: u32) -> Self {
+        self.policy.max_attempts = attempts.max(1);
+        self
+    }
+
+    /// Extra load that retries may add, as a fraction of calls (0.2 = 20%, the default).
+    pub fn retry_budget(mut self, ratio: f64) -> Self {
+        self.policy.retry_ratio = ratio;
+        self
+    }
+
+    /// Connects to every endpoint and returns the client. Endpoints that cannot be reached
+    /// are left out for a while; it fails only if none can be reached.
     pub async fn connect(self) -> Result<C, RpcError> {
         let config = self.config.unwrap_or_else(|| RpcConfig::dev("127.0.0.1:0"));
-        match self.endpoints.as_slice() {
-            [] => Err(RpcError::NoEndpointAvailable { filter: None, known: 0, healthy: 0 }),
-            [addr] => Ok(C::from_channel(Channel::single(RpcClient::connect(*addr, config).await?))),
-            _ => Err(RpcError::Config("several endpoints need a balancer; this build has none yet".into())),
+        if self.endpoints.is_empty() {
+            return Err(RpcError::NoEndpointAvailable { filter: self.policy.filter, known: 0, healthy: 0 });
         }
+        let balancer = self.balancer.unwrap_or_else(|| self.strategy.balancer());
+        let balanced = Arc::new(Balanced::new(balancer, self.endpoints, config, self.policy)?);
+        balanced.connect_all().await?;
+        Ok(C::from_channel(Channel::balanced(balanced)))
     }
 }

@@ -31,6 +31,7 @@ use crate::{RpcConfig, RpcError, RpcStream};
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CallOptions {
     timeout: Option<Option<Duration>>,
+    affinity: Option<u64>,
 }
 
 impl CallOptions {
@@ -52,12 +53,25 @@ impl CallOptions {
         self
     }
 
+    /// Calls with the same key go to the same endpoint under consistent hashing
+    /// ([`LoadBalancingStrategy::ConsistentHash`](crate::LoadBalancingStrategy)); other
+    /// strategies ignore it.
+    pub fn with_affinity_key(mut self, key: impl AsRef<[u8]>) -> Self {
+        self.affinity = Some(crate::balance::affinity_hash(key.as_ref()));
+        self
+    }
+
+    /// The hashed affinity key, if any.
+    pub fn affinity_key(&self) -> Option<u64> {
+        self.affinity
+    }
+
     /// `None` if the call uses the default deadline; otherwise its own (`Some(None)`: none).
     pub fn timeout(&self) -> Option<Option<Duration>> {
         self.timeout
     }
 
-    fn resolve(&self, default: Option<Duration>) -> Option<Duration> {
+    pub(crate) fn resolve(&self, default: Option<Duration>) -> Option<Duration> {
         self.timeout.unwrap_or(default)
     }
 }
@@ -86,8 +100,40 @@ pub struct RpcClient {
     inner: Arc<ClientInner>,
 }
 
+/// A client-side QUIC endpoint (one UDP socket) that connections to several servers share;
+/// closed when the last connection using it is gone.
+#[derive(Clone)]
+pub(crate) struct ClientEndpoint {
+    inner: Arc<EndpointHandle>,
+}
+
+struct EndpointHandle(quinn::Endpoint);
+
+impl Drop for EndpointHandle {
+    fn drop(&mut self) {
+        self.0.close(quinn::VarInt::from_u32(0), b"client closed");
+    }
+}
+
+impl ClientEndpoint {
+    /// A new endpoint bound to `config.bind_addr`, trusting what `config` trusts.
+    pub(crate) fn new(config: &RpcConfig) -> Result<Self, RpcError> {
+        Ok(Self { inner: Arc::new(EndpointHandle(client_endpoint(config)?)) })
+    }
+
+    fn quinn(&self) -> &quinn::Endpoint {
+        &self.inner.0
+    }
+}
+
+impl fmt::Debug for ClientEndpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientEndpoint").finish_non_exhaustive()
+    }
+}
+
 struct ClientInner {
-    endpoint: quinn::Endpoint,
+    endpoint: ClientEndpoint,
     remote: SocketAddr,
     server_name: String,
     limits: Limits,
@@ -106,7 +152,9 @@ impl fmt::Debug for RpcClient {
 
 impl Drop for ClientInner {
     fn drop(&mut self) {
-        self.endpoint.close(quinn::VarInt::from_u32(0), b"client closed");
+        if let Some(conn) = self.current() {
+            conn.close(quinn::VarInt::from_u32(0), b"client closed");
+        }
     }
 }
 
@@ -127,7 +175,7 @@ impl ClientInner {
         if let Some(conn) = self.live() {
             return Ok(conn);
         }
-        let connecting = self.endpoint.connect(self.remote, &self.server_name).map_err(|e| {
+        let connecting = self.endpoint.quinn().connect(self.remote, &self.server_name).map_err(|e| {
             RpcError::Connection(format!("cannot connect to {} as `{}`: {e}", self.remote, self.server_name))
         })?;
         let conn = tokio::time::timeout(self.connect_timeout, connecting)
@@ -192,7 +240,15 @@ impl RpcClient {
     /// Connects to the server at `addr`, verifying its certificate against the trust anchors
     /// of `config` and the name [`RpcConfig::with_server_name`] (default `localhost`).
     pub async fn connect(addr: SocketAddr, config: RpcConfig) -> Result<Self, RpcError> {
-        let endpoint = client_endpoint(&config)?;
+        Self::connect_via(ClientEndpoint::new(&config)?, addr, &config).await
+    }
+
+    /// Connects through an endpoint shared with other clients (a balanced channel's).
+    pub(crate) async fn connect_via(
+        endpoint: ClientEndpoint,
+        addr: SocketAddr,
+        config: &RpcConfig,
+    ) -> Result<Self, RpcError> {
         let inner = ClientInner {
             endpoint,
             remote: addr,

@@ -1,6 +1,6 @@
 //! The client side of typed calls: encode the arguments, call through a channel, decode.
-//! `idempotent` says whether the method was marked `#[rpc(idempotent)]`: a balanced channel
-//! may then repeat a call whose server died before answering.
+//! For unary calls, `idempotent` says whether the method was marked `#[rpc(idempotent)]`:
+//! a balanced channel may then repeat a call whose server died before answering.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -39,10 +39,9 @@ pub async fn unary_fallible<Req: Serialize, T: DeserializeOwned, E: DeserializeO
 pub async fn server_streaming<Req: Serialize, Resp: DeserializeOwned + Send + 'static>(
     channel: &Channel,
     method: &'static str,
-    idempotent: bool,
     request: &Req,
 ) -> Result<RpcStream<Resp>, RpcError> {
-    let responses = channel.server_streaming(method, idempotent, encode(request)?).await?;
+    let responses = channel.server_streaming(method, encode(request)?).await?;
     Ok(responses.map_messages(|bytes| decode(&bytes)))
 }
 
@@ -50,10 +49,9 @@ pub async fn server_streaming<Req: Serialize, Resp: DeserializeOwned + Send + 's
 pub async fn client_streaming<Req: Serialize + Send + 'static, Resp: DeserializeOwned>(
     channel: &Channel,
     method: &'static str,
-    idempotent: bool,
     requests: RpcStream<Req>,
 ) -> Result<Resp, RpcError> {
-    let response = channel.client_streaming(method, idempotent, requests.map_messages(|r| encode(&r))).await?;
+    let response = channel.client_streaming(method, requests.map_messages(|r| encode(&r))).await?;
     decode(&response)
 }
 
@@ -61,10 +59,9 @@ pub async fn client_streaming<Req: Serialize + Send + 'static, Resp: Deserialize
 pub async fn client_streaming_fallible<Req: Serialize + Send + 'static, T: DeserializeOwned, E: DeserializeOwned>(
     channel: &Channel,
     method: &'static str,
-    idempotent: bool,
     requests: RpcStream<Req>,
 ) -> Result<Result<T, E>, RpcError> {
-    match channel.client_streaming(method, idempotent, requests.map_messages(|r| encode(&r))).await {
+    match channel.client_streaming(method, requests.map_messages(|r| encode(&r))).await {
         Ok(response) => Ok(Ok(decode(&response)?)),
         Err(RpcError::Service(err)) => Ok(Err(decode(&err.payload)?)),
         Err(err) => Err(err),
@@ -75,9 +72,8 @@ pub async fn client_streaming_fallible<Req: Serialize + Send + 'static, T: Deser
 pub async fn bidi_streaming<Req: Serialize + Send + 'static, Resp: DeserializeOwned + Send + 'static>(
     channel: &Channel,
     method: &'static str,
-    idempotent: bool,
     requests: RpcStream<Req>,
 ) -> Result<RpcStream<Resp>, RpcError> {
-    let responses = channel.bidi_streaming(method, idempotent, requests.map_messages(|r| encode(&r))).await?;
+    let responses = channel.bidi_streaming(method, requests.map_messages(|r| encode(&r))).await?;
     Ok(responses.map_messages(|bytes| decode(&bytes)))
 }

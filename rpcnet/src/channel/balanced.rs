@@ -1,0 +1,453 @@
+//! A channel over many endpoints: each call is placed by the balancer on an eligible
+//! endpoint under its in-flight cap (or waits for a slot, or is shed), and a call that never
+//! reached a server (or, for idempotent methods, whose server died) goes to another one,
+//! within the retry budget and the call's deadline.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use futures::StreamExt;
+use tokio::sync::Notify;
+
+use super::members::{EndpointStats, Member, Snapshot};
+use super::retry::RetryBudget;
+use crate::balance::{Balancer, CallInfo, Endpoint, InFlight, Outcome};
+use crate::client::ClientEndpoint;
+use crate::{CallOptions, RpcClient, RpcConfig, RpcError, RpcStream};
+
+/// How a balanced channel treats load and failures.
+#[derive(Debug, Clone)]
+pub(crate) struct Policy {
+    /// Calls one endpoint may have in flight; `None`: no cap.
+    pub(crate) max_in_flight: Option<u32>,
+    /// When every endpoint is at its cap: wait for a slot until the deadline (`true`) or
+    /// fail at once with `Overloaded` (`false`).
+    pub(crate) queue: bool,
+    /// Attempts per call, the first included.
+    pub(crate) max_attempts: u32,
+    /// Extra load retries may add (0.2 = 20%).
+    pub(crate) retry_ratio: f64,
+    /// The tag filter that chose the endpoints, for error messages.
+    pub(crate) filter: Option<String>,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self { max_in_flight: None, queue: false, max_attempts: 3, retry_ratio: 0.2, filter: None }
+    }
+}
+
+/// The balanced channel shared by the clones of a typed client.
+pub(crate) struct Balanced {
+    balancer: Arc<dyn Balancer>,
+    snapshot: ArcSwap<Snapshot>,
+    generation: AtomicU64,
+    /// Serialises snapshot rebuilds.
+    rebuilding: std::sync::Mutex<()>,
+    endpoint: ClientEndpoint,
+    config: RpcConfig,
+    policy: Policy,
+    budget: RetryBudget,
+    /// Notified when a call slot frees, if calls queue for slots.
+    slot_freed: Arc<Notify>,
+    epoch: Instant,
+    retries: metrics::Counter,
+    shed: metrics::Counter,
+}
+
+impl std::fmt::Debug for Balanced {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Balanced")
+            .field("endpoints", &self.snapshot.load().members.len())
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A call's place on an endpoint: counts it in flight until dropped.
+struct Slot {
+    _in_flight: InFlight,
+    member: Arc<Member>,
+    freed: Option<Arc<Notify>>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.member.metrics.in_flight.decrement(1.0);
+        if let Some(freed) = &self.freed {
+            freed.notify_one();
+        }
+    }
+}
+
+impl Balanced {
+    pub(crate) fn new(
+        balancer: Arc<dyn Balancer>,
+        endpoints: Vec<Endpoint>,
+        config: RpcConfig,
+        policy: Policy,
+    ) -> Result<Self, RpcError> {
+        let endpoint = ClientEndpoint::new(&config)?;
+        let budget = RetryBudget::new(policy.retry_ratio, 10);
+        let epoch = Instant::now();
+        let members = endpoints.into_iter().map(|e| Arc::new(Member::new(e))).collect();
+        Ok(Self {
+            balancer,
+            snapshot: ArcSwap::from_pointee(Snapshot::new(1, members, 0)),
+            generation: AtomicU64::new(1),
+            rebuilding: std::sync::Mutex::new(()),
+            endpoint,
+            config,
+            policy,
+            budget,
+            slot_freed: Arc::new(Notify::new()),
+            epoch,
+            retries: metrics::counter!("rpcnet_client_retries_total"),
+            shed: metrics::counter!("rpcnet_client_shed_total"),
+        })
+    }
+
+    fn nanos(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.epoch).as_nanos() as u64
+    }
+
+    /// Rebuilds the snapshot from `members` (or the current ones) with a new generation.
+    fn rebuild(&self, members: Option<Vec<Arc<Member>>>) {
+        let _one_at_a_time = self.rebuilding.lock().unwrap_or_else(|p| p.into_inner());
+        let members = members.unwrap_or_else(|| self.snapshot.load().members.clone());
+        let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
+        let now = self.nanos(Instant::now());
+        self.snapshot.store(Arc::new(Snapshot::new(generation, members, now)));
+    }
+
+    /// Replaces the endpoints; members whose id stays keep their connection and counters.
+    pub(crate) fn set_endpoints(&self, endpoints: Vec<Endpoint>) {
+        let current = self.snapshot.load();
+        let members = endpoints
+            .into_iter()
+            .map(|endpoint| {
+                current
+                    .members
+                    .iter()
+                    .find(|m| m.endpoint.id() == endpoint.id() && m.endpoint.addr() == endpoint.addr())
+                    .filter(|m| m.endpoint.tags() == endpoint.tags())
+                    .cloned()
+                    .unwrap_or_else(|| Arc::new(Member::new(endpoint)))
+            })
+            .collect();
+        self.rebuild(Some(members));
+    }
+
+    /// The snapshot for a new call, readmitting endpoints whose ejection ended.
+    fn current(&self, now: Instant) -> arc_swap::Guard<Arc<Snapshot>> {
+        let snapshot = self.snapshot.load();
+        if snapshot.next_readmission <= self.nanos(now) {
+            drop(snapshot);
+            self.rebuild(None);
+            return self.snapshot.load();
+        }
+        snapshot
+    }
+
+    /// Connects to every endpoint at once; those that fail are ejected. Fails only if none
+    /// can be reached, with the first error.
+    pub(crate) async fn connect_all(&self) -> Result<(), RpcError> {
+        let members = self.snapshot.load().members.clone();
+        let attempts =
+            members.iter().map(|m| async move { (m, m.client(&self.endpoint, &self.config).await.map(drop)) });
+        let mut first_error = None;
+        let mut connected = 0;
+        for (member, result) in futures::future::join_all(attempts).await {
+            match result {
+                Ok(()) => connected += 1,
+                Err(err) => {
+                    self.eject(member, &err);
+                    first_error.get_or_insert(err);
+                }
+            }
+        }
+        match first_error {
+            Some(err) if connected == 0 => Err(err),
+            _ => Ok(()),
+        }
+    }
+
+    pub(crate) fn endpoint_stats(&self) -> Vec<EndpointStats> {
+        let now = Instant::now();
+        let now_ns = self.nanos(now);
+        self.snapshot.load().members.iter().map(|m| EndpointStats::of(m, now, now_ns)).collect()
+    }
+
+    fn no_endpoint(&self, snapshot: &Snapshot) -> RpcError {
+        RpcError::NoEndpointAvailable {
+            filter: self.policy.filter.clone(),
+            known: snapshot.members.len(),
+            healthy: snapshot.eligible.len(),
+        }
+    }
+
+    /// Picks an endpoint for a call and takes a slot on it, waiting for one if the policy
+    /// says so. `excluded` are endpoints this call already failed on.
+    async fn acquire(
+        &self,
+        method: &str,
+        options: &CallOptions,
+        excluded: &[Arc<Member>],
+        deadline: Option<Instant>,
+    ) -> Result<Slot, RpcError> {
+        loop {
+            let now = Instant::now();
+            let snapshot = self.current(now);
+            if snapshot.members.is_empty() {
+                return Err(self.no_endpoint(&snapshot));
+            }
+            // A retry avoids the endpoints that failed it, unless nothing else is left.
+            let filtered: Option<(Vec<Endpoint>, Vec<Arc<Member>>)> = (!excluded.is_empty())
+                .then(|| {
+                    snapshot
+                        .eligible_members
+                        .iter()
+                        .filter(|m| !excluded.iter().any(|x| Arc::ptr_eq(x, m)))
+                        .map(|m| (m.endpoint.clone(), m.clone()))
+                        .unzip()
+                })
+                .filter(|(endpoints, _): &(Vec<Endpoint>, Vec<Arc<Member>>)| !endpoints.is_empty());
+            let (endpoints, members, generation) = match &filtered {
+                // Generation 0: a one-off set that balancers must not cache.
+                Some((endpoints, members)) => (endpoints.as_slice(), members.as_slice(), 0),
+                None => (snapshot.eligible.as_slice(), snapshot.eligible_members.as_slice(), snapshot.generation),
+            };
+            let info = CallInfo { method, key: options.affinity_key(), now, generation };
+            let Some(index) = self.balancer.pick(endpoints, &info).filter(|&i| i < endpoints.len()) else {
+                return Err(self.no_endpoint(&snapshot));
+            };
+            if let Some(slot) = self.take_slot(endpoints, members, index) {
+                return Ok(slot);
+            }
+            // Every endpoint is at its cap.
+            if !self.policy.queue {
+                self.shed.increment(1);
+                let cap = self.policy.max_in_flight.unwrap_or(u32::MAX);
+                return Err(RpcError::Overloaded(format!(
+                    "all {} endpoints have {cap} calls in flight (the cap set with max_in_flight_per_endpoint)",
+                    endpoints.len()
+                )));
+            }
+            let freed = self.slot_freed.notified();
+            drop(filtered);
+            drop(snapshot);
+            match deadline {
+                Some(deadline) => {
+                    if tokio::time::timeout_at(tokio::time::Instant::from_std(deadline), freed).await.is_err() {
+                        return Err(RpcError::Timeout);
+                    }
+                }
+                None => freed.await,
+            }
+        }
+    }
+
+    /// A slot on the picked endpoint, or on any other under its cap.
+    fn take_slot(&self, endpoints: &[Endpoint], members: &[Arc<Member>], picked: usize) -> Option<Slot> {
+        let slot = |index: usize, in_flight: InFlight| {
+            let member = members[index].clone();
+            member.metrics.in_flight.increment(1.0);
+            let freed = self.policy.queue.then(|| self.slot_freed.clone());
+            Slot { _in_flight: in_flight, member, freed }
+        };
+        let Some(cap) = self.policy.max_in_flight else {
+            return Some(slot(picked, endpoints[picked].start_call()));
+        };
+        if let Some(in_flight) = endpoints[picked].try_start_call(cap) {
+            return Some(slot(picked, in_flight));
+        }
+        // The pick is full: the least loaded endpoint with room, if any.
+        let (index, _) = endpoints.iter().enumerate().min_by_key(|(_, e)| e.in_flight())?;
+        endpoints[index].try_start_call(cap).map(|in_flight| slot(index, in_flight))
+    }
+
+    /// The connection of the slot's endpoint; a failure to connect ejects it.
+    async fn client(&self, slot: &Slot) -> Result<RpcClient, RpcError> {
+        match slot.member.client(&self.endpoint, &self.config).await {
+            Ok(client) => Ok(client.clone()),
+            Err(err) => {
+                self.eject(&slot.member, &err);
+                Err(err)
+            }
+        }
+    }
+
+    fn eject(&self, member: &Member, err: &RpcError) {
+        let backoff = member.eject(self.nanos(Instant::now()));
+        tracing::warn!(endpoint = member.endpoint.id(), error = %err, ?backoff, "endpoint ejected");
+        self.rebuild(None);
+    }
+
+    /// Records a finished call on its endpoint, the balancer and the metrics.
+    fn finish<T>(&self, slot: &Slot, started: Instant, result: &Result<T, RpcError>) {
+        let now = Instant::now();
+        let latency = now.saturating_duration_since(started);
+        let success = result.is_ok();
+        let member = &slot.member;
+        member.endpoint.record(latency, success, now);
+        self.balancer.observe(&member.endpoint, &Outcome { latency, success, now });
+        member.metrics.calls.increment(1);
+        member.metrics.latency.record(latency.as_secs_f64());
+        if success {
+            member.succeeded();
+        } else {
+            member.metrics.errors.increment(1);
+        }
+    }
+
+    /// Whether a failed attempt may go to another endpoint, and whether its endpoint is to
+    /// be ejected.
+    fn after_failure(&self, err: &RpcError, idempotent: bool, attempt: u32, deadline: Option<Instant>) -> (bool, bool) {
+        let connection_failed = matches!(
+            err,
+            RpcError::Connection(_) | RpcError::ConnectionLost(_) | RpcError::Unavailable(_) | RpcError::Tls(_)
+        );
+        let safe = err.is_retry_safe() || (idempotent && matches!(err, RpcError::ConnectionLost(_)));
+        let now = Instant::now();
+        let retry = safe
+            && attempt < self.policy.max_attempts
+            && deadline.is_none_or(|d| d > now)
+            && self.budget.try_withdraw(now);
+        (retry, connection_failed)
+    }
+
+    fn options_for(options: CallOptions, deadline: Option<Instant>) -> Result<CallOptions, RpcError> {
+        match deadline {
+            None => Ok(options.without_timeout()),
+            Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
+                Some(left) if !left.is_zero() => Ok(options.with_timeout(left)),
+                _ => Err(RpcError::Timeout),
+            },
+        }
+    }
+
+    pub(crate) async fn unary(
+        &self,
+        method: &str,
+        idempotent: bool,
+        payload: Bytes,
+        options: CallOptions,
+    ) -> Result<Bytes, RpcError> {
+        let deadline = options.resolve(self.config.default_timeout).map(|t| Instant::now() + t);
+        self.budget.deposit();
+        let mut failed: Vec<Arc<Member>> = Vec::new();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let slot = self.acquire(method, &options, &failed, deadline).await?;
+            let started = Instant::now();
+            let result = match self.client(&slot).await {
+                Ok(client) => client.call_with(method, payload.clone(), Self::options_for(options, deadline)?).await,
+                Err(err) => Err(err),
+            };
+            self.finish(&slot, started, &result);
+            let err = match result {
+                Ok(response) => return Ok(response),
+                Err(err) => err,
+            };
+            let (retry, eject) = self.after_failure(&err, idempotent, attempt, deadline);
+            if eject && !slot.member.is_ejected(self.nanos(Instant::now())) {
+                self.eject(&slot.member, &err);
+            }
+            if !retry {
+                return Err(err);
+            }
+            tracing::debug!(method, endpoint = slot.member.endpoint.id(), error = %err, attempt, "retrying on another endpoint");
+            self.retries.increment(1);
+            failed.push(slot.member.clone());
+        }
+    }
+
+    /// Places a streaming call: an endpoint that cannot be connected to is ejected and the
+    /// call goes to another (nothing was sent yet); once the streams start, it stays.
+    async fn place_stream(
+        &self,
+        method: &str,
+        options: &CallOptions,
+        deadline: Option<Instant>,
+    ) -> Result<(Slot, RpcClient), RpcError> {
+        let mut failed: Vec<Arc<Member>> = Vec::new();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let slot = self.acquire(method, options, &failed, deadline).await?;
+            match self.client(&slot).await {
+                Ok(client) => return Ok((slot, client)),
+                Err(err) => {
+                    let (retry, _) = self.after_failure(&err, false, attempt, deadline);
+                    if !retry {
+                        return Err(err);
+                    }
+                    self.retries.increment(1);
+                    failed.push(slot.member.clone());
+                }
+            }
+        }
+    }
+
+    /// Keeps `slot` (the call in flight) alive as long as the response stream.
+    fn hold(slot: Slot, stream: RpcStream<Bytes>) -> RpcStream<Bytes> {
+        RpcStream::new(stream.map(move |item| {
+            let _in_flight = &slot;
+            item
+        }))
+    }
+
+    pub(crate) async fn server_streaming(
+        &self,
+        method: &str,
+        payload: Bytes,
+        options: CallOptions,
+    ) -> Result<RpcStream<Bytes>, RpcError> {
+        let deadline = options.timeout().flatten().map(|t| Instant::now() + t);
+        let (slot, client) = self.place_stream(method, &options, deadline).await?;
+        let started = Instant::now();
+        let result = client.server_streaming_with(method, payload, Self::stream_options(options, deadline)?).await;
+        self.finish(&slot, started, &result);
+        Ok(Self::hold(slot, result?))
+    }
+
+    pub(crate) async fn client_streaming(
+        &self,
+        method: &str,
+        requests: RpcStream<Bytes>,
+        options: CallOptions,
+    ) -> Result<Bytes, RpcError> {
+        let deadline = options.resolve(self.config.default_timeout).map(|t| Instant::now() + t);
+        let (slot, client) = self.place_stream(method, &options, deadline).await?;
+        let started = Instant::now();
+        let result = client.client_streaming_with(method, requests, Self::options_for(options, deadline)?).await;
+        self.finish(&slot, started, &result);
+        result
+    }
+
+    pub(crate) async fn bidi_streaming(
+        &self,
+        method: &str,
+        requests: RpcStream<Bytes>,
+        options: CallOptions,
+    ) -> Result<RpcStream<Bytes>, RpcError> {
+        let deadline = options.timeout().flatten().map(|t| Instant::now() + t);
+        let (slot, client) = self.place_stream(method, &options, deadline).await?;
+        let started = Instant::now();
+        let result = client.bidi_streaming_with(method, requests, Self::stream_options(options, deadline)?).await;
+        self.finish(&slot, started, &result);
+        Ok(Self::hold(slot, result?))
+    }
+
+    /// Streaming responses have no default deadline; an explicit one covers the whole call.
+    fn stream_options(options: CallOptions, deadline: Option<Instant>) -> Result<CallOptions, RpcError> {
+        match deadline {
+            None => Ok(options),
+            Some(_) => Self::options_for(options, deadline),
+        }
+    }
+}

@@ -1,0 +1,171 @@
+//! The endpoints of a balanced channel: each with its connection (made on first use), its
+//! passive ejection, and its metrics; and the snapshot of those eligible for new calls,
+//! rebuilt (with a new generation) whenever the set or an ejection changes.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::sync::OnceCell;
+
+use crate::balance::Endpoint;
+use crate::client::ClientEndpoint;
+use crate::{RpcClient, RpcConfig, RpcError};
+
+/// First back-off of an endpoint whose connection failed; doubles with each failure in a
+/// row, up to [`MAX_EJECTION`].
+pub(crate) const BASE_EJECTION: Duration = Duration::from_millis(500);
+/// Longest back-off of a failing endpoint.
+pub(crate) const MAX_EJECTION: Duration = Duration::from_secs(30);
+
+/// One endpoint of the channel.
+#[derive(Debug)]
+pub(crate) struct Member {
+    pub(crate) endpoint: Endpoint,
+    client: OnceCell<RpcClient>,
+    /// Until when (nanoseconds since the channel's epoch) the endpoint gets no new calls;
+    /// 0 when it is not ejected.
+    ejected_until: AtomicU64,
+    failures_in_row: AtomicU32,
+    pub(crate) metrics: MemberMetrics,
+}
+
+impl Member {
+    pub(crate) fn new(endpoint: Endpoint) -> Self {
+        let metrics = MemberMetrics::new(&endpoint);
+        Self {
+            endpoint,
+            client: OnceCell::new(),
+            ejected_until: AtomicU64::new(0),
+            failures_in_row: AtomicU32::new(0),
+            metrics,
+        }
+    }
+
+    /// The connection to this endpoint, made on first use and shared afterwards (it
+    /// reconnects by itself if lost).
+    pub(crate) async fn client(&self, shared: &ClientEndpoint, config: &RpcConfig) -> Result<&RpcClient, RpcError> {
+        self.client.get_or_try_init(|| RpcClient::connect_via(shared.clone(), self.endpoint.addr(), config)).await
+    }
+
+    pub(crate) fn is_ejected(&self, now_ns: u64) -> bool {
+        let until = self.ejected_until.load(Ordering::Relaxed);
+        until != 0 && until > now_ns
+    }
+
+    pub(crate) fn ejected_until(&self) -> u64 {
+        self.ejected_until.load(Ordering::Relaxed)
+    }
+
+    /// Keeps new calls away for a back-off that doubles with each failure in a row.
+    pub(crate) fn eject(&self, now_ns: u64) -> Duration {
+        let failures = self.failures_in_row.fetch_add(1, Ordering::Relaxed).min(16);
+        let backoff = BASE_EJECTION.saturating_mul(1 << failures).min(MAX_EJECTION);
+        self.ejected_until.store(now_ns + backoff.as_nanos() as u64, Ordering::Relaxed);
+        self.metrics.ejections.increment(1);
+        backoff
+    }
+
+    /// A call succeeded: the back-off starts again from the beginning.
+    pub(crate) fn succeeded(&self) {
+        if self.failures_in_row.load(Ordering::Relaxed) != 0 {
+            self.failures_in_row.store(0, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The members as of one moment, and those of them eligible for new calls.
+#[derive(Debug)]
+pub(crate) struct Snapshot {
+    pub(crate) generation: u64,
+    pub(crate) members: Vec<Arc<Member>>,
+    /// Eligible endpoints, in the order balancers see them.
+    pub(crate) eligible: Vec<Endpoint>,
+    /// For each eligible endpoint, its member.
+    pub(crate) eligible_members: Vec<Arc<Member>>,
+    /// The earliest end of an ejection, in nanoseconds since the channel's epoch; `u64::MAX`
+    /// if none: once it passes, the snapshot is rebuilt to readmit the endpoint.
+    pub(crate) next_readmission: u64,
+}
+
+impl Snapshot {
+    /// The snapshot of `members` at `now_ns`. If every member is ejected, all are eligible
+    /// anyway: a call that may fail is better than one refused for sure.
+    pub(crate) fn new(generation: u64, members: Vec<Arc<Member>>, now_ns: u64) -> Self {
+        let mut eligible_members: Vec<Arc<Member>> =
+            members.iter().filter(|m| !m.is_ejected(now_ns)).cloned().collect();
+        if eligible_members.is_empty() {
+            eligible_members = members.clone();
+        }
+        let next_readmission =
+            members.iter().map(|m| m.ejected_until()).filter(|&until| until > now_ns).min().unwrap_or(u64::MAX);
+        let eligible = eligible_members.iter().map(|m| m.endpoint.clone()).collect();
+        Self { generation, members, eligible, eligible_members, next_readmission }
+    }
+}
+
+/// One endpoint as the client sees it, for `endpoint_stats()`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EndpointStats {
+    /// The endpoint's id.
+    pub id: String,
+    /// Its label.
+    pub label: String,
+    /// Its address.
+    pub addr: SocketAddr,
+    /// Its tags.
+    pub tags: BTreeMap<String, String>,
+    /// Calls in flight now.
+    pub in_flight: u32,
+    /// Calls that succeeded.
+    pub successes: u64,
+    /// Calls that failed.
+    pub failures: u64,
+    /// The peak-EWMA latency estimate, if any call finished.
+    pub latency: Option<Duration>,
+    /// Whether the endpoint is kept away from new calls after connection failures.
+    pub ejected: bool,
+}
+
+impl EndpointStats {
+    pub(crate) fn of(member: &Member, now: Instant, now_ns: u64) -> Self {
+        let e = &member.endpoint;
+        Self {
+            id: e.id().to_owned(),
+            label: e.label().to_owned(),
+            addr: e.addr(),
+            tags: e.tags().clone(),
+            in_flight: e.in_flight(),
+            successes: e.successes(),
+            failures: e.failures(),
+            latency: e.latency_estimate(now),
+            ejected: member.is_ejected(now_ns),
+        }
+    }
+}
+
+/// Per-endpoint metrics, through the `metrics` facade (no-ops unless the application installs
+/// a recorder). Handles are made once per endpoint so a call costs no label lookup.
+#[derive(Debug)]
+pub(crate) struct MemberMetrics {
+    pub(crate) calls: metrics::Counter,
+    pub(crate) errors: metrics::Counter,
+    pub(crate) in_flight: metrics::Gauge,
+    pub(crate) latency: metrics::Histogram,
+    pub(crate) ejections: metrics::Counter,
+}
+
+impl MemberMetrics {
+    fn new(endpoint: &Endpoint) -> Self {
+        let labels = [("endpoint", endpoint.id().to_owned())];
+        Self {
+            calls: metrics::counter!("rpcnet_client_calls_total", &labels),
+            errors: metrics::counter!("rpcnet_client_errors_total", &labels),
+            in_flight: metrics::gauge!("rpcnet_client_in_flight", &labels),
+            latency: metrics::histogram!("rpcnet_client_latency_seconds", &labels),
+            ejections: metrics::counter!("rpcnet_client_ejections_total", &labels),
+        }
+    }
+}

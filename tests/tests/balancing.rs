@@ -1,0 +1,313 @@
+//! Typed clients balanced over several local servers: strategies, a custom balancer,
+//! affinity, locality, load shedding, passive ejection and retries.
+#![allow(missing_docs)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use rpcnet::balance::{Balancer, CallInfo, Endpoint};
+use rpcnet::{LoadBalancingStrategy, RpcConfig, RpcError, RpcServer, ShutdownHandle, rpc_service};
+
+#[rpc_service]
+pub trait Whoami {
+    /// The server's name.
+    async fn name(&self) -> String;
+    /// Sleeps, then answers the server's name.
+    async fn work(&self, millis: u64) -> String;
+    /// Like `work`, but safe to repeat.
+    #[rpc(idempotent)]
+    async fn read(&self, millis: u64) -> String;
+}
+
+struct Named {
+    name: String,
+    calls: Arc<AtomicUsize>,
+}
+
+impl Whoami for Named {
+    async fn name(&self) -> String {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.name.clone()
+    }
+
+    async fn work(&self, millis: u64) -> String {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(millis)).await;
+        self.name.clone()
+    }
+
+    async fn read(&self, millis: u64) -> String {
+        self.work(millis).await
+    }
+}
+
+struct Server {
+    addr: SocketAddr,
+    shutdown: ShutdownHandle,
+    calls: Arc<AtomicUsize>,
+}
+
+fn start(name: &str) -> Server {
+    rpcnet_tests::subscribe();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let config = RpcConfig::dev("127.0.0.1:0").with_shutdown_grace_period(Duration::from_millis(50));
+    let mut server = RpcServer::new(config);
+    server.add_service(WhoamiServer::new(Named { name: name.to_owned(), calls: calls.clone() }));
+    let (addr, shutdown) = server.spawn().unwrap();
+    Server { addr, shutdown, calls }
+}
+
+fn config() -> RpcConfig {
+    RpcConfig::dev("127.0.0.1:0").with_connect_timeout(Duration::from_millis(300))
+}
+
+/// An address nobody listens on.
+fn dead_addr() -> SocketAddr {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.local_addr().unwrap()
+}
+
+async fn tally(client: &WhoamiClient, calls: usize) -> HashMap<String, usize> {
+    let mut counts = HashMap::new();
+    for _ in 0..calls {
+        *counts.entry(client.name().await.unwrap()).or_insert(0) += 1;
+    }
+    counts
+}
+
+#[tokio::test]
+async fn round_robin_spreads_calls_exactly() {
+    let servers = [start("a"), start("b"), start("c")];
+    let client = WhoamiClient::builder()
+        .endpoints(servers.iter().map(|s| s.addr))
+        .config(config())
+        .strategy(LoadBalancingStrategy::RoundRobin)
+        .connect()
+        .await
+        .unwrap();
+    let counts = tally(&client, 30).await;
+    assert_eq!(counts, HashMap::from([("a".into(), 10), ("b".into(), 10), ("c".into(), 10)]));
+    let stats = client.endpoint_stats();
+    assert_eq!(stats.len(), 3);
+    assert!(stats.iter().all(|s| s.successes == 10 && s.in_flight == 0 && s.latency.is_some()), "{stats:?}");
+}
+
+/// Routes every call to the endpoint labelled `b`.
+struct OnlyB;
+
+impl Balancer for OnlyB {
+    fn pick(&self, endpoints: &[Endpoint], _call: &CallInfo<'_>) -> Option<usize> {
+        endpoints.iter().position(|e| e.label() == "b")
+    }
+}
+
+#[tokio::test]
+async fn a_custom_balancer_routes_as_it_says() {
+    let servers = [start("a"), start("b"), start("c")];
+    let endpoints =
+        servers.iter().zip(["a", "b", "c"]).map(|(s, label)| Endpoint::new(label, s.addr).with_label(label));
+    let client = WhoamiClient::builder().endpoints(endpoints).config(config()).balancer(OnlyB).connect().await.unwrap();
+    assert_eq!(tally(&client, 12).await, HashMap::from([("b".into(), 12)]));
+    assert_eq!(servers[0].calls.load(Ordering::SeqCst) + servers[2].calls.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn the_same_affinity_key_always_reaches_the_same_server() {
+    let servers = [start("a"), start("b"), start("c")];
+    let client = WhoamiClient::builder()
+        .endpoints(servers.iter().map(|s| s.addr))
+        .config(config())
+        .strategy(LoadBalancingStrategy::ConsistentHash)
+        .connect()
+        .await
+        .unwrap();
+    let mut owners = HashMap::new();
+    for user in 0..60 {
+        let keyed = client.with_affinity_key(format!("user-{user}"));
+        let first = keyed.name().await.unwrap();
+        for _ in 0..3 {
+            assert_eq!(keyed.name().await.unwrap(), first, "user-{user} must stay on one server");
+        }
+        *owners.entry(first).or_insert(0) += 1;
+    }
+    assert_eq!(owners.len(), 3, "60 keys spread over every server: {owners:?}");
+}
+
+#[tokio::test]
+async fn locality_prefers_the_callers_zone_and_falls_back() {
+    let servers = [start("us"), start("eu"), start("eu2")];
+    let zones = ["us-1", "eu-1", "eu-1"];
+    let endpoints: Vec<Endpoint> = servers
+        .iter()
+        .zip(zones)
+        .enumerate()
+        .map(|(i, (s, z))| Endpoint::new(format!("n{i}"), s.addr).with_tag("zone", z))
+        .collect();
+    let local = WhoamiClient::builder()
+        .endpoints(endpoints.clone())
+        .config(config())
+        .strategy(LoadBalancingStrategy::Locality {
+            zone: "eu-1".into(),
+            inner: Box::new(LoadBalancingStrategy::RoundRobin),
+        })
+        .connect()
+        .await
+        .unwrap();
+    assert_eq!(tally(&local, 10).await, HashMap::from([("eu".into(), 5), ("eu2".into(), 5)]));
+    let elsewhere = WhoamiClient::builder()
+        .endpoints(endpoints)
+        .config(config())
+        .strategy(LoadBalancingStrategy::Locality {
+            zone: "ap-1".into(),
+            inner: Box::new(LoadBalancingStrategy::RoundRobin),
+        })
+        .connect()
+        .await
+        .unwrap();
+    assert_eq!(tally(&elsewhere, 9).await.len(), 3, "no ap-1 endpoint: every endpoint serves");
+}
+
+#[tokio::test]
+async fn calls_over_the_per_endpoint_cap_are_shed_or_queued() {
+    let servers = [start("a"), start("b")];
+    let capped = WhoamiClient::builder()
+        .endpoints(servers.iter().map(|s| s.addr))
+        .config(config())
+        .max_in_flight_per_endpoint(1)
+        .connect()
+        .await
+        .unwrap();
+    let busy: Vec<_> = (0..2)
+        .map(|_| {
+            let client = capped.clone();
+            tokio::spawn(async move { client.work(400).await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let err = capped.name().await.unwrap_err();
+    assert!(matches!(err, RpcError::Overloaded(_)), "both endpoints are at their cap of 1: {err:?}");
+    for call in busy {
+        call.await.unwrap().unwrap();
+    }
+
+    let queued = WhoamiClient::builder()
+        .endpoints(servers.iter().map(|s| s.addr))
+        .config(config())
+        .max_in_flight_per_endpoint(1)
+        .queue_when_overloaded(true)
+        .connect()
+        .await
+        .unwrap();
+    let busy: Vec<_> = (0..2)
+        .map(|_| {
+            let client = queued.clone();
+            tokio::spawn(async move { client.work(300).await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let late = queued.with_timeout(Duration::from_millis(50)).name().await.unwrap_err();
+    assert!(matches!(late, RpcError::Timeout), "a queued call still honours its deadline: {late:?}");
+    let name = queued.name().await.unwrap();
+    assert!(name == "a" || name == "b", "a queued call runs once a slot frees");
+    for call in busy {
+        call.await.unwrap().unwrap();
+    }
+}
+
+#[tokio::test]
+async fn an_unreachable_endpoint_is_ejected_and_calls_go_elsewhere() {
+    let servers = [start("a"), start("b")];
+    let client = WhoamiClient::builder()
+        .endpoints([servers[0].addr, dead_addr(), servers[1].addr])
+        .config(config())
+        .strategy(LoadBalancingStrategy::RoundRobin)
+        .connect()
+        .await
+        .unwrap();
+    let counts = tally(&client, 20).await;
+    assert_eq!(counts.values().sum::<usize>(), 20, "no call is lost to the dead endpoint");
+    let stats = client.endpoint_stats();
+    let dead = stats.iter().find(|s| s.successes == 0).expect("the dead endpoint served nothing");
+    assert!(dead.ejected, "the dead endpoint is ejected: {stats:?}");
+}
+
+#[tokio::test]
+async fn a_server_that_shuts_down_loses_no_call() {
+    let servers = [start("a"), start("b"), start("c")];
+    let client = WhoamiClient::builder()
+        .endpoints(servers.iter().map(|s| s.addr))
+        .config(config())
+        .strategy(LoadBalancingStrategy::RoundRobin)
+        .connect()
+        .await
+        .unwrap();
+    assert_eq!(tally(&client, 6).await.len(), 3);
+    servers[1].shutdown.shutdown().await;
+    let counts = tally(&client, 30).await;
+    assert_eq!(counts.values().sum::<usize>(), 30, "every call succeeds: {counts:?}");
+    assert!(!counts.contains_key("b"));
+}
+
+#[tokio::test]
+async fn only_idempotent_calls_are_repeated_when_their_server_dies_mid_call() {
+    let servers = [start("a"), start("b")];
+    let client = WhoamiClient::builder()
+        .endpoints(servers.iter().map(|s| s.addr))
+        .config(config())
+        .strategy(LoadBalancingStrategy::RoundRobin)
+        .connect()
+        .await
+        .unwrap();
+    // Round robin: the first call of each pair goes to `a`, which dies while it runs.
+    let kill_a = {
+        let shutdown = servers[0].shutdown.clone();
+        async move {
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            shutdown.shutdown().await;
+        }
+    };
+    let (read, ()) = tokio::join!(client.read(1_000), kill_a);
+    assert_eq!(read.unwrap(), "b", "an idempotent call is repeated on the surviving server");
+
+    let servers = [start("c"), start("d")];
+    let client = WhoamiClient::builder()
+        .endpoints(servers.iter().map(|s| s.addr))
+        .config(config())
+        .strategy(LoadBalancingStrategy::RoundRobin)
+        .connect()
+        .await
+        .unwrap();
+    let kill_c = {
+        let shutdown = servers[0].shutdown.clone();
+        async move {
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            shutdown.shutdown().await;
+        }
+    };
+    let (write, ()) = tokio::join!(client.work(1_000), kill_c);
+    assert!(matches!(write, Err(RpcError::ConnectionLost(_))), "a non-idempotent call is not repeated: {write:?}");
+}
+
+#[tokio::test]
+async fn least_connections_sends_less_to_a_slow_server() {
+    let servers = [start("a"), start("b"), start("c")];
+    let client = WhoamiClient::builder()
+        .endpoints(servers.iter().map(|s| s.addr))
+        .config(config())
+        .strategy(LoadBalancingStrategy::LeastConnections)
+        .connect()
+        .await
+        .unwrap();
+    // A long call pins `a`'s in-flight count; the short ones that follow avoid it.
+    let first = client.work(500);
+    let rest = async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        tally(&client, 20).await
+    };
+    let (first, counts) = tokio::join!(first, rest);
+    let busy = first.unwrap();
+    assert_eq!(counts.get(&busy), None, "the endpoint with a call in flight gets none of {counts:?}");
+}
