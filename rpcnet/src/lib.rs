@@ -23,6 +23,7 @@
 //! `server` and `client` (calls). A lower layer never uses a higher one.
 
 pub mod balance;
+pub mod cluster;
 pub mod codec;
 pub mod server;
 pub mod transport;
@@ -37,7 +38,7 @@ mod typed;
 
 pub use balance::{Balancer, CallInfo, Endpoint, LoadBalancingStrategy, Outcome};
 pub use bytes::Bytes;
-pub use channel::{Channel, ClientBuilder, EndpointStats, TypedClient};
+pub use channel::{Channel, ClientBuilder, EndpointSource, EndpointStats, TypedClient};
 pub use client::{CallOptions, RpcClient};
 pub use config::RpcConfig;
 pub use error::{RpcError, ServiceError};

@@ -16,6 +16,7 @@
 
 mod consistent_hash;
 mod endpoint;
+mod filter;
 mod least_connections;
 mod locality;
 mod p2c;
@@ -27,6 +28,7 @@ mod weighted;
 
 pub use consistent_hash::{ConsistentHash, affinity_hash};
 pub use endpoint::{CAPACITY_TAG, Endpoint, InFlight, ZONE_TAG};
+pub use filter::{FilterError, TagFilter};
 pub use least_connections::LeastConnections;
 pub use locality::Locality;
 pub use p2c::PowerOfTwoChoices;

@@ -14,7 +14,8 @@ use tokio::sync::Notify;
 
 use super::members::{EndpointStats, Member, Snapshot};
 use super::retry::RetryBudget;
-use crate::balance::{Balancer, CallInfo, Endpoint, InFlight, Outcome};
+use super::source::EndpointSource;
+use crate::balance::{Balancer, CallInfo, Endpoint, InFlight, Outcome, TagFilter};
 use crate::client::ClientEndpoint;
 use crate::{CallOptions, RpcClient, RpcConfig, RpcError, RpcStream};
 
@@ -30,8 +31,8 @@ pub(crate) struct Policy {
     pub(crate) max_attempts: u32,
     /// Extra load retries may add (0.2 = 20%).
     pub(crate) retry_ratio: f64,
-    /// The tag filter that chose the endpoints, for error messages.
-    pub(crate) filter: Option<String>,
+    /// The tag filter that chooses the endpoints.
+    pub(crate) filter: Option<TagFilter>,
 }
 
 impl Default for Policy {
@@ -56,6 +57,8 @@ pub(crate) struct Balanced {
     epoch: Instant,
     retries: metrics::Counter,
     shed: metrics::Counter,
+    /// Where the endpoints come from, when they change at run time.
+    source: Option<Arc<dyn EndpointSource>>,
 }
 
 impl std::fmt::Debug for Balanced {
@@ -89,6 +92,7 @@ impl Balanced {
         endpoints: Vec<Endpoint>,
         config: RpcConfig,
         policy: Policy,
+        source: Option<Arc<dyn EndpointSource>>,
     ) -> Result<Self, RpcError> {
         let endpoint = ClientEndpoint::new(&config)?;
         let budget = RetryBudget::new(policy.retry_ratio, 10);
@@ -107,7 +111,32 @@ impl Balanced {
             epoch,
             retries: metrics::counter!("rpcnet_client_retries_total"),
             shed: metrics::counter!("rpcnet_client_shed_total"),
+            source,
         })
+    }
+
+    /// Follows the source's endpoints (those the filter selects) until the channel is
+    /// dropped.
+    pub(crate) fn follow(self: &Arc<Self>) {
+        let Some(source) = &self.source else { return };
+        let mut updates = source.endpoints();
+        let weak = Arc::downgrade(self);
+        let apply = |balanced: &Balanced, endpoints: &[Endpoint]| {
+            let selected: Vec<Endpoint> = endpoints
+                .iter()
+                .filter(|e| balanced.policy.filter.as_ref().is_none_or(|f| f.matches(e.tags())))
+                .cloned()
+                .collect();
+            balanced.set_endpoints(selected);
+        };
+        apply(self, &updates.borrow_and_update());
+        tokio::spawn(async move {
+            while updates.changed().await.is_ok() {
+                let Some(balanced) = weak.upgrade() else { return };
+                let endpoints = updates.borrow_and_update().clone();
+                apply(&balanced, &endpoints);
+            }
+        });
     }
 
     fn nanos(&self, now: Instant) -> u64 {
@@ -183,7 +212,7 @@ impl Balanced {
 
     fn no_endpoint(&self, snapshot: &Snapshot) -> RpcError {
         RpcError::NoEndpointAvailable {
-            filter: self.policy.filter.clone(),
+            filter: self.policy.filter.as_ref().map(ToString::to_string),
             known: snapshot.members.len(),
             healthy: snapshot.eligible.len(),
         }
@@ -298,6 +327,9 @@ impl Balanced {
         member.metrics.latency.record(latency.as_secs_f64());
         if success {
             member.succeeded();
+            if let Some(source) = &self.source {
+                source.answered(&member.endpoint);
+            }
         } else {
             member.metrics.errors.increment(1);
         }

@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use super::Channel;
 use super::balanced::{Balanced, Policy};
-use crate::balance::{Balancer, Endpoint, LoadBalancingStrategy};
+use super::source::EndpointSource;
+use crate::balance::{Balancer, Endpoint, FilterError, LoadBalancingStrategy, TagFilter};
 use crate::{RpcConfig, RpcError};
 
 /// A typed client made from a [`Channel`]: what `#[rpc_service]` generates as `XClient`.
@@ -38,6 +39,8 @@ pub trait TypedClient: Sized {
 /// of 20% extra calls.
 pub struct ClientBuilder<C> {
     endpoints: Vec<Endpoint>,
+    source: Option<Arc<dyn EndpointSource>>,
+    filter: Result<Option<TagFilter>, FilterError>,
     config: Option<RpcConfig>,
     strategy: LoadBalancingStrategy,
     balancer: Option<Arc<dyn Balancer>>,
@@ -46,9 +49,11 @@ pub struct ClientBuilder<C> {
 }
 
 impl<C> std::fmt::Debug for ClientBuilder<C> {
+    // `source` is a trait object without Debug; its presence is shown instead.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ClientBuilder")
             .field("endpoints", &self.endpoints.len())
+            .field("registry", &self.source.is_some())
             .field("strategy", &self.strategy)
             .field("policy", &self.policy)
             .finish_non_exhaustive()
@@ -59,6 +64,8 @@ impl<C> Default for ClientBuilder<C> {
     fn default() -> Self {
         Self {
             endpoints: Vec::new(),
+            source: None,
+            filter: Ok(None),
             config: None,
             strategy: LoadBalancingStrategy::LeastConnections,
             balancer: None,
@@ -91,6 +98,21 @@ impl<C: TypedClient> ClientBuilder<C> {
     /// Adds one server to call.
     pub fn endpoint(mut self, endpoint: impl Into<Endpoint>) -> Self {
         self.endpoints.push(endpoint.into());
+        self
+    }
+
+    /// Endpoints that change at run time, such as a cluster's
+    /// [`WorkerRegistry`](crate::cluster::WorkerRegistry): the client follows them as members
+    /// join, fail and change their tags.
+    pub fn registry(mut self, source: impl EndpointSource) -> Self {
+        self.source = Some(Arc::new(source));
+        self
+    }
+
+    /// Only endpoints whose tags match, such as `"role=worker,zone=eu-1"` (see
+    /// [`TagFilter`]). A malformed filter makes [`connect`](Self::connect) fail.
+    pub fn filter(mut self, filter: &str) -> Self {
+        self.filter = filter.parse().map(Some);
         self
     }
 
@@ -144,13 +166,25 @@ impl<C: TypedClient> ClientBuilder<C> {
 
     /// Connects to every endpoint and returns the client. Endpoints that cannot be reached
     /// are left out for a while; it fails only if none can be reached.
-    pub async fn connect(self) -> Result<C, RpcError> {
+    ///
+    /// With a [`registry`](Self::registry), connections are made on first use instead, as
+    /// the set of endpoints may still be empty.
+    pub async fn connect(mut self) -> Result<C, RpcError> {
         let config = self.config.unwrap_or_else(|| RpcConfig::dev("127.0.0.1:0"));
-        if self.endpoints.is_empty() {
-            return Err(RpcError::NoEndpointAvailable { filter: self.policy.filter, known: 0, healthy: 0 });
-        }
+        self.policy.filter = self.filter.map_err(|e| RpcError::Config(e.to_string()))?;
         let balancer = self.balancer.unwrap_or_else(|| self.strategy.balancer());
-        let balanced = Arc::new(Balanced::new(balancer, self.endpoints, config, self.policy)?);
+        if let Some(source) = self.source {
+            let balanced = Arc::new(Balanced::new(balancer, Vec::new(), config, self.policy, Some(source))?);
+            balanced.follow();
+            return Ok(C::from_channel(Channel::balanced(balanced)));
+        }
+        let filter = self.policy.filter.clone();
+        let endpoints: Vec<Endpoint> =
+            self.endpoints.into_iter().filter(|e| filter.as_ref().is_none_or(|f| f.matches(e.tags()))).collect();
+        if endpoints.is_empty() {
+            return Err(RpcError::NoEndpointAvailable { filter: filter.map(|f| f.to_string()), known: 0, healthy: 0 });
+        }
+        let balanced = Arc::new(Balanced::new(balancer, endpoints, config, self.policy, None)?);
         balanced.connect_all().await?;
         Ok(C::from_channel(Channel::balanced(balanced)))
     }

@@ -6,9 +6,11 @@ mod balanced;
 mod builder;
 mod members;
 mod retry;
+mod source;
 
 pub use builder::{ClientBuilder, TypedClient};
 pub use members::EndpointStats;
+pub use source::EndpointSource;
 
 use std::sync::Arc;
 

@@ -1,0 +1,183 @@
+//! `ClusterClient`: raw-bytes calls to the workers of a cluster, balanced, with failover,
+//! as the rpcnet book shows it. Typed clients get the same through
+//! `XClient::builder().registry(registry)`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::registry::{WorkerInfo, WorkerRegistry};
+use crate::channel::{Channel, ClientBuilder, TypedClient};
+use crate::{CallOptions, RpcClient, RpcConfig, RpcError};
+
+/// How a [`ClusterClient`] calls workers.
+#[derive(Debug, Clone)]
+pub struct ClusterClientConfig {
+    rpc: RpcConfig,
+    timeout: Option<Duration>,
+    max_attempts: u32,
+    retry_budget: f64,
+    max_in_flight_per_worker: Option<u32>,
+    idempotent: bool,
+}
+
+impl Default for ClusterClientConfig {
+    /// The development TLS configuration, a 30 s deadline, three attempts per call within a
+    /// 20% retry budget, no per-worker cap, calls not idempotent.
+    fn default() -> Self {
+        Self {
+            rpc: RpcConfig::dev("127.0.0.1:0"),
+            timeout: Some(Duration::from_secs(30)),
+            max_attempts: 3,
+            retry_budget: 0.2,
+            max_in_flight_per_worker: None,
+            idempotent: false,
+        }
+    }
+}
+
+impl ClusterClientConfig {
+    /// TLS, limits and timeouts of the connections to workers.
+    pub fn with_rpc_config(mut self, rpc: RpcConfig) -> Self {
+        self.rpc = rpc;
+        self
+    }
+
+    /// Deadline of each call (retries included). `None`: none.
+    pub fn with_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
+        self.timeout = timeout.into();
+        self
+    }
+
+    /// Attempts per call, the first included. Default 3.
+    pub fn with_max_attempts(mut self, attempts: u32) -> Self {
+        self.max_attempts = attempts.max(1);
+        self
+    }
+
+    /// Extra load retries may add (0.2 = 20%). Default 0.2.
+    pub fn with_retry_budget(mut self, ratio: f64) -> Self {
+        self.retry_budget = ratio;
+        self
+    }
+
+    /// Calls one worker may have in flight; more fail with `Overloaded`. Default: no cap.
+    pub fn with_max_in_flight_per_worker(mut self, calls: u32) -> Self {
+        self.max_in_flight_per_worker = Some(calls);
+        self
+    }
+
+    /// Whether the methods called are safe to repeat, so that a call whose worker died
+    /// before answering goes to another worker. Default false: only calls that never
+    /// reached a worker are repeated.
+    pub fn with_idempotent(mut self, idempotent: bool) -> Self {
+        self.idempotent = idempotent;
+        self
+    }
+}
+
+/// The channel of one filter.
+#[derive(Debug, Clone)]
+struct Lane(Channel);
+
+impl TypedClient for Lane {
+    fn from_channel(channel: Channel) -> Self {
+        Self(channel)
+    }
+}
+
+/// Calls the workers of a cluster by method name and raw bytes.
+///
+/// ```no_run
+/// # async fn run(registry: std::sync::Arc<rpcnet::cluster::WorkerRegistry>) -> Result<(), rpcnet::RpcError> {
+/// use rpcnet::cluster::{ClusterClient, ClusterClientConfig};
+/// let client = ClusterClient::new(registry, ClusterClientConfig::default());
+/// let reply = client.call_worker("compute", b"input".to_vec(), Some("role=worker")).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct ClusterClient {
+    registry: Arc<WorkerRegistry>,
+    config: ClusterClientConfig,
+    lanes: Mutex<HashMap<Option<String>, Channel>>,
+}
+
+impl ClusterClient {
+    /// A client of `registry`'s workers.
+    pub fn new(registry: Arc<WorkerRegistry>, config: ClusterClientConfig) -> Self {
+        Self { registry, config, lanes: Mutex::new(HashMap::new()) }
+    }
+
+    /// The balanced channel to the workers matching `filter`, made on first use.
+    async fn lane(&self, filter: Option<&str>) -> Result<Channel, RpcError> {
+        let key = filter.map(str::to_owned);
+        if let Some(channel) = self.lanes.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+            return Ok(channel.clone());
+        }
+        let config = &self.config;
+        let mut builder = ClientBuilder::<Lane>::new()
+            .registry(self.registry.clone())
+            .config(config.rpc.clone().with_default_timeout(config.timeout))
+            .strategy(self.registry.strategy().clone())
+            .max_attempts(config.max_attempts)
+            .retry_budget(config.retry_budget);
+        if let Some(filter) = filter {
+            builder = builder.filter(filter);
+        }
+        if let Some(cap) = config.max_in_flight_per_worker {
+            builder = builder.max_in_flight_per_endpoint(cap);
+        }
+        let Lane(channel) = builder.connect().await?;
+        self.lanes.lock().unwrap_or_else(|p| p.into_inner()).entry(key).or_insert(channel.clone());
+        Ok(channel)
+    }
+
+    /// Calls `method` on one worker matching `filter` (`None`: any worker), chosen by the
+    /// registry's strategy; a call that never reached its worker (or, with
+    /// [`with_idempotent`](ClusterClientConfig::with_idempotent), whose worker died) goes to
+    /// another.
+    pub async fn call_worker(&self, method: &str, payload: Vec<u8>, filter: Option<&str>) -> Result<Vec<u8>, RpcError> {
+        let channel = self.lane(filter).await?;
+        channel.unary(method, self.config.idempotent, Bytes::from(payload)).await.map(Vec::from)
+    }
+
+    /// Calls `method` on every worker matching `filter`, concurrently; one result each.
+    pub async fn call_all_workers(
+        &self,
+        method: &str,
+        payload: Vec<u8>,
+        filter: Option<&str>,
+    ) -> Result<Vec<(WorkerInfo, Result<Vec<u8>, RpcError>)>, RpcError> {
+        let filter_parsed: Option<crate::balance::TagFilter> =
+            filter.map(str::parse).transpose().map_err(|e: crate::balance::FilterError| RpcError::Config(e.to_string()))?;
+        let workers: Vec<WorkerInfo> = self
+            .registry
+            .workers()
+            .await
+            .into_iter()
+            .filter(|w| filter_parsed.as_ref().is_none_or(|f| f.matches(&w.tags)))
+            .collect();
+        let payload = Bytes::from(payload);
+        let options = match self.config.timeout {
+            Some(timeout) => CallOptions::new().with_timeout(timeout),
+            None => CallOptions::new().without_timeout(),
+        };
+        let calls = workers.into_iter().map(|worker| {
+            let payload = payload.clone();
+            let config = self.config.rpc.clone();
+            let endpoint = self.registry.endpoint_of(&worker);
+            async move {
+                let _in_flight = endpoint.as_ref().map(|e| e.start_call());
+                let result = async {
+                    let client = RpcClient::connect(worker.addr, config).await?;
+                    client.call_with(method, payload, options).await.map(Vec::from)
+                }
+                .await;
+                (worker, result)
+            }
+        });
+        Ok(futures::future::join_all(calls).await)
+    }
+}

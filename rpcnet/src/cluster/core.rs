@@ -1,0 +1,672 @@
+//! The membership state machine of one node, without I/O: datagrams and time go in
+//! (`handle_datagram`, `handle_timeout`), datagrams and events come out (`poll_transmit`,
+//! `poll_event`). foca runs SWIM; this adds sealing, metadata, push-pull sync, health,
+//! events and partition detection. The tokio shell (`membership.rs`) and the simulator
+//! (`sim.rs`) drive the same code.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use foca::{Foca, Notification, Runtime, State, Timer};
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+
+use super::events::{ClusterEvent, NodeInfo, NodeState, PartitionInfo};
+use super::health::PhiAccrual;
+use super::meta::{MetaBroadcasts, MetaTable, NodeMeta, broadcast_bytes};
+use super::seal::Keyring;
+use super::wire::{FocaCodec, Message, Sync};
+use super::NodeId;
+
+/// Members or metadata entries per sync datagram: well under the datagram size even with
+/// IPv6 addresses.
+const SYNC_CHUNK: usize = 24;
+
+/// Settings of the state machine (derived from `ClusterConfig`).
+#[derive(Debug, Clone)]
+pub(crate) struct CoreConfig {
+    pub(crate) foca: foca::Config,
+    /// Push-pull with one random member this often.
+    pub(crate) sync_interval: Duration,
+    /// At most one metadata broadcast this often: tag changes in between are coalesced.
+    pub(crate) meta_interval: Duration,
+    /// How often suspicion changes and partitions are looked for.
+    pub(crate) tick_interval: Duration,
+    /// A partition is reported when at least this share of the expected members fail
+    /// within `partition_window` (and at least two).
+    pub(crate) partition_fraction: f64,
+    pub(crate) partition_window: Duration,
+}
+
+/// A datagram to send.
+#[derive(Debug, Clone)]
+pub(crate) struct Transmit {
+    pub(crate) to: SocketAddr,
+    pub(crate) data: Vec<u8>,
+}
+
+/// Counters of gossip traffic, for the bandwidth targets.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GossipStats {
+    /// Datagrams sent.
+    pub datagrams_sent: u64,
+    /// Bytes sent (sealed datagrams, without IP and UDP headers).
+    pub bytes_sent: u64,
+    /// Datagrams received and accepted.
+    pub datagrams_received: u64,
+    /// Bytes received and accepted.
+    pub bytes_received: u64,
+    /// Datagrams refused: not sealed with a cluster key, stale, malformed or spoofed.
+    pub rejected: u64,
+}
+
+#[derive(Debug)]
+enum TimerEvent {
+    Swim(Timer<NodeId>),
+    Sync,
+    Tick,
+    PublishMeta,
+}
+
+/// What the core remembers of each member to turn changes into events.
+#[derive(Debug, Clone)]
+struct Known {
+    id: NodeId,
+    state: NodeState,
+    /// Whether `NodeJoined` (or `NodeRecovered`) was emitted for the current incarnation.
+    announced: bool,
+    /// Whether the member was down before this incarnation came up (a rejoin).
+    rejoining: bool,
+    tags: BTreeMap<String, String>,
+}
+
+/// foca's outputs of one call, collected.
+#[derive(Default)]
+struct Io {
+    sends: Vec<(NodeId, Vec<u8>)>,
+    timers: Vec<(Timer<NodeId>, Duration)>,
+    notes: Vec<Note>,
+}
+
+#[derive(Debug)]
+enum Note {
+    Up(NodeId),
+    Down(NodeId),
+    Rename(NodeId, NodeId),
+    Defunct,
+}
+
+impl Runtime<NodeId> for Io {
+    fn notify(&mut self, notification: Notification<'_, NodeId>) {
+        let note = match notification {
+            Notification::MemberUp(id) => Note::Up(*id),
+            Notification::MemberDown(id) => Note::Down(*id),
+            Notification::Rename(old, new) => Note::Rename(*old, *new),
+            Notification::Defunct => Note::Defunct,
+            _ => return,
+        };
+        self.notes.push(note);
+    }
+
+    fn send_to(&mut self, to: NodeId, data: &[u8]) {
+        self.sends.push((to, data.to_vec()));
+    }
+
+    fn submit_after(&mut self, event: Timer<NodeId>, after: Duration) {
+        self.timers.push((event, after));
+    }
+}
+
+/// Partition bookkeeping.
+#[derive(Debug, Default)]
+struct PartitionWatch {
+    expected: usize,
+    expected_since: Option<Instant>,
+    failures: VecDeque<(Instant, NodeId)>,
+    reported: bool,
+}
+
+/// One node's membership state machine.
+pub(crate) struct Core {
+    foca: Foca<NodeId, FocaCodec, StdRng, MetaBroadcasts>,
+    me: NodeId,
+    table: Arc<Mutex<MetaTable>>,
+    my_meta: NodeMeta,
+    meta_dirty: bool,
+    meta_published_at: Option<Instant>,
+    keyring: Keyring,
+    config: CoreConfig,
+    timers: BinaryHeap<Reverse<(Instant, u64)>>,
+    timer_events: HashMap<u64, TimerEvent>,
+    next_timer: u64,
+    out: VecDeque<Transmit>,
+    events: VecDeque<ClusterEvent>,
+    known: HashMap<SocketAddr, Known>,
+    health: HashMap<SocketAddr, PhiAccrual>,
+    rng: StdRng,
+    /// The same moment on the monotonic clock and the wall clock: sealing needs wall time,
+    /// and the simulator's virtual `Instant`s stay consistent with it.
+    clock: (Instant, SystemTime),
+    stats: GossipStats,
+    partition: PartitionWatch,
+    left: bool,
+}
+
+impl std::fmt::Debug for Core {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core").field("me", &self.me).field("members", &self.known.len()).finish_non_exhaustive()
+    }
+}
+
+impl Core {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        config: CoreConfig,
+        me: NodeId,
+        name: String,
+        rpc_addr: Option<SocketAddr>,
+        tags: BTreeMap<String, String>,
+        keyring: Keyring,
+        seed: u64,
+        now: Instant,
+        wall: SystemTime,
+    ) -> Self {
+        let table = Arc::new(Mutex::new(MetaTable::default()));
+        let handler = MetaBroadcasts { table: table.clone() };
+        let foca = Foca::with_custom_broadcast(me, config.foca.clone(), StdRng::seed_from_u64(seed), FocaCodec, handler);
+        let my_meta = NodeMeta { node: me, version: 1, name, rpc_addr, tags, leaving: false };
+        let mut core = Self {
+            foca,
+            me,
+            table,
+            my_meta,
+            meta_dirty: true,
+            meta_published_at: None,
+            keyring,
+            rng: StdRng::seed_from_u64(seed.rotate_left(17) ^ 0x5eed),
+            config,
+            timers: BinaryHeap::new(),
+            timer_events: HashMap::new(),
+            next_timer: 0,
+            out: VecDeque::new(),
+            events: VecDeque::new(),
+            known: HashMap::new(),
+            health: HashMap::new(),
+            clock: (now, wall),
+            stats: GossipStats::default(),
+            partition: PartitionWatch::default(),
+            left: false,
+        };
+        let tick = core.config.tick_interval;
+        let sync = core.config.sync_interval;
+        core.schedule(now + tick, TimerEvent::Tick);
+        core.schedule(now + sync, TimerEvent::Sync);
+        core.publish_meta(now);
+        core
+    }
+
+    pub(crate) fn me(&self) -> NodeId {
+        self.me
+    }
+
+    pub(crate) fn stats(&self) -> GossipStats {
+        self.stats
+    }
+
+    fn wall(&self, now: Instant) -> SystemTime {
+        self.clock.1 + now.saturating_duration_since(self.clock.0)
+    }
+
+    fn schedule(&mut self, at: Instant, event: TimerEvent) {
+        let id = self.next_timer;
+        self.next_timer += 1;
+        self.timers.push(Reverse((at, id)));
+        self.timer_events.insert(id, event);
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) next has work.
+    pub(crate) fn next_timeout(&self) -> Option<Instant> {
+        self.timers.peek().map(|Reverse((at, _))| *at)
+    }
+
+    pub(crate) fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.out.pop_front()
+    }
+
+    pub(crate) fn poll_event(&mut self) -> Option<ClusterEvent> {
+        self.events.pop_front()
+    }
+
+    fn send(&mut self, to: SocketAddr, message: &Message, now: Instant) {
+        let data = self.keyring.seal(&message.to_bytes(), self.wall(now));
+        self.stats.datagrams_sent += 1;
+        self.stats.bytes_sent += data.len() as u64;
+        self.out.push_back(Transmit { to, data });
+    }
+
+    /// Applies what one foca call produced.
+    fn absorb(&mut self, io: Io, now: Instant) {
+        for (event, after) in io.timers {
+            self.schedule(now + after, TimerEvent::Swim(event));
+        }
+        for (to, data) in io.sends {
+            self.send(to.addr, &Message::Swim(data), now);
+        }
+        for note in io.notes {
+            self.on_note(note, now);
+        }
+        self.on_meta_changes(now);
+    }
+
+    fn with_foca(&mut self, now: Instant, call: impl FnOnce(&mut Foca<NodeId, FocaCodec, StdRng, MetaBroadcasts>, &mut Io) -> Result<(), foca::Error>) {
+        let mut io = Io::default();
+        if let Err(err) = call(&mut self.foca, &mut io) {
+            tracing::debug!(error = %err, "gossip message refused");
+        }
+        self.absorb(io, now);
+    }
+
+    /// Joins through `seeds`: announces itself to each and asks each for its full state.
+    pub(crate) fn join(&mut self, seeds: &[SocketAddr], now: Instant) {
+        let me = self.me.addr;
+        for &seed in seeds.iter().filter(|&&s| s != me) {
+            self.with_foca(now, |foca, io| foca.announce(NodeId::seed(seed), io));
+            self.send_sync(seed, true, now);
+            self.send(seed, &Message::Metas(vec![self.my_meta.clone()]), now);
+        }
+    }
+
+    /// A datagram from `from`.
+    pub(crate) fn handle_datagram(&mut self, from: SocketAddr, data: &[u8], now: Instant) {
+        let message = match self.keyring.open(data, self.wall(now)).map_err(|e| e.to_string()).and_then(|m| Message::from_bytes(&m)) {
+            Ok(message) => message,
+            Err(err) => {
+                self.stats.rejected += 1;
+                tracing::debug!(%from, error = %err, "gossip datagram refused");
+                return;
+            }
+        };
+        if self.left {
+            return;
+        }
+        self.stats.datagrams_received += 1;
+        self.stats.bytes_received += data.len() as u64;
+        self.health.entry(from).or_default().heartbeat(now);
+        match message {
+            Message::Swim(bytes) => {
+                // The sender named inside the message must be the one that sent it.
+                let mut header_bytes = bytes.as_slice();
+                match foca::Codec::decode_header(&mut FocaCodec, &mut header_bytes) {
+                    Ok(header) if header.src.addr == from => {}
+                    Ok(header) => {
+                        self.stats.rejected += 1;
+                        tracing::warn!(%from, claimed = %header.src, "gossip message names another sender; refused");
+                        return;
+                    }
+                    Err(err) => {
+                        self.stats.rejected += 1;
+                        tracing::debug!(%from, error = %err, "malformed gossip message");
+                        return;
+                    }
+                }
+                self.with_foca(now, |foca, io| foca.handle_data(&bytes, io));
+            }
+            Message::Sync(sync) => self.on_sync(from, sync, now),
+            Message::Metas(metas) => {
+                {
+                    let mut table = self.table.lock().unwrap_or_else(|p| p.into_inner());
+                    for meta in metas.into_iter().filter(|m| m.node.addr != self.me.addr) {
+                        table.offer(meta);
+                    }
+                }
+                self.on_meta_changes(now);
+            }
+            Message::MetaWanted(ids) => {
+                let metas: Vec<NodeMeta> = {
+                    let table = self.table.lock().unwrap_or_else(|p| p.into_inner());
+                    ids.iter()
+                        .filter_map(|id| if id.addr == self.me.addr { Some(self.my_meta.clone()) } else { table.get(&id.addr).cloned() })
+                        .collect()
+                };
+                for chunk in metas.chunks(SYNC_CHUNK) {
+                    self.send(from, &Message::Metas(chunk.to_vec()), now);
+                }
+            }
+        }
+    }
+
+    /// A signal of life from a member outside gossip (an RPC response).
+    pub(crate) fn heartbeat(&mut self, addr: SocketAddr, now: Instant) {
+        self.health.entry(addr).or_default().heartbeat(now);
+    }
+
+    pub(crate) fn handle_timeout(&mut self, now: Instant) {
+        while let Some(Reverse((at, id))) = self.timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            let Some(event) = self.timer_events.remove(&id) else { continue };
+            match event {
+                TimerEvent::Swim(timer) => {
+                    if !self.left {
+                        self.with_foca(now, |foca, io| foca.handle_timer(timer, io));
+                    }
+                }
+                TimerEvent::Sync => {
+                    self.sync_round(now);
+                    let next = now + self.config.sync_interval;
+                    self.schedule(next, TimerEvent::Sync);
+                }
+                TimerEvent::Tick => {
+                    self.tick(now);
+                    let next = now + self.config.tick_interval;
+                    self.schedule(next, TimerEvent::Tick);
+                }
+                TimerEvent::PublishMeta => self.publish_meta(now),
+            }
+        }
+    }
+
+    /// Sets or removes tags; the change reaches the cluster within the metadata interval.
+    pub(crate) fn update_tags(&mut self, now: Instant, change: impl FnOnce(&mut BTreeMap<String, String>)) {
+        let before = self.my_meta.tags.clone();
+        change(&mut self.my_meta.tags);
+        if self.my_meta.tags == before {
+            return;
+        }
+        self.my_meta.version += 1;
+        self.meta_dirty = true;
+        self.publish_meta(now);
+    }
+
+    /// Broadcasts this node's metadata if it changed, at most once per `meta_interval`.
+    fn publish_meta(&mut self, now: Instant) {
+        if !self.meta_dirty || self.left {
+            return;
+        }
+        if let Some(last) = self.meta_published_at
+            && now < last + self.config.meta_interval
+        {
+            let at = last + self.config.meta_interval;
+            self.schedule(at, TimerEvent::PublishMeta);
+            return;
+        }
+        self.meta_dirty = false;
+        self.meta_published_at = Some(now);
+        let bytes = broadcast_bytes(&self.my_meta);
+        if let Err(err) = self.foca.add_broadcast(&bytes) {
+            tracing::warn!(error = %err, "tags too large to broadcast; they still travel by sync");
+        }
+        // Broadcasts piggyback on SWIM traffic; a gossip round sends them now.
+        self.with_foca(now, |foca, io| foca.broadcast(io));
+    }
+
+    /// Leaves gracefully: tells every member directly, then lets SWIM spread the departure.
+    pub(crate) fn leave(&mut self, now: Instant) {
+        if self.left {
+            return;
+        }
+        self.my_meta.leaving = true;
+        self.my_meta.version += 1;
+        let notice = Message::Metas(vec![self.my_meta.clone()]);
+        let up: Vec<SocketAddr> = self.known.values().filter(|k| is_up(k.state)).map(|k| k.id.addr).collect();
+        for addr in up {
+            self.send(addr, &notice, now);
+        }
+        self.with_foca(now, |foca, io| foca.leave_cluster(io));
+        self.left = true;
+    }
+
+    fn send_sync(&mut self, to: SocketAddr, reply: bool, now: Instant) {
+        let mut members: Vec<foca::Member<NodeId>> = self.foca.iter_membership_state().cloned().collect();
+        members.push(foca::Member::alive(self.me));
+        let mut digest = self.table.lock().unwrap_or_else(|p| p.into_inner()).digest();
+        digest.push((self.me, self.my_meta.version));
+        let chunks = members.len().div_ceil(SYNC_CHUNK).max(digest.len().div_ceil(SYNC_CHUNK)).max(1);
+        for i in 0..chunks {
+            let sync = Sync {
+                reply: reply && i == 0,
+                members: members.iter().skip(i * SYNC_CHUNK).take(SYNC_CHUNK).cloned().collect(),
+                digest: digest.iter().skip(i * SYNC_CHUNK).take(SYNC_CHUNK).copied().collect(),
+            };
+            self.send(to, &Message::Sync(sync), now);
+        }
+    }
+
+    fn sync_round(&mut self, now: Instant) {
+        if self.left {
+            return;
+        }
+        let up: Vec<SocketAddr> = self.known.values().filter(|k| is_up(k.state)).map(|k| k.id.addr).collect();
+        if up.is_empty() {
+            return;
+        }
+        let peer = up[self.rng.random_range(0..up.len())];
+        self.send_sync(peer, true, now);
+    }
+
+    fn on_sync(&mut self, from: SocketAddr, sync: Sync, now: Instant) {
+        let members = sync.members.into_iter().filter(|m| m.id().bump != 0);
+        self.with_foca(now, |foca, io| foca.apply_many(members, false, io));
+        let (mut give, mut want) = (Vec::new(), Vec::new());
+        {
+            let table = self.table.lock().unwrap_or_else(|p| p.into_inner());
+            for (id, version) in sync.digest {
+                if id.addr == self.me.addr {
+                    if (id.bump, version) < (self.me.bump, self.my_meta.version) {
+                        give.push(self.my_meta.clone());
+                    }
+                    continue;
+                }
+                match table.get(&id.addr) {
+                    Some(known) if known.freshness() > (id.bump, version) => give.push(known.clone()),
+                    Some(known) if known.freshness() == (id.bump, version) => {}
+                    _ => want.push(id),
+                }
+            }
+        }
+        for chunk in give.chunks(SYNC_CHUNK) {
+            self.send(from, &Message::Metas(chunk.to_vec()), now);
+        }
+        for chunk in want.chunks(SYNC_CHUNK) {
+            self.send(from, &Message::MetaWanted(chunk.to_vec()), now);
+        }
+        if sync.reply {
+            self.send_sync(from, false, now);
+        }
+    }
+
+    fn node_info(&self, known: &Known, now: Instant) -> NodeInfo {
+        let table = self.table.lock().unwrap_or_else(|p| p.into_inner());
+        let meta = table.get(&known.id.addr).filter(|m| m.node == known.id);
+        NodeInfo {
+            id: known.id,
+            name: meta.map_or_else(|| known.id.addr.to_string(), |m| m.name.clone()),
+            rpc_addr: meta.and_then(|m| m.rpc_addr),
+            tags: meta.map(|m| m.tags.clone()).unwrap_or_default(),
+            state: known.state,
+            phi: self.health.get(&known.id.addr).map_or(0.0, |h| h.phi(now)),
+        }
+    }
+
+    fn emit(&mut self, addr: SocketAddr, now: Instant, make: fn(NodeInfo) -> ClusterEvent) {
+        if let Some(known) = self.known.get(&addr) {
+            let info = self.node_info(known, now);
+            self.events.push_back(make(info));
+        }
+    }
+
+    fn has_meta(&self, id: &NodeId) -> bool {
+        self.table.lock().unwrap_or_else(|p| p.into_inner()).get(&id.addr).is_some_and(|m| m.node == *id)
+    }
+
+    fn on_note(&mut self, note: Note, now: Instant) {
+        match note {
+            Note::Up(id) => {
+                let rejoining = self.known.get(&id.addr).is_some_and(|k| !is_up(k.state) || k.id != id);
+                let known = Known { id, state: NodeState::Alive, announced: false, rejoining, tags: BTreeMap::new() };
+                self.known.insert(id.addr, known);
+                if self.has_meta(&id) {
+                    self.announce(id.addr, now);
+                } else {
+                    self.send(id.addr, &Message::MetaWanted(vec![id]), now);
+                }
+            }
+            Note::Down(id) => {
+                let leaving = self
+                    .table
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get(&id.addr)
+                    .is_some_and(|m| m.node == id && m.leaving);
+                let Some(known) = self.known.get_mut(&id.addr).filter(|k| k.id == id) else { return };
+                if !is_up(known.state) {
+                    return;
+                }
+                if leaving {
+                    known.state = NodeState::Left;
+                    self.emit(id.addr, now, ClusterEvent::NodeLeft);
+                } else {
+                    known.state = NodeState::Failed;
+                    self.partition.failures.push_back((now, id));
+                    self.emit(id.addr, now, ClusterEvent::NodeFailed);
+                    self.check_partition(now);
+                }
+            }
+            Note::Rename(old, new) => {
+                if let Some(known) = self.known.get_mut(&old.addr) {
+                    known.id = new;
+                }
+            }
+            Note::Defunct => {
+                tracing::warn!(node = %self.me, "this node was declared down by the cluster");
+            }
+        }
+    }
+
+    /// Emits `NodeJoined` (or `NodeRecovered`) once a member is up and its metadata known.
+    fn announce(&mut self, addr: SocketAddr, now: Instant) {
+        let tags = self.table.lock().unwrap_or_else(|p| p.into_inner()).get(&addr).map(|m| m.tags.clone()).unwrap_or_default();
+        let Some(known) = self.known.get_mut(&addr) else { return };
+        if known.announced || !is_up(known.state) {
+            return;
+        }
+        known.announced = true;
+        known.tags = tags;
+        let event = if known.rejoining { ClusterEvent::NodeRecovered } else { ClusterEvent::NodeJoined };
+        self.emit(addr, now, event);
+    }
+
+    fn on_meta_changes(&mut self, now: Instant) {
+        let changed = self.table.lock().unwrap_or_else(|p| p.into_inner()).take_changed();
+        for addr in changed {
+            let Some(known) = self.known.get(&addr) else { continue };
+            if !self.has_meta(&known.id) {
+                continue;
+            }
+            if !known.announced {
+                self.announce(addr, now);
+                continue;
+            }
+            let tags = self.table.lock().unwrap_or_else(|p| p.into_inner()).get(&addr).map(|m| m.tags.clone()).unwrap_or_default();
+            let known = self.known.get_mut(&addr).expect("looked up above");
+            if known.tags != tags && is_up(known.state) {
+                known.tags = tags;
+                self.emit(addr, now, ClusterEvent::NodeTagsUpdated);
+            }
+        }
+    }
+
+    /// Turns SWIM's suspicion into events, and looks for partitions.
+    fn tick(&mut self, now: Instant) {
+        let states: Vec<(NodeId, State)> = self.foca.iter_membership_state().map(|m| (*m.id(), m.state())).collect();
+        for (id, state) in states {
+            let Some(known) = self.known.get_mut(&id.addr).filter(|k| k.id == id) else { continue };
+            match (known.state, state) {
+                (NodeState::Alive, State::Suspect) => {
+                    known.state = NodeState::Suspect;
+                    self.emit(id.addr, now, ClusterEvent::NodeSuspect);
+                }
+                (NodeState::Suspect, State::Alive) => {
+                    known.state = NodeState::Alive;
+                    self.emit(id.addr, now, ClusterEvent::NodeRecovered);
+                }
+                _ => {}
+            }
+        }
+        self.check_partition(now);
+    }
+
+    fn check_partition(&mut self, now: Instant) {
+        let window = self.config.partition_window;
+        let watch = &mut self.partition;
+        while watch.failures.front().is_some_and(|(at, _)| now.saturating_duration_since(*at) > window) {
+            watch.failures.pop_front();
+        }
+        let reachable = 1 + self.known.values().filter(|k| is_up(k.state)).count();
+        let departed = self.known.values().filter(|k| k.state == NodeState::Left).count();
+        // The view to compare with: the largest recent one, shrunk by graceful departures and
+        // forgotten once it has been stable without failures for a whole window.
+        let stable = watch.expected_since.is_some_and(|since| now.saturating_duration_since(since) > window * 6);
+        if reachable >= watch.expected || (watch.failures.is_empty() && stable) {
+            watch.expected = reachable;
+            watch.expected_since = Some(now);
+            watch.reported = false;
+        }
+        let expected = watch.expected.saturating_sub(departed).max(reachable);
+        let threshold = ((expected as f64 * self.config.partition_fraction).ceil() as usize).max(2);
+        if !watch.reported && watch.failures.len() >= threshold {
+            watch.reported = true;
+            let info = PartitionInfo {
+                reachable,
+                expected,
+                minority: reachable * 2 <= expected,
+                lost: watch.failures.iter().map(|(_, id)| *id).collect(),
+            };
+            tracing::warn!(reachable, expected, minority = info.minority, "partition detected");
+            self.events.push_back(ClusterEvent::PartitionDetected(info));
+        }
+    }
+
+    /// Whether this node's side of the cluster holds a majority of the recent view.
+    pub(crate) fn quorum(&self) -> (usize, usize) {
+        let reachable = 1 + self.known.values().filter(|k| is_up(k.state)).count();
+        (reachable, self.partition.expected.max(reachable))
+    }
+
+    /// Every member known, with its state and metadata.
+    pub(crate) fn nodes(&self, now: Instant) -> Vec<NodeInfo> {
+        self.known.values().map(|k| self.node_info(k, now)).collect()
+    }
+
+    /// This node as the others see it.
+    pub(crate) fn local(&self, now: Instant) -> NodeInfo {
+        let _ = now;
+        NodeInfo {
+            id: self.me,
+            name: self.my_meta.name.clone(),
+            rpc_addr: self.my_meta.rpc_addr,
+            tags: self.my_meta.tags.clone(),
+            state: if self.left { NodeState::Left } else { NodeState::Alive },
+            phi: 0.0,
+        }
+    }
+
+    /// Members SWIM considers up, for tests and the simulator.
+    pub(crate) fn up_members(&self) -> usize {
+        self.known.values().filter(|k| is_up(k.state)).count()
+    }
+
+    /// Metadata entries held, for memory estimates.
+    pub(crate) fn metadata_entries(&self) -> usize {
+        self.table.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+}
+
+fn is_up(state: NodeState) -> bool {
+    matches!(state, NodeState::Alive | NodeState::Suspect)
+}

@@ -1,0 +1,41 @@
+//! Clusters: membership by SWIM gossip (foca) over sealed UDP, tags, phi-accrual health,
+//! events and partition detection (`core.rs`, driven by `membership.rs`), and the views
+//! that route calls: `NodeRegistry`, `WorkerRegistry`, `ClusterClient`.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), rpcnet::RpcError> {
+//! use std::sync::Arc;
+//! use rpcnet::cluster::{ClusterClient, ClusterClientConfig, ClusterConfig, ClusterMembership, LoadBalancingStrategy, WorkerRegistry};
+//!
+//! let cluster = ClusterMembership::new(ClusterConfig::dev().with_seeds(["127.0.0.1:7946".parse().unwrap()])).await?;
+//! let registry = Arc::new(WorkerRegistry::new(cluster.clone(), LoadBalancingStrategy::LeastConnections));
+//! registry.start().await;
+//! let worker = registry.select_worker(Some("role=worker,zone=eu-1")).await?;
+//! let client = Arc::new(ClusterClient::new(registry.clone(), ClusterClientConfig::default()));
+//! let reply = client.call_worker("compute", b"input".to_vec(), Some("role=worker")).await?;
+//! # Ok(()) }
+//! ```
+
+mod client;
+mod core;
+mod events;
+mod health;
+mod identity;
+mod membership;
+mod meta;
+mod partition;
+mod registry;
+mod seal;
+pub mod sim;
+mod wire;
+
+pub use self::client::{ClusterClient, ClusterClientConfig};
+pub use self::core::GossipStats;
+pub use self::events::{ClusterEvent, ClusterEvents, NodeInfo, NodeState, PartitionInfo};
+pub use self::health::PhiAccrual;
+pub use self::identity::NodeId;
+pub use self::membership::{ClusterConfig, ClusterMembership};
+pub use self::partition::{PartitionDetector, PartitionStatus};
+pub use self::registry::{NodeRegistry, WorkerInfo, WorkerRegistry};
+pub use self::seal::{ClusterKey, Keyring, OpenError};
+pub use crate::balance::{FilterError, LoadBalancingStrategy, TagFilter};

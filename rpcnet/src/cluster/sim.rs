@@ -1,0 +1,344 @@
+//! A deterministic in-memory cluster: every node's real membership state machine, one
+//! virtual clock, a network with latency and loss, and no sockets. The test suite runs
+//! 100 nodes; `cargo run --release -p rpcnet-bench -- cluster-sim` runs 1,000.
+//!
+//! ```
+//! use std::time::Duration;
+//! use rpcnet::cluster::sim::{SimConfig, Simulation};
+//! let mut sim = Simulation::new(SimConfig { nodes: 8, ..SimConfig::default() });
+//! let converged = sim.run_until(Duration::from_secs(30), Simulation::converged);
+//! assert!(converged.is_some(), "8 nodes find each other");
+//! ```
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant, SystemTime};
+
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+
+use super::core::Core;
+use super::events::ClusterEvent;
+use super::{ClusterConfig, GossipStats, NodeId};
+
+/// What to simulate.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// Nodes in the cluster.
+    pub nodes: usize,
+    /// Seed of every random choice (network and nodes): same seed, same run.
+    pub seed: u64,
+    /// Share of datagrams lost (0.05 = 5%).
+    pub loss: f64,
+    /// One-way delay of every datagram.
+    pub latency: Duration,
+    /// Random extra delay, up to this much.
+    pub jitter: Duration,
+    /// How many of the first nodes every node joins through.
+    pub seeds: usize,
+    /// Nodes join one after another over this period (all at once if zero).
+    pub join_spread: Duration,
+    /// Timings and keys of every node.
+    pub cluster: ClusterConfig,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self {
+            nodes: 10,
+            seed: 1,
+            loss: 0.0,
+            latency: Duration::from_millis(1),
+            jitter: Duration::from_millis(1),
+            seeds: 3,
+            join_spread: Duration::from_secs(1),
+            cluster: ClusterConfig::dev(),
+        }
+    }
+}
+
+struct SimNode {
+    core: Core,
+    alive: bool,
+    events: Vec<(Duration, ClusterEvent)>,
+}
+
+/// A simulated cluster.
+pub struct Simulation {
+    nodes: Vec<SimNode>,
+    index: HashMap<SocketAddr, usize>,
+    /// Datagrams in flight: (delivery time, sequence) → (from, to index, bytes).
+    network: BinaryHeap<Reverse<(Instant, u64)>>,
+    in_flight: HashMap<u64, (SocketAddr, usize, Vec<u8>)>,
+    /// Node timers: (time, node); stale entries are skipped.
+    timers: BinaryHeap<Reverse<(Instant, usize)>>,
+    /// Nodes not started yet: (start time, node).
+    pending: Vec<(Instant, usize)>,
+    seeds: Vec<SocketAddr>,
+    start: Instant,
+    now: Instant,
+    rng: StdRng,
+    config: SimConfig,
+    sequence: u64,
+}
+
+impl std::fmt::Debug for Simulation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Simulation").field("nodes", &self.nodes.len()).field("elapsed", &self.elapsed()).finish()
+    }
+}
+
+fn address(i: usize) -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, (i >> 16) as u8, (i >> 8) as u8, i as u8)), 7946)
+}
+
+impl Simulation {
+    /// A cluster whose nodes start (and join) over `join_spread`.
+    pub fn new(config: SimConfig) -> Self {
+        let core_config = config.cluster.core_config().expect("the simulated cluster's configuration is valid");
+        let keyring = config.cluster.keyring().expect("the simulated cluster has a key");
+        let start = Instant::now();
+        let wall = SystemTime::now();
+        let mut rng = StdRng::seed_from_u64(config.seed);
+        let mut nodes = Vec::with_capacity(config.nodes);
+        let mut index = HashMap::new();
+        let mut pending = Vec::new();
+        for i in 0..config.nodes {
+            let id = NodeId { addr: address(i), bump: 1 };
+            let tags = BTreeMap::from([("role".to_string(), "worker".to_string())]);
+            let core = Core::new(
+                core_config.clone(),
+                id,
+                format!("node-{i}"),
+                Some(address(i)),
+                tags,
+                keyring.clone(),
+                rng.random(),
+                start,
+                wall,
+            );
+            index.insert(id.addr, i);
+            nodes.push(SimNode { core, alive: false, events: Vec::new() });
+            let offset = if config.nodes > 1 { config.join_spread.mul_f64(i as f64 / config.nodes as f64) } else { Duration::ZERO };
+            pending.push((start + offset, i));
+        }
+        pending.reverse();
+        let seeds = (0..config.seeds.min(config.nodes)).map(address).collect();
+        Self {
+            nodes,
+            index,
+            network: BinaryHeap::new(),
+            in_flight: HashMap::new(),
+            timers: BinaryHeap::new(),
+            pending,
+            seeds,
+            start,
+            now: start,
+            rng,
+            config,
+            sequence: 0,
+        }
+    }
+
+    /// Virtual time since the start.
+    pub fn elapsed(&self) -> Duration {
+        self.now - self.start
+    }
+
+    /// Nodes simulated.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Whether there are no nodes.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    fn start_node(&mut self, i: usize) {
+        self.nodes[i].alive = true;
+        let seeds = self.seeds.clone();
+        let now = self.now;
+        self.nodes[i].core.join(&seeds, now);
+        self.collect(i);
+    }
+
+    /// Sends what node `i` produced into the network, records its events, re-arms its timer.
+    fn collect(&mut self, i: usize) {
+        let elapsed = self.elapsed();
+        while let Some(transmit) = self.nodes[i].core.poll_transmit() {
+            if self.rng.random::<f64>() < self.config.loss {
+                continue;
+            }
+            let Some(&to) = self.index.get(&transmit.to) else { continue };
+            let jitter = self.config.jitter.mul_f64(self.rng.random::<f64>());
+            let at = self.now + self.config.latency + jitter;
+            self.sequence += 1;
+            self.network.push(Reverse((at, self.sequence)));
+            self.in_flight.insert(self.sequence, (self.nodes[i].core.me().addr, to, transmit.data));
+        }
+        while let Some(event) = self.nodes[i].core.poll_event() {
+            self.nodes[i].events.push((elapsed, event));
+        }
+        if let Some(at) = self.nodes[i].core.next_timeout() {
+            self.timers.push(Reverse((at, i)));
+        }
+    }
+
+    /// Runs one step: the earliest start, delivery or timer. False when nothing is left.
+    fn step(&mut self, limit: Instant) -> bool {
+        let next_start = self.pending.last().map(|(at, _)| *at);
+        let next_delivery = self.network.peek().map(|Reverse((at, _))| *at);
+        let next_timer = self.timers.peek().map(|Reverse((at, _))| *at);
+        let Some(next) = [next_start, next_delivery, next_timer].into_iter().flatten().min() else { return false };
+        if next > limit {
+            self.now = limit;
+            return false;
+        }
+        self.now = self.now.max(next);
+        if next_start == Some(next) {
+            let (_, i) = self.pending.pop().expect("peeked");
+            self.start_node(i);
+        } else if next_delivery == Some(next) {
+            let Reverse((_, sequence)) = self.network.pop().expect("peeked");
+            let (from, to, data) = self.in_flight.remove(&sequence).expect("scheduled");
+            if self.nodes[to].alive {
+                let now = self.now;
+                self.nodes[to].core.handle_datagram(from, &data, now);
+                self.collect(to);
+            }
+        } else {
+            let Reverse((at, i)) = self.timers.pop().expect("peeked");
+            // Skip entries superseded by a later re-arm, and crashed nodes.
+            if self.nodes[i].alive && self.nodes[i].core.next_timeout() == Some(at) {
+                let now = self.now;
+                self.nodes[i].core.handle_timeout(now);
+                self.collect(i);
+            }
+        }
+        true
+    }
+
+    /// Runs for `duration` of virtual time.
+    pub fn run_for(&mut self, duration: Duration) {
+        let limit = self.now + duration;
+        while self.step(limit) {}
+        self.now = limit;
+    }
+
+    /// Runs until `done` holds (checked every 100 ms of virtual time) or `limit` passes;
+    /// returns the virtual time it took.
+    pub fn run_until(&mut self, limit: Duration, mut done: impl FnMut(&Self) -> bool) -> Option<Duration> {
+        let started = self.now;
+        while self.now - started < limit {
+            if done(self) {
+                return Some(self.now - started);
+            }
+            self.run_for(Duration::from_millis(100));
+        }
+        done(self).then(|| self.now - started)
+    }
+
+    /// Crashes node `i`: it stops, its socket is gone, nothing it had queued is sent.
+    pub fn crash(&mut self, i: usize) {
+        self.nodes[i].alive = false;
+    }
+
+    /// Node `i` leaves gracefully.
+    pub fn leave(&mut self, i: usize) {
+        let now = self.now;
+        self.nodes[i].core.leave(now);
+        self.collect(i);
+    }
+
+    /// Sets a tag on node `i`.
+    pub fn set_tag(&mut self, i: usize, key: &str, value: &str) {
+        let now = self.now;
+        let (key, value) = (key.to_owned(), value.to_owned());
+        self.nodes[i].core.update_tags(now, |tags| drop(tags.insert(key, value)));
+        self.collect(i);
+    }
+
+    fn alive(&self) -> impl Iterator<Item = &SimNode> {
+        self.nodes.iter().filter(|n| n.alive)
+    }
+
+    /// Every running node sees every other running node up, with its metadata.
+    pub fn converged(&self) -> bool {
+        let running = self.alive().count();
+        self.pending.is_empty()
+            && self.alive().all(|n| n.core.up_members() == running - 1 && n.core.metadata_entries() >= running - 1)
+    }
+
+    /// Every running node sees each of `crashed` as not up.
+    pub fn all_know_down(&self, crashed: &[usize]) -> bool {
+        let down: Vec<NodeId> = crashed.iter().map(|&i| self.nodes[i].core.me()).collect();
+        let now = self.now;
+        self.alive().all(|n| n.core.nodes(now).iter().filter(|info| down.contains(&info.id)).all(|info| !info.is_up()))
+    }
+
+    /// Every running node sees tag `key=value` on node `i`.
+    pub fn all_see_tag(&self, i: usize, key: &str, value: &str) -> bool {
+        let id = self.nodes[i].core.me();
+        let now = self.now;
+        self.alive()
+            .filter(|n| n.core.me() != id)
+            .all(|n| n.core.nodes(now).iter().any(|info| info.id == id && info.tag(key) == Some(value)))
+    }
+
+    /// `NodeFailed` events, anywhere, about nodes that were running when reported.
+    pub fn false_failures(&self) -> usize {
+        let running: Vec<NodeId> = self.alive().map(|n| n.core.me()).collect();
+        self.nodes
+            .iter()
+            .flat_map(|n| &n.events)
+            .filter(|(_, event)| matches!(event, ClusterEvent::NodeFailed(info) if running.contains(&info.id)))
+            .count()
+    }
+
+    /// Every event node `i` emitted, with its virtual time.
+    pub fn events(&self, i: usize) -> &[(Duration, ClusterEvent)] {
+        &self.nodes[i].events
+    }
+
+    /// Gossip counters of node `i`.
+    pub fn stats(&self, i: usize) -> GossipStats {
+        self.nodes[i].core.stats()
+    }
+
+    /// Bytes of gossip sent per running node per second of virtual time, averaged.
+    pub fn bytes_sent_per_node_per_second(&self) -> f64 {
+        let (count, bytes) = self.alive().fold((0usize, 0u64), |(c, b), n| (c + 1, b + n.core.stats().bytes_sent));
+        if count == 0 || self.elapsed().is_zero() {
+            return 0.0;
+        }
+        bytes as f64 / count as f64 / self.elapsed().as_secs_f64()
+    }
+
+    /// Gossip bytes sent by running nodes so far, summed.
+    pub fn total_bytes_sent(&self) -> u64 {
+        self.alive().map(|n| n.core.stats().bytes_sent).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::NodeState;
+
+    #[test]
+    fn a_small_cluster_converges_detects_a_crash_and_spreads_tags() {
+        let mut sim = Simulation::new(SimConfig { nodes: 10, ..SimConfig::default() });
+        let joined = sim.run_until(Duration::from_secs(30), Simulation::converged);
+        assert!(joined.is_some(), "10 nodes must converge");
+        sim.set_tag(4, "zone", "eu-1");
+        assert!(sim.run_until(Duration::from_secs(10), |s| s.all_see_tag(4, "zone", "eu-1")).is_some(), "tags spread");
+        sim.crash(7);
+        let detected = sim.run_until(Duration::from_secs(30), |s| s.all_know_down(&[7]));
+        assert!(detected.is_some(), "every survivor must see node 7 down");
+        assert_eq!(sim.false_failures(), 0, "no running node may be reported failed");
+        let failed = sim.events(0).iter().any(|(_, e)| matches!(e, ClusterEvent::NodeFailed(info) if info.state == NodeState::Failed));
+        assert!(failed, "node 0 saw NodeFailed: {:?}", sim.events(0));
+    }
+}

@@ -1,0 +1,138 @@
+//! What travels inside a sealed gossip datagram: foca's SWIM messages, and rpcnet's own
+//! push-pull sync and metadata exchange. Encoded with bincode under a size limit.
+//!
+//! ```text
+//! message = kind:u8 body
+//!   0 SWIM        body = foca's message (header, updates, broadcasts)
+//!   1 SYNC        body = Sync { reply, members, digest }: push-pull of the member list and
+//!                        of the metadata versions known
+//!   2 METAS       body = Vec<NodeMeta>: metadata the receiver lacks (or a leave notice)
+//!   3 META_WANTED body = Vec<NodeId>: metadata the sender lacks
+//! ```
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use super::NodeId;
+use super::meta::NodeMeta;
+
+/// Largest message a decoder accepts: a datagram's worth, with room.
+const DECODE_LIMIT: usize = 64 * 1024;
+
+fn config() -> impl bincode::config::Config {
+    bincode::config::standard().with_limit::<DECODE_LIMIT>()
+}
+
+pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    bincode::serde::encode_to_vec(value, config()).expect("bug in rpcnet: gossip messages always encode")
+}
+
+pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, bincode::error::DecodeError> {
+    bincode::serde::decode_from_slice(bytes, config()).map(|(value, _)| value)
+}
+
+/// A member as SWIM sees it, in a sync message.
+pub(crate) type SwimMember = foca::Member<NodeId>;
+
+/// Push-pull state exchange: part of the sender's member list and of its metadata versions.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Sync {
+    /// Whether the receiver should answer with its own state (push-pull).
+    pub(crate) reply: bool,
+    pub(crate) members: Vec<SwimMember>,
+    pub(crate) digest: Vec<(NodeId, u64)>,
+}
+
+/// One message of the cluster protocol.
+#[derive(Debug)]
+pub(crate) enum Message {
+    Swim(Vec<u8>),
+    Sync(Sync),
+    Metas(Vec<NodeMeta>),
+    MetaWanted(Vec<NodeId>),
+}
+
+const SWIM: u8 = 0;
+const SYNC: u8 = 1;
+const METAS: u8 = 2;
+const META_WANTED: u8 = 3;
+
+impl Message {
+    pub(crate) fn to_bytes(&self) -> Vec<u8> {
+        let (kind, body) = match self {
+            Self::Swim(bytes) => (SWIM, bytes.clone()),
+            Self::Sync(sync) => (SYNC, encode(sync)),
+            Self::Metas(metas) => (METAS, encode(metas)),
+            Self::MetaWanted(ids) => (META_WANTED, encode(ids)),
+        };
+        let mut out = Vec::with_capacity(1 + body.len());
+        out.push(kind);
+        out.extend_from_slice(&body);
+        out
+    }
+
+    pub(crate) fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
+        let Some((&kind, body)) = bytes.split_first() else { return Err("empty message".into()) };
+        let err = |e: bincode::error::DecodeError| e.to_string();
+        Ok(match kind {
+            SWIM => Self::Swim(body.to_vec()),
+            SYNC => Self::Sync(decode(body).map_err(err)?),
+            METAS => Self::Metas(decode(body).map_err(err)?),
+            META_WANTED => Self::MetaWanted(decode(body).map_err(err)?),
+            other => return Err(format!("unknown message kind {other}")),
+        })
+    }
+}
+
+/// foca's codec: its headers and members through bincode.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct FocaCodec;
+
+impl foca::Codec<NodeId> for FocaCodec {
+    type Error = bincode::error::DecodeError;
+
+    fn encode_header(&mut self, header: &foca::Header<NodeId>, mut buf: impl bytes::BufMut) -> Result<(), Self::Error> {
+        buf.put_slice(&encode(header));
+        Ok(())
+    }
+
+    fn decode_header(&mut self, mut buf: impl bytes::Buf) -> Result<foca::Header<NodeId>, Self::Error> {
+        let (header, used) = bincode::serde::decode_from_slice(buf.chunk(), config())?;
+        buf.advance(used);
+        Ok(header)
+    }
+
+    fn encode_member(&mut self, member: &SwimMember, mut buf: impl bytes::BufMut) -> Result<(), Self::Error> {
+        buf.put_slice(&encode(member));
+        Ok(())
+    }
+
+    fn decode_member(&mut self, mut buf: impl bytes::Buf) -> Result<SwimMember, Self::Error> {
+        let (member, used) = bincode::serde::decode_from_slice(buf.chunk(), config())?;
+        buf.advance(used);
+        Ok(member)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_message_kind_round_trips() {
+        let id = NodeId { addr: "127.0.0.1:9".parse().unwrap(), bump: 3 };
+        let sync = Message::Sync(Sync { reply: true, members: vec![foca::Member::alive(id)], digest: vec![(id, 2)] });
+        match Message::from_bytes(&sync.to_bytes()).unwrap() {
+            Message::Sync(back) => {
+                assert!(back.reply);
+                assert_eq!(back.members[0].id(), &id);
+                assert_eq!(back.digest, vec![(id, 2)]);
+            }
+            other => panic!("got {other:?}"),
+        }
+        assert!(matches!(Message::from_bytes(&Message::MetaWanted(vec![id]).to_bytes()), Ok(Message::MetaWanted(v)) if v == vec![id]));
+        assert!(Message::from_bytes(&[9, 1, 2]).is_err(), "unknown kinds are errors, not panics");
+        assert!(Message::from_bytes(&[]).is_err());
+        assert!(Message::from_bytes(&[SYNC, 0xff, 0xff, 0xff]).is_err(), "garbage bodies are errors");
+    }
+}
