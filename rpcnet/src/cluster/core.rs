@@ -67,6 +67,8 @@ pub struct GossipStats {
 enum TimerEvent {
     Swim(Timer<NodeId>),
     Sync,
+    /// A one-off sync shortly after start.
+    EarlySync,
     Tick,
     PublishMeta,
 }
@@ -183,7 +185,9 @@ impl Core {
             me,
             table,
             my_meta,
-            meta_dirty: true,
+            // The first version is not flooded: members ask for it when they see this node
+            // come up (and sync digests repair what is missed). Only changes are broadcast.
+            meta_dirty: false,
             meta_published_at: None,
             keyring,
             rng: StdRng::seed_from_u64(seed.rotate_left(17) ^ 0x5eed),
@@ -201,10 +205,14 @@ impl Core {
             left: false,
         };
         let tick = core.config.tick_interval;
-        let sync = core.config.sync_interval;
         core.schedule(now + tick, TimerEvent::Tick);
+        // Sync early and often while joining, when the view is still partial, then settle
+        // on the configured interval.
+        for early in [2, 5, 10] {
+            core.schedule(now + Duration::from_secs(early), TimerEvent::EarlySync);
+        }
+        let sync = core.config.sync_interval;
         core.schedule(now + sync, TimerEvent::Sync);
-        core.publish_meta(now);
         core
     }
 
@@ -315,6 +323,11 @@ impl Core {
                 self.with_foca(now, |foca, io| foca.handle_data(&bytes, io));
             }
             Message::Sync(sync) => self.on_sync(from, sync, now),
+            Message::Summary(theirs) => {
+                if theirs != self.summary() {
+                    self.send_sync(from, true, now);
+                }
+            }
             Message::Metas(metas) => {
                 {
                     let mut table = self.table.lock().unwrap_or_else(|p| p.into_inner());
@@ -361,6 +374,7 @@ impl Core {
                     let next = now + self.config.sync_interval;
                     self.schedule(next, TimerEvent::Sync);
                 }
+                TimerEvent::EarlySync => self.sync_round(now),
                 TimerEvent::Tick => {
                     self.tick(now);
                     let next = now + self.config.tick_interval;
@@ -437,6 +451,25 @@ impl Core {
         }
     }
 
+    /// A hash of this node's view: every member (up or down, not its incarnation, which
+    /// churns with every refuted suspicion) and every metadata version. Two nodes with the
+    /// same view skip the full exchange.
+    fn summary(&self) -> u64 {
+        let mut members: Vec<(SocketAddr, u64, bool)> = self
+            .foca
+            .iter_membership_state()
+            .map(|m| (m.id().addr, m.id().bump, m.state() == State::Down))
+            .chain(std::iter::once((self.me.addr, self.me.bump, false)))
+            .collect();
+        members.sort_unstable();
+        let mut metas = self.table.lock().unwrap_or_else(|p| p.into_inner()).digest();
+        metas.push((self.me, self.my_meta.version));
+        metas.sort_unstable();
+        xxhash_rust::xxh3::xxh3_64(&super::wire::encode(&(members, metas)))
+    }
+
+    /// Anti-entropy: compares views with one random member, by hash; views that differ are
+    /// exchanged in full (push-pull).
     fn sync_round(&mut self, now: Instant) {
         if self.left {
             return;
@@ -446,7 +479,8 @@ impl Core {
             return;
         }
         let peer = up[self.rng.random_range(0..up.len())];
-        self.send_sync(peer, true, now);
+        let summary = self.summary();
+        self.send(peer, &Message::Summary(summary), now);
     }
 
     fn on_sync(&mut self, from: SocketAddr, sync: Sync, now: Instant) {
@@ -581,8 +615,14 @@ impl Core {
         }
     }
 
-    /// Turns SWIM's suspicion into events, and looks for partitions.
+    /// Turns SWIM's suspicion into events, asks again for metadata still missing (the request
+    /// or its answer may have been lost), and looks for partitions.
     fn tick(&mut self, now: Instant) {
+        let missing: Vec<NodeId> =
+            self.known.values().filter(|k| is_up(k.state) && !k.announced).map(|k| k.id).collect();
+        for id in missing {
+            self.send(id.addr, &Message::MetaWanted(vec![id]), now);
+        }
         let states: Vec<(NodeId, State)> = self.foca.iter_membership_state().map(|m| (*m.id(), m.state())).collect();
         for (id, state) in states {
             let Some(known) = self.known.get_mut(&id.addr).filter(|k| k.id == id) else { continue };
@@ -654,6 +694,11 @@ impl Core {
             state: if self.left { NodeState::Left } else { NodeState::Alive },
             phi: 0.0,
         }
+    }
+
+    /// What this node thinks of the member at `addr`, if it knows it.
+    pub(crate) fn state_of(&self, addr: &SocketAddr) -> Option<(NodeId, NodeState)> {
+        self.known.get(addr).map(|k| (k.id, k.state))
     }
 
     /// Members SWIM considers up, for tests and the simulator.

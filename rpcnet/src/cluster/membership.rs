@@ -73,7 +73,7 @@ impl Default for ClusterConfig {
             suspicion_timeout: Duration::from_millis(2500),
             gossip_fanout: 3,
             periodic_gossip: Duration::from_millis(200),
-            sync_interval: Duration::from_secs(15),
+            sync_interval: Duration::from_secs(10),
             tag_interval: Duration::from_millis(250),
             phi_threshold: 8.0,
             partition_fraction: 0.3,
@@ -168,8 +168,8 @@ impl ClusterConfig {
         self
     }
 
-    /// How often the full member list is exchanged with a random member (push-pull).
-    /// Default 15 s.
+    /// How often this node compares its view with a random member's (by hash) and, if they
+    /// differ, exchanges the full member list (push-pull). Default 10 s.
     pub fn with_sync_interval(mut self, interval: Duration) -> Self {
         self.sync_interval = interval;
         self

@@ -20,7 +20,7 @@ use rand::{RngExt, SeedableRng};
 
 use super::core::Core;
 use super::events::ClusterEvent;
-use super::{ClusterConfig, GossipStats, NodeId};
+use super::{ClusterConfig, GossipStats, NodeId, NodeState};
 
 /// What to simulate.
 #[derive(Debug, Clone)]
@@ -273,9 +273,21 @@ impl Simulation {
 
     /// Every running node sees each of `crashed` as not up.
     pub fn all_know_down(&self, crashed: &[usize]) -> bool {
+        self.share_knowing_down(crashed) >= 1.0
+    }
+
+    /// The share of running nodes that see each of `crashed` as not up.
+    pub fn share_knowing_down(&self, crashed: &[usize]) -> f64 {
         let down: Vec<NodeId> = crashed.iter().map(|&i| self.nodes[i].core.me()).collect();
-        let now = self.now;
-        self.alive().all(|n| n.core.nodes(now).iter().filter(|info| down.contains(&info.id)).all(|info| !info.is_up()))
+        let (mut running, mut knowing) = (0, 0);
+        for node in self.alive() {
+            running += 1;
+            let knows = down.iter().all(|id| {
+                node.core.state_of(&id.addr).is_none_or(|(known, state)| known != *id || !matches!(state, NodeState::Alive | NodeState::Suspect))
+            });
+            knowing += usize::from(knows);
+        }
+        if running == 0 { 1.0 } else { knowing as f64 / running as f64 }
     }
 
     /// Every running node sees tag `key=value` on node `i`.
@@ -325,7 +337,6 @@ impl Simulation {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::NodeState;
 
     #[test]
     fn a_small_cluster_converges_detects_a_crash_and_spreads_tags() {

@@ -8,6 +8,8 @@
 //!                        of the metadata versions known
 //!   2 METAS       body = Vec<NodeMeta>: metadata the receiver lacks (or a leave notice)
 //!   3 META_WANTED body = Vec<NodeId>: metadata the sender lacks
+//!   4 SUMMARY     body = u64: a hash of the sender's whole view; a receiver whose own view
+//!                        hashes differently answers with a SYNC asking for a reply
 //! ```
 
 use serde::de::DeserializeOwned;
@@ -50,12 +52,14 @@ pub(crate) enum Message {
     Sync(Sync),
     Metas(Vec<NodeMeta>),
     MetaWanted(Vec<NodeId>),
+    Summary(u64),
 }
 
 const SWIM: u8 = 0;
 const SYNC: u8 = 1;
 const METAS: u8 = 2;
 const META_WANTED: u8 = 3;
+const SUMMARY: u8 = 4;
 
 impl Message {
     pub(crate) fn to_bytes(&self) -> Vec<u8> {
@@ -64,6 +68,7 @@ impl Message {
             Self::Sync(sync) => (SYNC, encode(sync)),
             Self::Metas(metas) => (METAS, encode(metas)),
             Self::MetaWanted(ids) => (META_WANTED, encode(ids)),
+            Self::Summary(hash) => (SUMMARY, hash.to_be_bytes().to_vec()),
         };
         let mut out = Vec::with_capacity(1 + body.len());
         out.push(kind);
@@ -79,6 +84,7 @@ impl Message {
             SYNC => Self::Sync(decode(body).map_err(err)?),
             METAS => Self::Metas(decode(body).map_err(err)?),
             META_WANTED => Self::MetaWanted(decode(body).map_err(err)?),
+            SUMMARY => Self::Summary(u64::from_be_bytes(body.try_into().map_err(|_| "summary of the wrong size".to_owned())?)),
             other => return Err(format!("unknown message kind {other}")),
         })
     }
