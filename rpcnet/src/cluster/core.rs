@@ -25,6 +25,10 @@ use super::NodeId;
 /// IPv6 addresses.
 const SYNC_CHUNK: usize = 24;
 
+/// Time between the leave notice and SWIM's departure, so members hear the notice first
+/// and report `NodeLeft`, not `NodeFailed`.
+pub(crate) const LEAVE_DELAY: Duration = Duration::from_millis(100);
+
 /// Settings of the state machine (derived from `ClusterConfig`).
 #[derive(Debug, Clone)]
 pub(crate) struct CoreConfig {
@@ -69,6 +73,8 @@ enum TimerEvent {
     Sync,
     /// A one-off sync shortly after start.
     EarlySync,
+    /// The SWIM half of a graceful leave.
+    Leave,
     Tick,
     PublishMeta,
 }
@@ -99,6 +105,7 @@ enum Note {
     Down(NodeId),
     Rename(NodeId, NodeId),
     Defunct,
+    Rejoin(NodeId),
 }
 
 impl Runtime<NodeId> for Io {
@@ -108,6 +115,7 @@ impl Runtime<NodeId> for Io {
             Notification::MemberDown(id) => Note::Down(*id),
             Notification::Rename(old, new) => Note::Rename(*old, *new),
             Notification::Defunct => Note::Defunct,
+            Notification::Rejoin(id) => Note::Rejoin(*id),
             _ => return,
         };
         self.notes.push(note);
@@ -381,6 +389,10 @@ impl Core {
                     self.schedule(next, TimerEvent::Tick);
                 }
                 TimerEvent::PublishMeta => self.publish_meta(now),
+                TimerEvent::Leave => {
+                    self.with_foca(now, |foca, io| foca.leave_cluster(io));
+                    self.left = true;
+                }
             }
         }
     }
@@ -419,9 +431,10 @@ impl Core {
         self.with_foca(now, |foca, io| foca.broadcast(io));
     }
 
-    /// Leaves gracefully: tells every member directly, then lets SWIM spread the departure.
+    /// Leaves gracefully: tells every member directly (and by broadcast) that it is leaving,
+    /// then, a little later so the notice arrives first, lets SWIM spread the departure.
     pub(crate) fn leave(&mut self, now: Instant) {
-        if self.left {
+        if self.left || self.my_meta.leaving {
             return;
         }
         self.my_meta.leaving = true;
@@ -431,8 +444,8 @@ impl Core {
         for addr in up {
             self.send(addr, &notice, now);
         }
-        self.with_foca(now, |foca, io| foca.leave_cluster(io));
-        self.left = true;
+        let _ = self.foca.add_broadcast(&broadcast_bytes(&self.my_meta));
+        self.schedule(now + LEAVE_DELAY, TimerEvent::Leave);
     }
 
     fn send_sync(&mut self, to: SocketAddr, reply: bool, now: Instant) {
@@ -475,12 +488,20 @@ impl Core {
             return;
         }
         let up: Vec<SocketAddr> = self.known.values().filter(|k| is_up(k.state)).map(|k| k.id.addr).collect();
-        if up.is_empty() {
-            return;
-        }
-        let peer = up[self.rng.random_range(0..up.len())];
         let summary = self.summary();
-        self.send(peer, &Message::Summary(summary), now);
+        if !up.is_empty() {
+            let peer = up[self.rng.random_range(0..up.len())];
+            self.send(peer, &Message::Summary(summary), now);
+        }
+        // SWIM ignores members it declared down, so two sides of a healed partition would
+        // ignore each other forever. Comparing views with a failed member tells it how it is
+        // seen: it rejoins under a new incarnation.
+        let failed: Vec<SocketAddr> =
+            self.known.values().filter(|k| k.state == NodeState::Failed).map(|k| k.id.addr).collect();
+        if !failed.is_empty() {
+            let peer = failed[self.rng.random_range(0..failed.len())];
+            self.send(peer, &Message::Summary(summary), now);
+        }
     }
 
     fn on_sync(&mut self, from: SocketAddr, sync: Sync, now: Instant) {
@@ -579,6 +600,16 @@ impl Core {
             Note::Defunct => {
                 tracing::warn!(node = %self.me, "this node was declared down by the cluster");
             }
+            Note::Rejoin(id) => {
+                // Declared down (a partition, a long pause): foca rejoined under a new
+                // incarnation, which the metadata must follow.
+                tracing::info!(old = %self.me, new = %id, "rejoining the cluster after being declared down");
+                self.me = id;
+                self.my_meta.node = id;
+                self.my_meta.version += 1;
+                self.meta_dirty = true;
+                self.publish_meta(now);
+            }
         }
     }
 
@@ -659,7 +690,10 @@ impl Core {
         }
         let expected = watch.expected.saturating_sub(departed).max(reachable);
         let threshold = ((expected as f64 * self.config.partition_fraction).ceil() as usize).max(2);
-        if !watch.reported && watch.failures.len() >= threshold {
+        // A split is seen one failure at a time; wait until the failures stop coming (half a
+        // window) so that each side counts all it lost before judging minority or majority.
+        let settled = watch.failures.back().is_some_and(|(at, _)| now.saturating_duration_since(*at) >= window / 2);
+        if !watch.reported && watch.failures.len() >= threshold && settled {
             watch.reported = true;
             let info = PartitionInfo {
                 reachable,

@@ -404,7 +404,8 @@ impl ClusterMembership {
     /// after (once the departure is sent).
     pub async fn leave(&self) -> Result<(), RpcError> {
         self.with_core(|core, now| core.leave(now));
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        // The notice goes first; SWIM's departure follows LEAVE_DELAY later.
+        tokio::time::sleep(super::core::LEAVE_DELAY * 3).await;
         self.shutdown();
         Ok(())
     }

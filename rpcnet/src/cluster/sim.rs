@@ -81,6 +81,8 @@ pub struct Simulation {
     rng: StdRng,
     config: SimConfig,
     sequence: u64,
+    /// Each node's side of a network partition; datagrams only flow within a side.
+    sides: Option<Vec<usize>>,
 }
 
 impl std::fmt::Debug for Simulation {
@@ -138,7 +140,25 @@ impl Simulation {
             rng,
             config,
             sequence: 0,
+            sides: None,
         }
+    }
+
+    /// Splits the network: datagrams flow only between nodes of the same group (nodes in no
+    /// group form a group of their own).
+    pub fn partition(&mut self, groups: &[Vec<usize>]) {
+        let mut sides = vec![usize::MAX; self.nodes.len()];
+        for (side, group) in groups.iter().enumerate() {
+            for &i in group {
+                sides[i] = side;
+            }
+        }
+        self.sides = Some(sides);
+    }
+
+    /// Heals the network.
+    pub fn heal(&mut self) {
+        self.sides = None;
     }
 
     /// Virtual time since the start.
@@ -172,6 +192,9 @@ impl Simulation {
                 continue;
             }
             let Some(&to) = self.index.get(&transmit.to) else { continue };
+            if self.sides.as_ref().is_some_and(|sides| sides[i] != sides[to]) {
+                continue;
+            }
             let jitter = self.config.jitter.mul_f64(self.rng.random::<f64>());
             let at = self.now + self.config.latency + jitter;
             self.sequence += 1;
@@ -337,6 +360,61 @@ impl Simulation {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn partitions_seen(sim: &Simulation, i: usize) -> Vec<bool> {
+        sim.events(i)
+            .iter()
+            .filter_map(|(_, e)| match e {
+                ClusterEvent::PartitionDetected(info) => Some(info.minority),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn each_side_of_a_partition_knows_whether_it_is_the_minority() {
+        let mut sim = Simulation::new(SimConfig { nodes: 10, seed: 3, ..SimConfig::default() });
+        assert!(sim.run_until(Duration::from_secs(30), Simulation::converged).is_some());
+        sim.partition(&[vec![0, 1, 2], vec![3, 4, 5, 6, 7, 8, 9]]);
+        sim.run_for(Duration::from_secs(20));
+        for i in 0..3 {
+            assert_eq!(partitions_seen(&sim, i), vec![true], "node {i} is on the 3-node side: the minority");
+        }
+        for i in 3..10 {
+            assert_eq!(partitions_seen(&sim, i), vec![false], "node {i} is on the 7-node side: the majority");
+        }
+        sim.heal();
+        let healed = sim.run_until(Duration::from_secs(90), Simulation::converged);
+        assert!(healed.is_some(), "after the partition heals, the sides find each other again");
+    }
+
+    #[test]
+    fn a_graceful_leave_is_a_departure_not_a_failure() {
+        let mut sim = Simulation::new(SimConfig { nodes: 5, seed: 4, ..SimConfig::default() });
+        assert!(sim.run_until(Duration::from_secs(30), Simulation::converged).is_some());
+        sim.leave(2);
+        sim.crash(2);
+        assert!(sim.run_until(Duration::from_secs(20), |s| s.all_know_down(&[2])).is_some());
+        for i in [0, 1, 3, 4] {
+            let left = sim.events(i).iter().any(|(_, e)| matches!(e, ClusterEvent::NodeLeft(n) if n.name == "node-2"));
+            let failed = sim.events(i).iter().any(|(_, e)| matches!(e, ClusterEvent::NodeFailed(n) if n.name == "node-2"));
+            assert!(left && !failed, "node {i} must see node-2 leave, not fail: {:?}", sim.events(i));
+        }
+    }
+
+    #[test]
+    fn a_hundred_nodes_converge_detect_a_crash_and_gossip_lightly() {
+        let mut sim = Simulation::new(SimConfig { nodes: 100, loss: 0.05, seed: 11, ..SimConfig::default() });
+        let joined = sim.run_until(Duration::from_secs(30), Simulation::converged);
+        assert!(joined.is_some(), "100 nodes at 5% loss must converge within 30 s");
+        let (bytes, start) = (sim.total_bytes_sent(), sim.elapsed());
+        sim.run_for(Duration::from_secs(20));
+        let rate = (sim.total_bytes_sent() - bytes) as f64 / 100.0 / (sim.elapsed() - start).as_secs_f64();
+        assert!(rate < 2048.0, "gossip must stay under 2 KB/s per node, was {rate:.0} B/s");
+        sim.crash(50);
+        assert!(sim.run_until(Duration::from_secs(15), |s| s.all_know_down(&[50])).is_some(), "a crash is known to all within 15 s");
+        assert_eq!(sim.false_failures(), 0, "no live node may be declared failed at 5% loss");
+    }
 
     #[test]
     fn a_small_cluster_converges_detects_a_crash_and_spreads_tags() {
