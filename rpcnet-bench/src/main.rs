@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! cargo run --release -p rpcnet-bench -- --duration 5
+//! cargo run --release -p rpcnet-bench -- cluster-sim --nodes 1000 --loss 0.05
 //! ```
 //!
 //! On one core, calls/s is 1 / (CPU time per call of client + server), so the ratio to raw
@@ -10,6 +11,7 @@
 //! itself under `taskset` and prints a markdown table.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod cluster_sim;
 mod measure;
 mod raw_quinn;
 mod rpcnet_echo;
@@ -83,6 +85,8 @@ struct RunArgs {
 
 #[derive(Subcommand, Debug)]
 enum Role {
+    /// Simulate a large cluster in memory (no sockets) and report the cluster targets.
+    ClusterSim(cluster_sim::SimArgs),
     /// Write development certificates into a folder, for running `serve` and `client` by hand.
     WriteCerts { dir: PathBuf },
     /// Serve echo calls; prints `LISTENING <addr>`.
@@ -123,6 +127,7 @@ fn main() {
     let cli = Cli::parse();
     match cli.role {
         None => orchestrate(&cli.run),
+        Some(Role::ClusterSim(args)) => cluster_sim::run(&args),
         Some(Role::WriteCerts { dir }) => {
             rpcnet::transport::DevPki::get().write_pem_files(&dir).expect("write development certificates");
         }

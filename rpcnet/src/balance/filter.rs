@@ -34,7 +34,9 @@ enum Clause {
 
 /// Why a filter could not be parsed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid tag filter `{filter}`: {reason}; write clauses like `role=worker`, `zone!=us-1` or `gpu`, joined by commas")]
+#[error(
+    "invalid tag filter `{filter}`: {reason}; write clauses like `role=worker`, `zone!=us-1` or `gpu`, joined by commas"
+)]
 pub struct FilterError {
     /// The filter as given.
     pub filter: String,

@@ -150,8 +150,10 @@ impl ClusterClient {
         payload: Vec<u8>,
         filter: Option<&str>,
     ) -> Result<Vec<(WorkerInfo, Result<Vec<u8>, RpcError>)>, RpcError> {
-        let filter_parsed: Option<crate::balance::TagFilter> =
-            filter.map(str::parse).transpose().map_err(|e: crate::balance::FilterError| RpcError::Config(e.to_string()))?;
+        let filter_parsed: Option<crate::balance::TagFilter> = filter
+            .map(str::parse)
+            .transpose()
+            .map_err(|e: crate::balance::FilterError| RpcError::Config(e.to_string()))?;
         let workers: Vec<WorkerInfo> = self
             .registry
             .workers()

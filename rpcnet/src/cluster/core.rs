@@ -14,12 +14,12 @@ use foca::{Foca, Notification, Runtime, State, Timer};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
+use super::NodeId;
 use super::events::{ClusterEvent, NodeInfo, NodeState, PartitionInfo};
 use super::health::PhiAccrual;
 use super::meta::{MetaBroadcasts, MetaTable, NodeMeta, broadcast_bytes};
 use super::seal::Keyring;
 use super::wire::{FocaCodec, Message, Sync};
-use super::NodeId;
 
 /// Members or metadata entries per sync datagram: well under the datagram size even with
 /// IPv6 addresses.
@@ -186,7 +186,8 @@ impl Core {
     ) -> Self {
         let table = Arc::new(Mutex::new(MetaTable::default()));
         let handler = MetaBroadcasts { table: table.clone() };
-        let foca = Foca::with_custom_broadcast(me, config.foca.clone(), StdRng::seed_from_u64(seed), FocaCodec, handler);
+        let foca =
+            Foca::with_custom_broadcast(me, config.foca.clone(), StdRng::seed_from_u64(seed), FocaCodec, handler);
         let my_meta = NodeMeta { node: me, version: 1, name, rpc_addr, tags, leaving: false };
         let mut core = Self {
             foca,
@@ -277,7 +278,11 @@ impl Core {
         self.on_meta_changes(now);
     }
 
-    fn with_foca(&mut self, now: Instant, call: impl FnOnce(&mut Foca<NodeId, FocaCodec, StdRng, MetaBroadcasts>, &mut Io) -> Result<(), foca::Error>) {
+    fn with_foca(
+        &mut self,
+        now: Instant,
+        call: impl FnOnce(&mut Foca<NodeId, FocaCodec, StdRng, MetaBroadcasts>, &mut Io) -> Result<(), foca::Error>,
+    ) {
         let mut io = Io::default();
         if let Err(err) = call(&mut self.foca, &mut io) {
             tracing::debug!(error = %err, "gossip message refused");
@@ -297,7 +302,12 @@ impl Core {
 
     /// A datagram from `from`.
     pub(crate) fn handle_datagram(&mut self, from: SocketAddr, data: &[u8], now: Instant) {
-        let message = match self.keyring.open(data, self.wall(now)).map_err(|e| e.to_string()).and_then(|m| Message::from_bytes(&m)) {
+        let message = match self
+            .keyring
+            .open(data, self.wall(now))
+            .map_err(|e| e.to_string())
+            .and_then(|m| Message::from_bytes(&m))
+        {
             Ok(message) => message,
             Err(err) => {
                 self.stats.rejected += 1;
@@ -349,7 +359,13 @@ impl Core {
                 let metas: Vec<NodeMeta> = {
                     let table = self.table.lock().unwrap_or_else(|p| p.into_inner());
                     ids.iter()
-                        .filter_map(|id| if id.addr == self.me.addr { Some(self.my_meta.clone()) } else { table.get(&id.addr).cloned() })
+                        .filter_map(|id| {
+                            if id.addr == self.me.addr {
+                                Some(self.my_meta.clone())
+                            } else {
+                                table.get(&id.addr).cloned()
+                            }
+                        })
                         .collect()
                 };
                 for chunk in metas.chunks(SYNC_CHUNK) {
@@ -615,7 +631,8 @@ impl Core {
 
     /// Emits `NodeJoined` (or `NodeRecovered`) once a member is up and its metadata known.
     fn announce(&mut self, addr: SocketAddr, now: Instant) {
-        let tags = self.table.lock().unwrap_or_else(|p| p.into_inner()).get(&addr).map(|m| m.tags.clone()).unwrap_or_default();
+        let tags =
+            self.table.lock().unwrap_or_else(|p| p.into_inner()).get(&addr).map(|m| m.tags.clone()).unwrap_or_default();
         let Some(known) = self.known.get_mut(&addr) else { return };
         if known.announced || !is_up(known.state) {
             return;
@@ -637,7 +654,13 @@ impl Core {
                 self.announce(addr, now);
                 continue;
             }
-            let tags = self.table.lock().unwrap_or_else(|p| p.into_inner()).get(&addr).map(|m| m.tags.clone()).unwrap_or_default();
+            let tags = self
+                .table
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&addr)
+                .map(|m| m.tags.clone())
+                .unwrap_or_default();
             let known = self.known.get_mut(&addr).expect("looked up above");
             if known.tags != tags && is_up(known.state) {
                 known.tags = tags;

@@ -11,10 +11,10 @@ use tokio::net::UdpSocket;
 use tokio::sync::{Notify, broadcast};
 use tokio_util::sync::CancellationToken;
 
+use super::NodeId;
 use super::core::{Core, CoreConfig, GossipStats};
 use super::events::{ClusterEvent, ClusterEvents, NodeInfo};
 use super::seal::{ClusterKey, Keyring, SEAL_OVERHEAD};
-use super::NodeId;
 use crate::RpcError;
 
 /// The secret of [`ClusterConfig::dev`]: for demos and tests on one machine only.
@@ -209,7 +209,8 @@ impl ClusterConfig {
         };
         if self.gossip_interval <= self.probe_timeout {
             return Err(RpcError::Config(
-                "the gossip interval must exceed the probe timeout: fix with_gossip_interval or with_probe_timeout".into(),
+                "the gossip interval must exceed the probe timeout: fix with_gossip_interval or with_probe_timeout"
+                    .into(),
             ));
         }
         let foca = foca::Config {
@@ -304,7 +305,17 @@ impl ClusterMembership {
         let me = NodeId::starting(gossip_addr);
         let name = config.name.clone().unwrap_or_else(|| gossip_addr.to_string());
         let now = Instant::now();
-        let core = Core::new(core_config, me, name, config.rpc_addr, config.tags.clone(), keyring, rand::random(), now, SystemTime::now());
+        let core = Core::new(
+            core_config,
+            me,
+            name,
+            config.rpc_addr,
+            config.tags.clone(),
+            keyring,
+            rand::random(),
+            now,
+            SystemTime::now(),
+        );
         let (events, _) = broadcast::channel(config.event_capacity);
         let shared = Arc::new(Shared {
             core: Mutex::new(core),

@@ -12,9 +12,9 @@ use tokio::sync::watch;
 
 use super::events::{ClusterEvent, ClusterEvents, NodeInfo, NodeState};
 use super::{ClusterMembership, NodeId};
+use crate::RpcError;
 use crate::balance::{Balancer, CallInfo, Endpoint, LoadBalancingStrategy, TagFilter};
 use crate::channel::EndpointSource;
-use crate::RpcError;
 
 /// Every member of the cluster with its state and tags, kept current from cluster events
 /// once started.
@@ -67,7 +67,8 @@ impl NodeRegistry {
 
     /// Members that are up and match `filter` (`"role=worker,zone=eu-1"`).
     pub async fn nodes_matching(&self, filter: &str) -> Result<Vec<NodeInfo>, RpcError> {
-        let filter: TagFilter = filter.parse().map_err(|e: crate::balance::FilterError| RpcError::Config(e.to_string()))?;
+        let filter: TagFilter =
+            filter.parse().map_err(|e: crate::balance::FilterError| RpcError::Config(e.to_string()))?;
         Ok(self.live_nodes().await.into_iter().filter(|n| filter.matches(&n.tags)).collect())
     }
 
@@ -210,15 +211,21 @@ impl WorkerRegistry {
     /// One worker matching `filter` (`"role=worker,zone=eu-1"`; `None`: any), chosen by the
     /// strategy among the healthy ones (among all matching if none is healthy).
     pub async fn select_worker(&self, filter: Option<&str>) -> Result<WorkerInfo, RpcError> {
-        let parsed: Option<TagFilter> =
-            filter.map(str::parse).transpose().map_err(|e: crate::balance::FilterError| RpcError::Config(e.to_string()))?;
+        let parsed: Option<TagFilter> = filter
+            .map(str::parse)
+            .transpose()
+            .map_err(|e: crate::balance::FilterError| RpcError::Config(e.to_string()))?;
         self.inner.refresh_unless_started();
         let workers = self.inner.workers.lock().unwrap_or_else(|p| p.into_inner());
         let matching: Vec<&Worker> =
             workers.iter().filter(|w| parsed.as_ref().is_none_or(|f| f.matches(&w.node.tags))).collect();
         let healthy: Vec<&Worker> = matching.iter().copied().filter(|w| !self.inner.suspect(&w.node)).collect();
         let candidates = if healthy.is_empty() { &matching } else { &healthy };
-        let no_worker = || RpcError::NoEndpointAvailable { filter: filter.map(str::to_owned), known: workers.len(), healthy: healthy.len() };
+        let no_worker = || RpcError::NoEndpointAvailable {
+            filter: filter.map(str::to_owned),
+            known: workers.len(),
+            healthy: healthy.len(),
+        };
         if candidates.is_empty() {
             return Err(no_worker());
         }
@@ -276,17 +283,22 @@ impl Inner {
                 .iter()
                 .find(|w| w.endpoint.id() == id && w.endpoint.addr() == rpc_addr && w.node.tags == node.tags)
                 .map(|w| w.endpoint.clone())
-                .unwrap_or_else(|| Endpoint::new(id, rpc_addr).with_label(node.name.clone()).with_tags(node.tags.clone()));
+                .unwrap_or_else(|| {
+                    Endpoint::new(id, rpc_addr).with_label(node.name.clone()).with_tags(node.tags.clone())
+                });
             next.push(Worker { endpoint, node });
         }
         next.sort_by(|a, b| a.node.name.cmp(&b.node.name).then(a.node.id.cmp(&b.node.id)));
-        let healthy: Vec<Endpoint> = next.iter().filter(|w| !self.suspect(&w.node)).map(|w| w.endpoint.clone()).collect();
+        let healthy: Vec<Endpoint> =
+            next.iter().filter(|w| !self.suspect(&w.node)).map(|w| w.endpoint.clone()).collect();
         let published = if healthy.is_empty() { next.iter().map(|w| w.endpoint.clone()).collect() } else { healthy };
         {
             let mut addrs = self.gossip_addrs.lock().unwrap_or_else(|p| p.into_inner());
             addrs.retain(|id, _| next.iter().any(|w| w.endpoint.id() == id));
             for worker in &next {
-                addrs.entry(worker.endpoint.id().to_owned()).or_insert_with(|| (worker.node.id.addr, AtomicU64::new(0)));
+                addrs
+                    .entry(worker.endpoint.id().to_owned())
+                    .or_insert_with(|| (worker.node.id.addr, AtomicU64::new(0)));
             }
         }
         *workers = next;

@@ -123,7 +123,8 @@ impl Keyring {
         let (header, rest) = datagram.split_at(2);
         let (nonce, ciphertext) = rest.split_at(NONCE_LEN);
         // Try the key the hint names first; a hint collision just costs one more attempt.
-        let ordered = self.keys.iter().filter(|k| k.hint == header[1]).chain(self.keys.iter().filter(|k| k.hint != header[1]));
+        let ordered =
+            self.keys.iter().filter(|k| k.hint == header[1]).chain(self.keys.iter().filter(|k| k.hint != header[1]));
         for key in ordered {
             let Ok(plaintext) =
                 Self::cipher(key).decrypt(XNonce::from_slice(nonce), Payload { msg: ciphertext, aad: header })

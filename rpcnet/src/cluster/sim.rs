@@ -122,7 +122,11 @@ impl Simulation {
             );
             index.insert(id.addr, i);
             nodes.push(SimNode { core, alive: false, events: Vec::new() });
-            let offset = if config.nodes > 1 { config.join_spread.mul_f64(i as f64 / config.nodes as f64) } else { Duration::ZERO };
+            let offset = if config.nodes > 1 {
+                config.join_spread.mul_f64(i as f64 / config.nodes as f64)
+            } else {
+                Duration::ZERO
+            };
             pending.push((start + offset, i));
         }
         pending.reverse();
@@ -306,7 +310,9 @@ impl Simulation {
         for node in self.alive() {
             running += 1;
             let knows = down.iter().all(|id| {
-                node.core.state_of(&id.addr).is_none_or(|(known, state)| known != *id || !matches!(state, NodeState::Alive | NodeState::Suspect))
+                node.core.state_of(&id.addr).is_none_or(|(known, state)| {
+                    known != *id || !matches!(state, NodeState::Alive | NodeState::Suspect)
+                })
             });
             knowing += usize::from(knows);
         }
@@ -397,7 +403,8 @@ mod tests {
         assert!(sim.run_until(Duration::from_secs(20), |s| s.all_know_down(&[2])).is_some());
         for i in [0, 1, 3, 4] {
             let left = sim.events(i).iter().any(|(_, e)| matches!(e, ClusterEvent::NodeLeft(n) if n.name == "node-2"));
-            let failed = sim.events(i).iter().any(|(_, e)| matches!(e, ClusterEvent::NodeFailed(n) if n.name == "node-2"));
+            let failed =
+                sim.events(i).iter().any(|(_, e)| matches!(e, ClusterEvent::NodeFailed(n) if n.name == "node-2"));
             assert!(left && !failed, "node {i} must see node-2 leave, not fail: {:?}", sim.events(i));
         }
     }
@@ -412,7 +419,10 @@ mod tests {
         let rate = (sim.total_bytes_sent() - bytes) as f64 / 100.0 / (sim.elapsed() - start).as_secs_f64();
         assert!(rate < 2048.0, "gossip must stay under 2 KB/s per node, was {rate:.0} B/s");
         sim.crash(50);
-        assert!(sim.run_until(Duration::from_secs(15), |s| s.all_know_down(&[50])).is_some(), "a crash is known to all within 15 s");
+        assert!(
+            sim.run_until(Duration::from_secs(15), |s| s.all_know_down(&[50])).is_some(),
+            "a crash is known to all within 15 s"
+        );
         assert_eq!(sim.false_failures(), 0, "no live node may be declared failed at 5% loss");
     }
 
@@ -427,7 +437,10 @@ mod tests {
         let detected = sim.run_until(Duration::from_secs(30), |s| s.all_know_down(&[7]));
         assert!(detected.is_some(), "every survivor must see node 7 down");
         assert_eq!(sim.false_failures(), 0, "no running node may be reported failed");
-        let failed = sim.events(0).iter().any(|(_, e)| matches!(e, ClusterEvent::NodeFailed(info) if info.state == NodeState::Failed));
+        let failed = sim
+            .events(0)
+            .iter()
+            .any(|(_, e)| matches!(e, ClusterEvent::NodeFailed(info) if info.state == NodeState::Failed));
         assert!(failed, "node 0 saw NodeFailed: {:?}", sim.events(0));
     }
 }

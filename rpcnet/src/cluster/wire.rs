@@ -84,7 +84,9 @@ impl Message {
             SYNC => Self::Sync(decode(body).map_err(err)?),
             METAS => Self::Metas(decode(body).map_err(err)?),
             META_WANTED => Self::MetaWanted(decode(body).map_err(err)?),
-            SUMMARY => Self::Summary(u64::from_be_bytes(body.try_into().map_err(|_| "summary of the wrong size".to_owned())?)),
+            SUMMARY => {
+                Self::Summary(u64::from_be_bytes(body.try_into().map_err(|_| "summary of the wrong size".to_owned())?))
+            }
             other => return Err(format!("unknown message kind {other}")),
         })
     }
@@ -136,7 +138,9 @@ mod tests {
             }
             other => panic!("got {other:?}"),
         }
-        assert!(matches!(Message::from_bytes(&Message::MetaWanted(vec![id]).to_bytes()), Ok(Message::MetaWanted(v)) if v == vec![id]));
+        assert!(
+            matches!(Message::from_bytes(&Message::MetaWanted(vec![id]).to_bytes()), Ok(Message::MetaWanted(v)) if v == vec![id])
+        );
         assert!(Message::from_bytes(&[9, 1, 2]).is_err(), "unknown kinds are errors, not panics");
         assert!(Message::from_bytes(&[]).is_err());
         assert!(Message::from_bytes(&[SYNC, 0xff, 0xff, 0xff]).is_err(), "garbage bodies are errors");
