@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 /// Tag key whose value weighs an endpoint for the weighted strategies.
@@ -20,6 +20,43 @@ const DEFAULT_WEIGHT: u32 = 1;
 /// How quickly the latency estimate forgets (the decay time of the EWMA): 10 s, as
 /// Finagle's and tower's peak EWMA default to.
 pub(crate) const LATENCY_DECAY: Duration = Duration::from_secs(10);
+
+/// [`LATENCY_DECAY`] in nanoseconds, the unit estimates are kept in.
+const LATENCY_DECAY_NS: f64 = LATENCY_DECAY.as_nanos() as f64;
+
+/// The instant every endpoint counts time from. One for all endpoints, so that a pick
+/// converts its call's `now` to nanoseconds once, not once per endpoint it compares.
+static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
+
+/// Nanoseconds from the shared epoch to `now`, 0 for instants before it. Integer
+/// arithmetic only: a `u128` to `f64` conversion costs as much as the rest of a pick.
+pub(crate) fn nanos_since_epoch(now: Instant) -> u64 {
+    let since = now.saturating_duration_since(*EPOCH);
+    since.as_secs().saturating_mul(1_000_000_000).saturating_add(u64::from(since.subsec_nanos()))
+}
+
+/// The factor an estimate keeps after `elapsed_ns` without an update.
+pub(crate) fn decay(elapsed_ns: u64) -> f64 {
+    (-(elapsed_ns as f64) / LATENCY_DECAY_NS).exp()
+}
+
+/// Margin added to the bounds of [`decay_bounds`]: far above their rounding error, far
+/// below any difference in cost that matters.
+const DECAY_BOUND_MARGIN: f64 = 1e-9;
+
+/// A lower and an upper bound on [`decay`]`(elapsed_ns)`, without its exponential. By
+/// Taylor's theorem, whose remainders alternate in sign for e^-x, any x >= 0 has
+/// 1 - x + x²/2 - x³/6 <= e^-x <= 1 - x + x²/2. For the age differences between endpoints
+/// under load (under a second: x < 0.1) the bounds lie within x³/6 < 2e-4 of each other,
+/// close enough to order almost any two costs.
+pub(crate) fn decay_bounds(elapsed_ns: u64) -> (f64, f64) {
+    // Multiplications by reciprocals, not divisions: the margin covers their rounding, and
+    // a division takes as long as the rest of this function.
+    let x = elapsed_ns as f64 * (1.0 / LATENCY_DECAY_NS);
+    let upper = 1.0 - x * (1.0 - 0.5 * x);
+    let lower = upper - x * x * x * (1.0 / 6.0);
+    (lower - DECAY_BOUND_MARGIN, upper + DECAY_BOUND_MARGIN)
+}
 
 /// One server a balancer can pick. Cheap to clone: clones share the load counters.
 ///
@@ -53,9 +90,8 @@ struct Load {
     failures: AtomicU64,
     /// Latency estimate in nanoseconds (f64 bits); 0 until the first observation.
     latency_ns: AtomicU64,
-    /// When the estimate was last updated, in nanoseconds since `epoch`.
+    /// When the estimate was last updated, in nanoseconds since the shared epoch.
     updated_ns: AtomicU64,
-    epoch: Instant,
     /// Current weight of smooth weighted round robin.
     wrr_current: AtomicI64,
 }
@@ -69,6 +105,9 @@ impl Endpoint {
     }
 
     fn build(id: String, label: String, addr: SocketAddr, tags: BTreeMap<String, String>) -> Self {
+        // Instants before the epoch count as the epoch itself: start it no later than the
+        // first endpoint, so that every call to an endpoint is after it.
+        LazyLock::force(&EPOCH);
         let weight = tags.get(CAPACITY_TAG).and_then(|v| v.parse::<u32>().ok()).filter(|w| *w > 0);
         let load = Load {
             in_flight: AtomicU32::new(0),
@@ -76,7 +115,6 @@ impl Endpoint {
             failures: AtomicU64::new(0),
             latency_ns: AtomicU64::new(0f64.to_bits()),
             updated_ns: AtomicU64::new(0),
-            epoch: Instant::now(),
             wrr_current: AtomicI64::new(0),
         };
         Self { inner: Arc::new(Inner { id, label, addr, tags, weight: weight.unwrap_or(DEFAULT_WEIGHT), load }) }
@@ -153,17 +191,25 @@ impl Endpoint {
 
     /// The estimate in nanoseconds, decayed for the time since its last update.
     pub(crate) fn decayed_latency_ns(&self, now: Instant) -> f64 {
-        let load = &self.inner.load;
-        let estimate = f64::from_bits(load.latency_ns.load(Ordering::Relaxed));
-        if estimate == 0.0 {
-            return 0.0;
-        }
-        let updated = load.updated_ns.load(Ordering::Relaxed);
-        let elapsed = now.saturating_duration_since(load.epoch).as_nanos() as f64 - updated as f64;
-        if elapsed <= 0.0 {
+        self.decayed_latency_at(nanos_since_epoch(now))
+    }
+
+    /// The estimate decayed to `now_ns` (from [`nanos_since_epoch`]).
+    pub(crate) fn decayed_latency_at(&self, now_ns: u64) -> f64 {
+        let (estimate, age_ns) = self.latency_sample(now_ns);
+        if estimate == 0.0 || age_ns == 0 {
             return estimate;
         }
-        estimate * (-elapsed / LATENCY_DECAY.as_nanos() as f64).exp()
+        estimate * decay(age_ns)
+    }
+
+    /// The estimate as last stored (0.0 before the first observation) and how many
+    /// nanoseconds before `now_ns` it was stored (0 if not before).
+    pub(crate) fn latency_sample(&self, now_ns: u64) -> (f64, u64) {
+        let load = &self.inner.load;
+        let estimate = f64::from_bits(load.latency_ns.load(Ordering::Relaxed));
+        let age_ns = now_ns.saturating_sub(load.updated_ns.load(Ordering::Relaxed));
+        (estimate, age_ns)
     }
 
     /// Records a finished call: its latency feeds the estimate, its result the counters.
@@ -175,19 +221,15 @@ impl Endpoint {
             load.failures.fetch_add(1, Ordering::Relaxed);
         }
         let rtt = latency.as_nanos() as f64;
-        let current = self.decayed_latency_ns(now);
+        let now_ns = nanos_since_epoch(now);
+        let (estimate, age_ns) = self.latency_sample(now_ns);
+        let decay = if age_ns == 0 { 1.0 } else { decay(age_ns) };
+        let current = estimate * decay;
         // Peak-sensitive: a slower call replaces the estimate at once; a faster one only
         // pulls it down by the weight the elapsed time gives it.
-        let next = if rtt > current || current == 0.0 {
-            rtt
-        } else {
-            let updated = load.updated_ns.load(Ordering::Relaxed);
-            let elapsed = (now.saturating_duration_since(load.epoch).as_nanos() as f64 - updated as f64).max(0.0);
-            let decay = (-elapsed / LATENCY_DECAY.as_nanos() as f64).exp();
-            current * decay + rtt * (1.0 - decay)
-        };
+        let next = if rtt > current || current == 0.0 { rtt } else { current * decay + rtt * (1.0 - decay) };
         load.latency_ns.store(next.to_bits(), Ordering::Relaxed);
-        load.updated_ns.store(now.saturating_duration_since(load.epoch).as_nanos() as u64, Ordering::Relaxed);
+        load.updated_ns.store(now_ns, Ordering::Relaxed);
     }
 
     /// Starts counting a call in flight; the guard stops counting when dropped, whether the

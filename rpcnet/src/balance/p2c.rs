@@ -31,10 +31,15 @@ impl Default for PowerOfTwoChoices {
     }
 }
 
-/// Two distinct indices below `n` (`n >= 2`), uniformly.
+/// Two distinct indices below `n` (`n >= 2`), uniformly, from one random number: each
+/// draw is an atomic add, which orders the memory accesses around it, and a pick waits for
+/// it. The first index is the high word of `r × n`, as [`Rng::below`] draws; the low word,
+/// the fraction it leaves, is uniform in turn and scaled to `n - 1` for the second, with a
+/// bias below `n² / 2^64`.
 pub(crate) fn two_distinct(rng: &Rng, n: usize) -> (usize, usize) {
-    let a = rng.below(n);
-    let b = rng.below(n - 1);
+    let scaled = u128::from(rng.next_u64()) * n as u128;
+    let a = (scaled >> 64) as usize;
+    let b = ((u128::from(scaled as u64) * (n - 1) as u128) >> 64) as usize;
     (a, if b >= a { b + 1 } else { b })
 }
 
@@ -53,7 +58,7 @@ impl Balancer for PowerOfTwoChoices {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{call, endpoints};
+    use super::super::tests::{call, chi_square, endpoints};
     use super::*;
 
     #[test]
@@ -86,5 +91,27 @@ mod tests {
         }
         assert_eq!(pairs.len(), 6, "all ordered pairs of 3 occur");
         assert!(pairs.values().all(|&n| (800..1200).contains(&n)), "{pairs:?}");
+    }
+
+    #[test]
+    fn both_indices_come_from_one_draw_and_every_pair_stays_equally_likely() {
+        let rng = Rng::with_seed(2);
+        let mut counts = [[0u64; 10]; 10];
+        for _ in 0..90_000 {
+            let (a, b) = two_distinct(&rng, 10);
+            assert_ne!(a, b, "the two indices must differ");
+            counts[a][b] += 1;
+        }
+        let pairs: Vec<u64> = (0..10)
+            .flat_map(|a| (0..10).filter(move |&b| b != a).map(move |b| (a, b)))
+            .map(|(a, b)| counts[a][b])
+            .collect();
+        // 89 degrees of freedom: chi-square above 129.0 has probability 0.001 if uniform.
+        let statistic = chi_square(&pairs);
+        assert!(statistic < 129.0, "ordered pairs of 10 are not uniform (chi-square {statistic:.1})");
+        let (once, twice) = (Rng::with_seed(3), Rng::with_seed(3));
+        two_distinct(&once, 10);
+        twice.next_u64();
+        assert_eq!(once.next_u64(), twice.next_u64(), "a pair must take one draw, one atomic add");
     }
 }
