@@ -153,9 +153,10 @@ impl Balanced {
     }
 
     /// Replaces the endpoints; members whose id stays keep their connection and counters.
+    /// Idempotent calls in flight on a member that goes move to another endpoint.
     pub(crate) fn set_endpoints(&self, endpoints: Vec<Endpoint>) {
         let current = self.snapshot.load();
-        let members = endpoints
+        let members: Vec<Arc<Member>> = endpoints
             .into_iter()
             .map(|endpoint| {
                 current
@@ -167,6 +168,9 @@ impl Balanced {
                     .unwrap_or_else(|| Arc::new(Member::new(endpoint)))
             })
             .collect();
+        for gone in current.members.iter().filter(|m| !members.iter().any(|kept| Arc::ptr_eq(kept, m))) {
+            gone.depart();
+        }
         self.rebuild(Some(members));
     }
 
@@ -377,7 +381,23 @@ impl Balanced {
             let slot = self.acquire(method, &options, &failed, deadline).await?;
             let started = Instant::now();
             let result = match self.client(&slot).await {
-                Ok(client) => client.call_with(method, payload.clone(), Self::options_for(options, deadline)?).await,
+                Ok(client) => {
+                    let call = client.call_with(method, payload.clone(), Self::options_for(options, deadline)?);
+                    if idempotent {
+                        // A dead worker never answers and its connection takes the idle
+                        // timeout to notice; once membership drops it, repeat the call elsewhere.
+                        tokio::select! {
+                            biased;
+                            result = call => result,
+                            () = slot.member.departed() => Err(RpcError::ConnectionLost(format!(
+                                "endpoint {} left while the call was in flight",
+                                slot.member.endpoint.label()
+                            ))),
+                        }
+                    } else {
+                        call.await
+                    }
+                }
                 Err(err) => Err(err),
             };
             self.finish(&slot, started, &result);
@@ -386,7 +406,8 @@ impl Balanced {
                 Err(err) => err,
             };
             let (retry, eject) = self.after_failure(&err, idempotent, attempt, deadline);
-            if eject && !slot.member.is_ejected(self.nanos(Instant::now())) {
+            let gone = slot.member.has_departed();
+            if eject && !gone && !slot.member.is_ejected(self.nanos(Instant::now())) {
                 self.eject(&slot.member, &err);
             }
             if !retry {

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::OnceCell;
+use tokio_util::sync::CancellationToken;
 
 use crate::balance::Endpoint;
 use crate::client::ClientEndpoint;
@@ -29,6 +30,8 @@ pub(crate) struct Member {
     /// 0 when it is not ejected.
     ejected_until: AtomicU64,
     failures_in_row: AtomicU32,
+    /// Cancelled when the endpoint leaves the channel's set (its node failed or left).
+    departed: CancellationToken,
     pub(crate) metrics: MemberMetrics,
 }
 
@@ -40,6 +43,7 @@ impl Member {
             client: OnceCell::new(),
             ejected_until: AtomicU64::new(0),
             failures_in_row: AtomicU32::new(0),
+            departed: CancellationToken::new(),
             metrics,
         }
     }
@@ -48,6 +52,20 @@ impl Member {
     /// reconnects by itself if lost).
     pub(crate) async fn client(&self, shared: &ClientEndpoint, config: &RpcConfig) -> Result<&RpcClient, RpcError> {
         self.client.get_or_try_init(|| RpcClient::connect_via(shared.clone(), self.endpoint.addr(), config)).await
+    }
+
+    /// The endpoint left the channel's set: calls that may move elsewhere stop waiting for it.
+    pub(crate) fn depart(&self) {
+        self.departed.cancel();
+    }
+
+    /// Completes once the endpoint has left the channel's set.
+    pub(crate) fn departed(&self) -> tokio_util::sync::WaitForCancellationFuture<'_> {
+        self.departed.cancelled()
+    }
+
+    pub(crate) fn has_departed(&self) -> bool {
+        self.departed.is_cancelled()
     }
 
     pub(crate) fn is_ejected(&self, now_ns: u64) -> bool {

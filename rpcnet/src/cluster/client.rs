@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use super::NodeId;
 use super::registry::{WorkerInfo, WorkerRegistry};
 use crate::channel::{Channel, ClientBuilder, TypedClient};
 use crate::{CallOptions, RpcClient, RpcConfig, RpcError};
@@ -102,12 +103,37 @@ pub struct ClusterClient {
     registry: Arc<WorkerRegistry>,
     config: ClusterClientConfig,
     lanes: Mutex<HashMap<Option<String>, Channel>>,
+    /// Connections of `call_all_workers`, one per worker, kept while the worker is.
+    direct: tokio::sync::Mutex<HashMap<NodeId, RpcClient>>,
 }
 
 impl ClusterClient {
     /// A client of `registry`'s workers.
     pub fn new(registry: Arc<WorkerRegistry>, config: ClusterClientConfig) -> Self {
-        Self { registry, config, lanes: Mutex::new(HashMap::new()) }
+        Self { registry, config, lanes: Mutex::new(HashMap::new()), direct: tokio::sync::Mutex::new(HashMap::new()) }
+    }
+
+    /// A connection to each worker, reusing those made before; a worker that cannot be
+    /// reached gets its error instead.
+    async fn connections(&self, workers: &[WorkerInfo]) -> Vec<Result<RpcClient, RpcError>> {
+        let mut direct = self.direct.lock().await;
+        direct.retain(|id, _| workers.iter().any(|w| w.id == *id));
+        let missing: Vec<&WorkerInfo> = workers.iter().filter(|w| !direct.contains_key(&w.id)).collect();
+        let connects = missing.iter().map(|w| RpcClient::connect(w.addr, self.config.rpc.clone()));
+        let mut errors = HashMap::new();
+        for (worker, result) in missing.iter().zip(futures::future::join_all(connects).await) {
+            match result {
+                Ok(client) => drop(direct.insert(worker.id, client)),
+                Err(err) => drop(errors.insert(worker.id, err)),
+            }
+        }
+        workers
+            .iter()
+            .map(|w| match direct.get(&w.id) {
+                Some(client) => Ok(client.clone()),
+                None => Err(errors.remove(&w.id).unwrap_or_else(|| RpcError::Unavailable(w.label.clone()))),
+            })
+            .collect()
     }
 
     /// The balanced channel to the workers matching `filter`, made on first use.
@@ -166,17 +192,16 @@ impl ClusterClient {
             Some(timeout) => CallOptions::new().with_timeout(timeout),
             None => CallOptions::new().without_timeout(),
         };
-        let calls = workers.into_iter().map(|worker| {
+        let connections = self.connections(&workers).await;
+        let calls = workers.into_iter().zip(connections).map(|(worker, connection)| {
             let payload = payload.clone();
-            let config = self.config.rpc.clone();
             let endpoint = self.registry.endpoint_of(&worker);
             async move {
                 let _in_flight = endpoint.as_ref().map(|e| e.start_call());
-                let result = async {
-                    let client = RpcClient::connect(worker.addr, config).await?;
-                    client.call_with(method, payload, options).await.map(Vec::from)
-                }
-                .await;
+                let result = match connection {
+                    Ok(client) => client.call_with(method, payload, options).await.map(Vec::from),
+                    Err(err) => Err(err),
+                };
                 (worker, result)
             }
         });

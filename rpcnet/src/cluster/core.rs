@@ -163,7 +163,17 @@ pub(crate) struct Core {
     stats: GossipStats,
     partition: PartitionWatch,
     left: bool,
+    /// Where to join again while no member is known (the first attempt may be lost, or
+    /// the seeds may start later than this node).
+    seeds: Vec<SocketAddr>,
+    /// When to try the seeds next, and the back-off after that.
+    seed_retry: (Instant, Duration),
 }
+
+/// First wait before a node that knows no member tries its seeds again; doubles up to
+/// [`MAX_SEED_RETRY`].
+const FIRST_SEED_RETRY: Duration = Duration::from_secs(1);
+const MAX_SEED_RETRY: Duration = Duration::from_secs(30);
 
 impl std::fmt::Debug for Core {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -212,6 +222,8 @@ impl Core {
             stats: GossipStats::default(),
             partition: PartitionWatch::default(),
             left: false,
+            seeds: Vec::new(),
+            seed_retry: (now + FIRST_SEED_RETRY, FIRST_SEED_RETRY),
         };
         let tick = core.config.tick_interval;
         core.schedule(now + tick, TimerEvent::Tick);
@@ -292,6 +304,16 @@ impl Core {
 
     /// Joins through `seeds`: announces itself to each and asks each for its full state.
     pub(crate) fn join(&mut self, seeds: &[SocketAddr], now: Instant) {
+        for &seed in seeds {
+            if !self.seeds.contains(&seed) {
+                self.seeds.push(seed);
+            }
+        }
+        self.seed_retry = (now + FIRST_SEED_RETRY, FIRST_SEED_RETRY);
+        self.announce_to(seeds, now);
+    }
+
+    fn announce_to(&mut self, seeds: &[SocketAddr], now: Instant) {
         let me = self.me.addr;
         for &seed in seeds.iter().filter(|&&s| s != me) {
             self.with_foca(now, |foca, io| foca.announce(NodeId::seed(seed), io));
@@ -672,6 +694,7 @@ impl Core {
     /// Turns SWIM's suspicion into events, asks again for metadata still missing (the request
     /// or its answer may have been lost), and looks for partitions.
     fn tick(&mut self, now: Instant) {
+        self.retry_seeds(now);
         let missing: Vec<NodeId> =
             self.known.values().filter(|k| is_up(k.state) && !k.announced).map(|k| k.id).collect();
         for id in missing {
@@ -693,6 +716,23 @@ impl Core {
             }
         }
         self.check_partition(now);
+    }
+
+    /// A node that knows no member keeps knocking on its seeds, less and less often.
+    fn retry_seeds(&mut self, now: Instant) {
+        if self.foca.num_members() > 0 || self.left || self.seeds.is_empty() {
+            self.seed_retry = (now + FIRST_SEED_RETRY, FIRST_SEED_RETRY);
+            return;
+        }
+        let (at, backoff) = self.seed_retry;
+        if now < at {
+            return;
+        }
+        tracing::debug!(seeds = ?self.seeds, "no member known yet: contacting the seeds again");
+        let seeds = self.seeds.clone();
+        self.announce_to(&seeds, now);
+        let next = (backoff * 2).min(MAX_SEED_RETRY);
+        self.seed_retry = (now + next, next);
     }
 
     fn check_partition(&mut self, now: Instant) {

@@ -12,7 +12,7 @@ use tokio::sync::{Notify, broadcast};
 use tokio_util::sync::CancellationToken;
 
 use super::NodeId;
-use super::core::{Core, CoreConfig, GossipStats};
+use super::core::{Core, CoreConfig, GossipStats, Transmit};
 use super::events::{ClusterEvent, ClusterEvents, NodeInfo};
 use super::seal::{ClusterKey, Keyring, SEAL_OVERHEAD};
 use crate::RpcError;
@@ -431,12 +431,14 @@ impl ClusterMembership {
 /// it produces, and publishes its events.
 async fn drive(shared: Arc<Shared>, socket: UdpSocket) {
     let mut buf = vec![0u8; 64 * 1024];
+    let mut outbox = Vec::new();
     loop {
         let deadline = {
             let mut core = shared.core.lock().unwrap_or_else(|p| p.into_inner());
-            flush(&shared, &mut core, &socket);
+            drain(&shared, &mut core, &mut outbox);
             core.next_timeout()
         };
+        send_all(&socket, &mut outbox).await;
         let sleep = async {
             match deadline {
                 Some(at) => tokio::time::sleep_until(at.into()).await,
@@ -460,17 +462,28 @@ async fn drive(shared: Arc<Shared>, socket: UdpSocket) {
         }
     }
     // Send what is still queued (a departure), then drop the socket.
-    let mut core = shared.core.lock().unwrap_or_else(|p| p.into_inner());
-    flush(&shared, &mut core, &socket);
-    tracing::info!(node = %core.me(), "cluster membership stopped");
+    let me = {
+        let mut core = shared.core.lock().unwrap_or_else(|p| p.into_inner());
+        drain(&shared, &mut core, &mut outbox);
+        core.me()
+    };
+    send_all(&socket, &mut outbox).await;
+    tracing::info!(node = %me, "cluster membership stopped");
 }
 
-fn flush(shared: &Shared, core: &mut Core, socket: &UdpSocket) {
-    while let Some(transmit) = core.poll_transmit() {
-        if let Err(err) = socket.try_send_to(&transmit.data, transmit.to) {
+/// Sends the datagrams waiting in `outbox`. Awaiting each send (rather than trying it)
+/// matters on a fresh socket, whose writability tokio has not observed yet.
+async fn send_all(socket: &UdpSocket, outbox: &mut Vec<Transmit>) {
+    for transmit in outbox.drain(..) {
+        if let Err(err) = socket.send_to(&transmit.data, transmit.to).await {
             tracing::debug!(to = %transmit.to, error = %err, "gossip datagram not sent");
         }
     }
+}
+
+/// Takes the core's datagrams into `outbox` and publishes its events.
+fn drain(shared: &Shared, core: &mut Core, outbox: &mut Vec<Transmit>) {
+    outbox.extend(std::iter::from_fn(|| core.poll_transmit()));
     while let Some(event) = core.poll_event() {
         tracing::debug!(?event, "cluster event");
         let _ = shared.events.send(event);

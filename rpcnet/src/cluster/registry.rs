@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
@@ -142,6 +142,9 @@ impl std::fmt::Debug for WorkerRegistry {
     }
 }
 
+/// How often the registry re-reads its workers' health between membership events.
+const HEALTH_REFRESH: Duration = Duration::from_millis(500);
+
 /// Least time between two health signals recorded for one worker from RPC answers: the
 /// detector needs their rhythm, not every call.
 const ANSWER_SIGNAL_INTERVAL_NS: u64 = 100_000_000;
@@ -177,9 +180,19 @@ impl WorkerRegistry {
         self.inner.refresh();
         let weak = Arc::downgrade(&self.inner);
         tokio::spawn(async move {
-            while let Some(event) = events.recv().await {
+            // φ rises between events, so health is also re-read on a timer.
+            let mut health = tokio::time::interval(HEALTH_REFRESH);
+            health.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                let refresh = tokio::select! {
+                    event = events.recv() => match event {
+                        Some(event) => !matches!(event, ClusterEvent::PartitionDetected(_)),
+                        None => return,
+                    },
+                    _ = health.tick() => true,
+                };
                 let Some(inner) = weak.upgrade() else { return };
-                if !matches!(event, ClusterEvent::PartitionDetected(_)) {
+                if refresh {
                     inner.refresh();
                 }
             }

@@ -395,6 +395,19 @@ mod tests {
     }
 
     #[test]
+    fn a_node_whose_join_was_lost_keeps_trying_its_seeds() {
+        let config = SimConfig { nodes: 5, seed: 5, join_spread: Duration::ZERO, ..SimConfig::default() };
+        let mut sim = Simulation::new(config);
+        // Node 4's first join goes nowhere: it is cut off while the others find each other.
+        sim.partition(&[vec![0, 1, 2, 3], vec![4]]);
+        sim.run_for(Duration::from_secs(3));
+        assert!(!sim.converged());
+        sim.heal();
+        let joined = sim.run_until(Duration::from_secs(10), Simulation::converged);
+        assert!(joined.is_some(), "the isolated node joins once its seeds answer");
+    }
+
+    #[test]
     fn a_graceful_leave_is_a_departure_not_a_failure() {
         let mut sim = Simulation::new(SimConfig { nodes: 5, seed: 4, ..SimConfig::default() });
         assert!(sim.run_until(Duration::from_secs(30), Simulation::converged).is_some());

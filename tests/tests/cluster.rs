@@ -1,0 +1,481 @@
+//! Clusters on real loopback sockets: gossip discovery, tags, events, graceful leaves and
+//! failures, the wrong credential, worker registries and cluster clients, and failover of a
+//! typed cluster client when a worker is killed under load and restarted.
+#![allow(missing_docs)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rpcnet::cluster::{
+    ClusterClient, ClusterClientConfig, ClusterConfig, ClusterEvent, ClusterEvents, ClusterMembership,
+    LoadBalancingStrategy, NodeState, WorkerRegistry,
+};
+use rpcnet::codec::{BincodeCodec, Codec};
+use rpcnet::{RpcConfig, RpcError, RpcServer, rpc_service};
+
+#[rpc_service]
+pub trait Work {
+    /// The worker's name, after `millis` of work; safe to repeat.
+    #[rpc(idempotent)]
+    async fn read(&self, millis: u64) -> String;
+}
+
+struct Named {
+    name: String,
+    calls: Arc<AtomicUsize>,
+}
+
+impl Work for Named {
+    async fn read(&self, millis: u64) -> String {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(millis)).await;
+        self.name.clone()
+    }
+}
+
+/// A worker process, simulated by a runtime of its own: killing it drops every task and
+/// closes its sockets at once, as a crash would.
+struct Worker {
+    rpc_addr: SocketAddr,
+    gossip_addr: SocketAddr,
+    calls: Arc<AtomicUsize>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Worker {
+    /// Starts a worker serving `Work` and gossiping in the cluster of `secret`, on the given
+    /// addresses (port 0: any).
+    fn start(
+        secret: &str,
+        name: &str,
+        rpc: SocketAddr,
+        gossip: SocketAddr,
+        seeds: Vec<SocketAddr>,
+        tags: &[(&str, &str)],
+    ) -> Self {
+        rpcnet_tests::subscribe();
+        let secret = secret.to_owned();
+        let name = name.to_owned();
+        let tags: Vec<(String, String)> = tags.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        std::thread::spawn(move || {
+            let runtime =
+                tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
+            let calls = Arc::new(AtomicUsize::new(0));
+            let (rpc_addr, gossip_addr) = runtime.block_on(async {
+                // A restarted worker takes its old ports back: they free up once the dead
+                // runtime has dropped its sockets.
+                let (rpc_addr, cluster) = retry_bind(|| async {
+                    let mut server = RpcServer::new(RpcConfig::dev(rpc.to_string()));
+                    server.add_service(WorkServer::new(Named { name: name.clone(), calls: calls.clone() }));
+                    let (rpc_addr, _shutdown) = server.spawn()?;
+                    let mut config = ClusterConfig::default()
+                        .with_secret(&secret)
+                        .with_bind_addr(gossip)
+                        .with_name(name.clone())
+                        .with_rpc_addr(rpc_addr)
+                        .with_seeds(seeds.clone());
+                    for (key, value) in &tags {
+                        config = config.with_tag(key.clone(), value.clone());
+                    }
+                    Ok((rpc_addr, ClusterMembership::new(config).await?))
+                })
+                .await;
+                let gossip_addr = cluster.gossip_addr();
+                tokio::spawn(async move {
+                    let _alive_until_killed = cluster;
+                    std::future::pending::<()>().await
+                });
+                (rpc_addr, gossip_addr)
+            });
+            Worker { rpc_addr, gossip_addr, calls, runtime: Some(runtime) }
+        })
+        .join()
+        .expect("worker thread")
+    }
+
+    /// Crashes the worker: its tasks stop and its sockets close without a word to anyone.
+    fn kill(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+async fn retry_bind<T, F, Fut>(mut bind: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, RpcError>>,
+{
+    for _ in 0..50 {
+        match bind().await {
+            Ok(value) => return value,
+            Err(err) => tracing::debug!(%err, "address still in use, retrying"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("could not bind within 5 s");
+}
+
+fn any_port() -> SocketAddr {
+    "127.0.0.1:0".parse().unwrap()
+}
+
+/// A member of the cluster of `secret` that serves nothing: the client side of a cluster.
+/// Each test has a secret of its own, so that its clusters never meet another test's
+/// (whose nodes may gossip to a port that this test reuses).
+async fn member(secret: &str, name: &str, seeds: Vec<SocketAddr>) -> ClusterMembership {
+    rpcnet_tests::subscribe();
+    let config = ClusterConfig::default().with_secret(secret).with_name(name).with_seeds(seeds);
+    ClusterMembership::new(config).await.unwrap()
+}
+
+/// Polls `check` every 50 ms until it holds; panics with `what` after `limit`.
+async fn eventually(limit: Duration, what: &str, mut check: impl AsyncFnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if check().await {
+            return start.elapsed();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{what}: not within {limit:?}");
+}
+
+/// Waits for the first event that `matches`, for at most `limit`.
+async fn wait_for(events: &mut ClusterEvents, limit: Duration, mut matches: impl FnMut(&ClusterEvent) -> bool) -> bool {
+    tokio::time::timeout(limit, async {
+        while let Some(event) = events.recv().await {
+            if matches(&event) {
+                return true;
+            }
+        }
+        false
+    })
+    .await
+    .unwrap_or(false)
+}
+
+fn names(cluster: &ClusterMembership, state: NodeState) -> Vec<String> {
+    let mut names: Vec<String> =
+        cluster.nodes().into_iter().filter(|n| n.state == state).map(|n| n.name.clone()).collect();
+    names.sort();
+    names
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_find_each_other_share_tags_and_tell_leaving_from_failing() {
+    let secret = "members_find_each_other_share_tags_and_tell_leaving_from_failing";
+    let seed = member(secret, "n0", vec![]).await;
+    let mut seed_events = seed.subscribe();
+    let mut others = Vec::new();
+    for i in 1..5 {
+        others.push(member(secret, &format!("n{i}"), vec![seed.gossip_addr()]).await);
+    }
+    eventually(Duration::from_secs(15), "5 members see each other", async || {
+        std::iter::once(&seed).chain(&others).all(|m| names(m, NodeState::Alive).len() == 4)
+    })
+    .await;
+    assert!(
+        wait_for(
+            &mut seed_events,
+            Duration::from_secs(1),
+            |e| matches!(e, ClusterEvent::NodeJoined(n) if n.name == "n4")
+        )
+        .await,
+        "the seed saw n4 join"
+    );
+
+    others[0].set_tag("zone", "eu-1");
+    assert_eq!(others[0].get_tag("zone").as_deref(), Some("eu-1"));
+    let updated = wait_for(
+        &mut seed_events,
+        Duration::from_secs(5),
+        |e| matches!(e, ClusterEvent::NodeTagsUpdated(n) if n.name == "n1" && n.tag("zone") == Some("eu-1")),
+    )
+    .await;
+    assert!(updated, "a tag change reaches the others");
+    eventually(Duration::from_secs(5), "everyone knows n1's zone", async || {
+        std::iter::once(&seed)
+            .chain(&others[1..])
+            .all(|m| m.nodes().iter().any(|n| n.name == "n1" && n.tag("zone") == Some("eu-1")))
+    })
+    .await;
+    others[0].remove_tag("zone");
+    eventually(Duration::from_secs(5), "the removal spreads", async || {
+        seed.nodes().iter().any(|n| n.name == "n1" && n.tag("zone").is_none())
+    })
+    .await;
+
+    // A graceful leave is a departure, a silent stop is a failure.
+    let leaving = others.remove(0);
+    leaving.leave().await.unwrap();
+    assert!(
+        wait_for(
+            &mut seed_events,
+            Duration::from_secs(5),
+            |e| matches!(e, ClusterEvent::NodeLeft(n) if n.name == "n1")
+        )
+        .await,
+        "the seed saw n1 leave"
+    );
+    let failing = others.remove(0);
+    failing.shutdown();
+    let mut failed = false;
+    let seen = tokio::time::timeout(Duration::from_secs(15), async {
+        while let Some(event) = seed_events.recv().await {
+            match event {
+                ClusterEvent::NodeFailed(n) if n.name == "n2" => return true,
+                ClusterEvent::NodeFailed(n) if n.name == "n1" => failed = true,
+                _ => {}
+            }
+        }
+        false
+    })
+    .await
+    .unwrap_or(false);
+    assert!(seen, "the seed saw n2 fail");
+    assert!(!failed, "a member that left is never reported failed");
+    assert_eq!(names(&seed, NodeState::Left), ["n1"]);
+    assert_eq!(names(&seed, NodeState::Failed), ["n2"]);
+    assert_eq!(names(&seed, NodeState::Alive), ["n3", "n4"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_with_the_wrong_secret_can_neither_join_nor_read_nor_inject() {
+    let secret = "a_node_with_the_wrong_secret_can_neither_join_nor_read_nor_inject";
+    let a = member(secret, "a", vec![]).await;
+    let b = member(secret, "b", vec![a.gossip_addr()]).await;
+    eventually(Duration::from_secs(10), "a and b see each other", async || names(&a, NodeState::Alive) == ["b"]).await;
+
+    // Join: an intruder with another secret, seeded with a real member.
+    let intruder = ClusterMembership::new(
+        ClusterConfig::default()
+            .with_secret("not the cluster's secret")
+            .with_name("intruder")
+            .with_seeds([a.gossip_addr()]),
+    )
+    .await
+    .unwrap();
+    // Read: a member that is told to join the intruder sends it sealed datagrams, which it
+    // cannot open; and a plain socket shows that nothing travels in clear.
+    b.join(vec![intruder.gossip_addr()]).await.unwrap();
+    let eavesdropper = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    b.join(vec![eavesdropper.local_addr().unwrap()]).await.unwrap();
+    let mut datagram = vec![0u8; 2048];
+    let (len, from) =
+        tokio::time::timeout(Duration::from_secs(5), eavesdropper.recv_from(&mut datagram)).await.unwrap().unwrap();
+    let datagram = datagram[..len].to_vec();
+    assert_eq!(from, b.gossip_addr());
+    for secret in [b"127.0.0.1".as_slice(), b"b", a.gossip_addr().to_string().as_bytes()] {
+        assert!(
+            secret.len() < 2 || !datagram.windows(secret.len()).any(|w| w == secret),
+            "a gossip datagram shows {:?} in clear",
+            String::from_utf8_lossy(secret)
+        );
+    }
+    // Inject: garbage, and a replay of the genuine datagram, sent to a member.
+    let rejected_before = a.gossip_stats().rejected;
+    eavesdropper.send_to(b"\x01forged membership update", a.gossip_addr()).await.unwrap();
+    eavesdropper.send_to(&datagram, a.gossip_addr()).await.unwrap();
+
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(intruder.nodes().is_empty(), "the intruder learned of {:?}", intruder.nodes());
+    assert!(intruder.gossip_stats().rejected > 0, "the intruder cannot open what a member sent it");
+    for m in [&a, &b] {
+        assert!(!m.nodes().iter().any(|n| n.name == "intruder"), "a member admitted the intruder");
+        assert_eq!(m.nodes().len(), 1, "a member knows only the other: {:?}", m.nodes());
+    }
+    assert!(
+        a.gossip_stats().rejected >= rejected_before + 2,
+        "the forged and the replayed datagrams are refused: {:?}",
+        a.gossip_stats()
+    );
+    assert_eq!(names(&a, NodeState::Alive), ["b"], "nothing injected changed the membership");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registries_select_workers_by_tag_and_cluster_clients_call_them() {
+    let secret = "registries_select_workers_by_tag_and_cluster_clients_call_them";
+    let seed = member(secret, "client", vec![]).await;
+    let worker = |name: &str, tags: &[(&str, &str)]| {
+        Worker::start(secret, name, any_port(), any_port(), vec![seed.gossip_addr()], tags)
+    };
+    let workers = [
+        worker("w-eu", &[("role", "worker"), ("zone", "eu-1")]),
+        worker("w-us", &[("role", "worker"), ("zone", "us-1")]),
+        worker("db", &[("role", "storage"), ("zone", "eu-1")]),
+    ];
+    let registry = Arc::new(WorkerRegistry::new(seed.clone(), LoadBalancingStrategy::RoundRobin));
+    registry.start().await;
+    eventually(Duration::from_secs(15), "three workers", async || registry.worker_count().await == 3).await;
+    assert_eq!(registry.strategy(), &LoadBalancingStrategy::RoundRobin);
+
+    let picked = registry.select_worker(Some("role=worker,zone=eu-1")).await.unwrap();
+    assert_eq!((picked.label.as_str(), picked.addr), ("w-eu", workers[0].rpc_addr));
+    assert_eq!(picked.tags.get("zone").map(String::as_str), Some("eu-1"));
+    assert_eq!((picked.capacity, picked.active_connections, picked.suspect), (1, 0, false));
+    let mut seen: Vec<String> = Vec::new();
+    for _ in 0..4 {
+        seen.push(registry.select_worker(Some("role=worker")).await.unwrap().label);
+    }
+    seen.sort();
+    assert_eq!(seen, ["w-eu", "w-eu", "w-us", "w-us"], "round robin over the two workers");
+    assert_eq!(registry.select_worker(Some("zone!=eu-1")).await.unwrap().label, "w-us");
+    assert_eq!(registry.select_worker(Some("role,zone=us-1")).await.unwrap().label, "w-us");
+    match registry.select_worker(Some("role=gpu")).await {
+        Err(RpcError::NoEndpointAvailable { filter, known, .. }) => {
+            assert_eq!((filter.as_deref(), known), (Some("role=gpu"), 3));
+        }
+        other => panic!("expected NoEndpointAvailable, got {other:?}"),
+    }
+    let malformed = registry.select_worker(Some("role==worker")).await.unwrap_err();
+    assert!(matches!(malformed, RpcError::Config(_)), "{malformed:?}");
+    assert!(malformed.to_string().contains("role==worker"), "the error quotes the filter: {malformed}");
+
+    // Raw-bytes calls through the cluster client, encoding `read(0)` as the typed client would.
+    let client = ClusterClient::new(registry.clone(), ClusterClientConfig::default());
+    let codec = BincodeCodec::new();
+    let request = codec.encode(&0u64).unwrap();
+    let reply = client.call_worker(WorkClient::METHOD_READ, request.clone(), Some("role=storage")).await.unwrap();
+    assert_eq!(codec.decode::<String>(&reply).unwrap(), "db");
+    let all = client.call_all_workers(WorkClient::METHOD_READ, request.clone(), Some("zone=eu-1")).await.unwrap();
+    let mut answers: Vec<String> =
+        all.into_iter().map(|(_, reply)| codec.decode::<String>(&reply.unwrap()).unwrap()).collect();
+    answers.sort();
+    assert_eq!(answers, ["db", "w-eu"]);
+    let err = client.call_worker("Work.missing", request, Some("role=worker")).await.unwrap_err();
+    assert!(matches!(err, RpcError::UnknownMethod(_)), "{err:?}");
+    assert!(workers.iter().all(|w| w.calls.load(Ordering::SeqCst) <= 2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lagging_subscriber_learns_how_many_events_it_missed() {
+    let secret = "a_lagging_subscriber_learns_how_many_events_it_missed";
+    let seed =
+        ClusterMembership::new(ClusterConfig::default().with_secret(secret).with_name("seed").with_event_capacity(2))
+            .await
+            .unwrap();
+    let mut lagging = seed.subscribe();
+    let mut others = Vec::new();
+    for i in 0..4 {
+        others.push(member(secret, &format!("m{i}"), vec![seed.gossip_addr()]).await);
+    }
+    eventually(Duration::from_secs(15), "four joins", async || names(&seed, NodeState::Alive).len() == 4).await;
+    match lagging.recv().await {
+        Some(ClusterEvent::Lagged { missed }) => assert!(missed >= 2, "missed {missed}"),
+        other => panic!("expected Lagged first, got {other:?}"),
+    }
+}
+
+/// Counts a load's outcomes per worker.
+#[derive(Default)]
+struct Tally {
+    per_worker: Mutex<HashMap<String, usize>>,
+    failures: Mutex<Vec<String>>,
+}
+
+impl Tally {
+    fn calls_to(&self, name: &str) -> usize {
+        self.per_worker.lock().unwrap().get(name).copied().unwrap_or(0)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_worker_loses_no_retryable_call_and_gets_traffic_again_after_a_restart() {
+    let secret = "a_killed_worker_loses_no_retryable_call_and_gets_traffic_again_after_a_restart";
+    let mut workers = vec![Worker::start(secret, "w1", any_port(), any_port(), vec![], &[("role", "worker")])];
+    let seed = workers[0].gossip_addr;
+    for name in ["w2", "w3"] {
+        workers.push(Worker::start(secret, name, any_port(), any_port(), vec![seed], &[("role", "worker")]));
+    }
+    // Two client nodes, each with its own membership, registry and typed cluster client.
+    let mut clients = Vec::new();
+    for name in ["c1", "c2"] {
+        let cluster = member(secret, name, vec![seed]).await;
+        let registry = Arc::new(WorkerRegistry::new(cluster.clone(), LoadBalancingStrategy::LeastConnections));
+        registry.start().await;
+        let client = WorkClient::builder().registry(registry.clone()).filter("role=worker").connect().await.unwrap();
+        clients.push((cluster, registry, client));
+    }
+    for (_, registry, _) in &clients {
+        eventually(Duration::from_secs(15), "clients see 3 workers", async || registry.worker_count().await == 3).await;
+    }
+    // Survivors listen for w2's failure from before it dies.
+    let observer = member(secret, "observer", vec![seed]).await;
+    eventually(Duration::from_secs(15), "the observer joins", async || names(&observer, NodeState::Alive).len() == 5)
+        .await;
+    let mut watchers: Vec<ClusterEvents> = clients.iter().map(|(c, _, _)| c.subscribe()).collect();
+    watchers.push(observer.subscribe());
+
+    let tally = Arc::new(Tally::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut load = Vec::new();
+    for (_, _, client) in &clients {
+        for _ in 0..8 {
+            let (client, tally, stop) = (client.clone(), tally.clone(), stop.clone());
+            load.push(tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    match client.read(5).await {
+                        Ok(name) => *tally.per_worker.lock().unwrap().entry(name).or_default() += 1,
+                        Err(err) => tally.failures.lock().unwrap().push(err.to_string()),
+                    }
+                }
+            }));
+        }
+    }
+    eventually(Duration::from_secs(10), "every worker serves", async || {
+        ["w1", "w2", "w3"].iter().all(|w| tally.calls_to(w) > 20)
+    })
+    .await;
+
+    let (w2_rpc, w2_gossip) = (workers[1].rpc_addr, workers[1].gossip_addr);
+    workers[1].kill();
+    let killed = Instant::now();
+    for watcher in &mut watchers {
+        let seen =
+            wait_for(watcher, Duration::from_secs(15), |e| matches!(e, ClusterEvent::NodeFailed(n) if n.name == "w2"));
+        assert!(seen.await, "a survivor did not see w2 fail");
+    }
+    let detected = killed.elapsed();
+    tracing::info!(?detected, "every survivor saw w2 fail");
+    for (_, registry, _) in &clients {
+        eventually(Duration::from_secs(2), "w2 leaves the registries", async || registry.worker_count().await == 2)
+            .await;
+    }
+    // Traffic to the dead worker stops.
+    let before = tally.calls_to("w2");
+    let w1_before = tally.calls_to("w1");
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(tally.calls_to("w2"), before, "calls reached a dead worker");
+    assert!(tally.calls_to("w1") > w1_before + 20, "the survivors carry the load");
+
+    // The same worker, restarted on the same addresses, rejoins and gets traffic again.
+    let restarted = Worker::start(secret, "w2", w2_rpc, w2_gossip, vec![seed], &[("role", "worker")]);
+    assert_eq!((restarted.rpc_addr, restarted.gossip_addr), (w2_rpc, w2_gossip));
+    eventually(Duration::from_secs(15), "the restarted worker serves again", async || {
+        restarted.calls.load(Ordering::SeqCst) > 20
+    })
+    .await;
+    stop.store(true, Ordering::Relaxed);
+    for task in load {
+        task.await.unwrap();
+    }
+    let failures = tally.failures.lock().unwrap().clone();
+    assert!(failures.is_empty(), "{} calls failed: {:?}", failures.len(), &failures[..failures.len().min(5)]);
+    for (cluster, _, _) in &clients {
+        let w2 = cluster.nodes().into_iter().find(|n| n.name == "w2").expect("w2 known");
+        assert_eq!(w2.state, NodeState::Alive, "the restarted w2 is alive again for {}", cluster.local_node().name);
+    }
+    let total: usize = ["w1", "w2", "w3"].iter().map(|w| tally.calls_to(w)).sum();
+    assert!(total > 500, "only {total} calls made");
+    drop(workers);
+}
