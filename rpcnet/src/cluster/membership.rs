@@ -58,7 +58,7 @@ impl Default for ClusterConfig {
     /// Loopback, port 0, no seeds, and no key: set one with
     /// [`with_secret`](Self::with_secret) or [`with_keyring`](Self::with_keyring) (or use
     /// [`ClusterConfig::dev`]). Timings suit a LAN: a dead node is declared down within
-    /// about 4 s and everyone knows a second later.
+    /// about 3.5 s and the rest of the cluster knows within a few hundred ms.
     fn default() -> Self {
         Self {
             bind_addr: "127.0.0.1:0".parse().expect("valid address"),
@@ -70,7 +70,7 @@ impl Default for ClusterConfig {
             gossip_interval: Duration::from_secs(1),
             probe_timeout: Duration::from_millis(500),
             indirect_probes: 3,
-            suspicion_timeout: Duration::from_millis(2500),
+            suspicion_timeout: Duration::from_millis(2000),
             gossip_fanout: 3,
             periodic_gossip: Duration::from_millis(200),
             sync_interval: Duration::from_secs(10),
@@ -150,7 +150,7 @@ impl ClusterConfig {
         self
     }
 
-    /// How long a suspect has to refute before it is declared down. Default 2.5 s.
+    /// How long a suspect has to refute before it is declared down. Default 2 s.
     pub fn with_suspicion_timeout(mut self, timeout: Duration) -> Self {
         self.suspicion_timeout = timeout;
         self
