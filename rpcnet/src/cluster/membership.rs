@@ -243,6 +243,14 @@ impl ClusterConfig {
         })
     }
 
+    pub(crate) fn bind_addr(&self) -> SocketAddr {
+        self.bind_addr
+    }
+
+    pub(crate) fn rpc_addr(&self) -> Option<SocketAddr> {
+        self.rpc_addr
+    }
+
     pub(crate) fn keyring(&self) -> Result<Keyring, RpcError> {
         self.keyring.clone().ok_or_else(|| {
             RpcError::Config(

@@ -26,6 +26,7 @@ mod meta;
 mod partition;
 mod registry;
 mod seal;
+mod server;
 pub mod sim;
 mod wire;
 
