@@ -1,8 +1,8 @@
 //! The membership state machine of one node, without I/O: datagrams and time go in
 //! (`handle_datagram`, `handle_timeout`), datagrams and events come out (`poll_transmit`,
-//! `poll_event`). foca runs SWIM; this adds sealing, metadata, push-pull sync, health,
-//! events and partition detection. The tokio shell (`membership.rs`) and the simulator
-//! (`sim.rs`) drive the same code.
+//! `poll_event`). foca runs SWIM (adapted in `foca_io.rs`); this adds sealing, metadata,
+//! push-pull sync (`sync.rs`), health, events and partition detection (`partition_watch.rs`).
+//! The tokio shell (`membership.rs`) and the simulator (`sim.rs`) drive the same code.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
@@ -10,20 +10,23 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use foca::{Foca, Notification, Runtime, State, Timer};
+use foca::{Foca, State, Timer};
+use rand::SeedableRng;
 use rand::rngs::StdRng;
-use rand::{RngExt, SeedableRng};
 
+mod foca_io;
+mod partition_watch;
+mod sync;
+
+use self::foca_io::{Io, Note};
+use self::partition_watch::PartitionWatch;
+use self::sync::SYNC_CHUNK;
 use super::NodeId;
-use super::events::{ClusterEvent, NodeInfo, NodeState, PartitionInfo};
+use super::events::{ClusterEvent, NodeInfo, NodeState};
 use super::health::PhiAccrual;
 use super::meta::{MetaBroadcasts, MetaTable, NodeMeta, broadcast_bytes};
 use super::seal::Keyring;
-use super::wire::{FocaCodec, Message, Sync};
-
-/// Members or metadata entries per sync datagram: well under the datagram size even with
-/// IPv6 addresses.
-const SYNC_CHUNK: usize = 24;
+use super::wire::{FocaCodec, Message};
 
 /// Time between the leave notice and SWIM's departure, so members hear the notice first
 /// and report `NodeLeft`, not `NodeFailed`.
@@ -89,54 +92,6 @@ struct Known {
     /// Whether the member was down before this incarnation came up (a rejoin).
     rejoining: bool,
     tags: BTreeMap<String, String>,
-}
-
-/// foca's outputs of one call, collected.
-#[derive(Default)]
-struct Io {
-    sends: Vec<(NodeId, Vec<u8>)>,
-    timers: Vec<(Timer<NodeId>, Duration)>,
-    notes: Vec<Note>,
-}
-
-#[derive(Debug)]
-enum Note {
-    Up(NodeId),
-    Down(NodeId),
-    Rename(NodeId, NodeId),
-    Defunct,
-    Rejoin(NodeId),
-}
-
-impl Runtime<NodeId> for Io {
-    fn notify(&mut self, notification: Notification<'_, NodeId>) {
-        let note = match notification {
-            Notification::MemberUp(id) => Note::Up(*id),
-            Notification::MemberDown(id) => Note::Down(*id),
-            Notification::Rename(old, new) => Note::Rename(*old, *new),
-            Notification::Defunct => Note::Defunct,
-            Notification::Rejoin(id) => Note::Rejoin(*id),
-            _ => return,
-        };
-        self.notes.push(note);
-    }
-
-    fn send_to(&mut self, to: NodeId, data: &[u8]) {
-        self.sends.push((to, data.to_vec()));
-    }
-
-    fn submit_after(&mut self, event: Timer<NodeId>, after: Duration) {
-        self.timers.push((event, after));
-    }
-}
-
-/// Partition bookkeeping.
-#[derive(Debug, Default)]
-struct PartitionWatch {
-    expected: usize,
-    expected_since: Option<Instant>,
-    failures: VecDeque<(Instant, NodeId)>,
-    reported: bool,
 }
 
 /// One node's membership state machine.
@@ -486,93 +441,6 @@ impl Core {
         self.schedule(now + LEAVE_DELAY, TimerEvent::Leave);
     }
 
-    fn send_sync(&mut self, to: SocketAddr, reply: bool, now: Instant) {
-        let mut members: Vec<foca::Member<NodeId>> = self.foca.iter_membership_state().cloned().collect();
-        members.push(foca::Member::alive(self.me));
-        let mut digest = self.table.lock().unwrap_or_else(|p| p.into_inner()).digest();
-        digest.push((self.me, self.my_meta.version));
-        let chunks = members.len().div_ceil(SYNC_CHUNK).max(digest.len().div_ceil(SYNC_CHUNK)).max(1);
-        for i in 0..chunks {
-            let sync = Sync {
-                reply: reply && i == 0,
-                members: members.iter().skip(i * SYNC_CHUNK).take(SYNC_CHUNK).cloned().collect(),
-                digest: digest.iter().skip(i * SYNC_CHUNK).take(SYNC_CHUNK).copied().collect(),
-            };
-            self.send(to, &Message::Sync(sync), now);
-        }
-    }
-
-    /// A hash of this node's view: every member (up or down, not its incarnation, which
-    /// churns with every refuted suspicion) and every metadata version. Two nodes with the
-    /// same view skip the full exchange.
-    fn summary(&self) -> u64 {
-        let mut members: Vec<(SocketAddr, u64, bool)> = self
-            .foca
-            .iter_membership_state()
-            .map(|m| (m.id().addr, m.id().bump, m.state() == State::Down))
-            .chain(std::iter::once((self.me.addr, self.me.bump, false)))
-            .collect();
-        members.sort_unstable();
-        let mut metas = self.table.lock().unwrap_or_else(|p| p.into_inner()).digest();
-        metas.push((self.me, self.my_meta.version));
-        metas.sort_unstable();
-        xxhash_rust::xxh3::xxh3_64(&super::wire::encode(&(members, metas)))
-    }
-
-    /// Anti-entropy: compares views with one random member, by hash; views that differ are
-    /// exchanged in full (push-pull).
-    fn sync_round(&mut self, now: Instant) {
-        if self.left {
-            return;
-        }
-        let up: Vec<SocketAddr> = self.known.values().filter(|k| is_up(k.state)).map(|k| k.id.addr).collect();
-        let summary = self.summary();
-        if !up.is_empty() {
-            let peer = up[self.rng.random_range(0..up.len())];
-            self.send(peer, &Message::Summary(summary), now);
-        }
-        // SWIM ignores members it declared down, so two sides of a healed partition would
-        // ignore each other forever. Comparing views with a failed member tells it how it is
-        // seen: it rejoins under a new incarnation.
-        let failed: Vec<SocketAddr> =
-            self.known.values().filter(|k| k.state == NodeState::Failed).map(|k| k.id.addr).collect();
-        if !failed.is_empty() {
-            let peer = failed[self.rng.random_range(0..failed.len())];
-            self.send(peer, &Message::Summary(summary), now);
-        }
-    }
-
-    fn on_sync(&mut self, from: SocketAddr, sync: Sync, now: Instant) {
-        let members = sync.members.into_iter().filter(|m| m.id().bump != 0);
-        self.with_foca(now, |foca, io| foca.apply_many(members, false, io));
-        let (mut give, mut want) = (Vec::new(), Vec::new());
-        {
-            let table = self.table.lock().unwrap_or_else(|p| p.into_inner());
-            for (id, version) in sync.digest {
-                if id.addr == self.me.addr {
-                    if (id.bump, version) < (self.me.bump, self.my_meta.version) {
-                        give.push(self.my_meta.clone());
-                    }
-                    continue;
-                }
-                match table.get(&id.addr) {
-                    Some(known) if known.freshness() > (id.bump, version) => give.push(known.clone()),
-                    Some(known) if known.freshness() == (id.bump, version) => {}
-                    _ => want.push(id),
-                }
-            }
-        }
-        for chunk in give.chunks(SYNC_CHUNK) {
-            self.send(from, &Message::Metas(chunk.to_vec()), now);
-        }
-        for chunk in want.chunks(SYNC_CHUNK) {
-            self.send(from, &Message::MetaWanted(chunk.to_vec()), now);
-        }
-        if sync.reply {
-            self.send_sync(from, false, now);
-        }
-    }
-
     fn node_info(&self, known: &Known, now: Instant) -> NodeInfo {
         let table = self.table.lock().unwrap_or_else(|p| p.into_inner());
         let meta = table.get(&known.id.addr).filter(|m| m.node == known.id);
@@ -733,46 +601,6 @@ impl Core {
         self.announce_to(&seeds, now);
         let next = (backoff * 2).min(MAX_SEED_RETRY);
         self.seed_retry = (now + next, next);
-    }
-
-    fn check_partition(&mut self, now: Instant) {
-        let window = self.config.partition_window;
-        let watch = &mut self.partition;
-        while watch.failures.front().is_some_and(|(at, _)| now.saturating_duration_since(*at) > window) {
-            watch.failures.pop_front();
-        }
-        let reachable = 1 + self.known.values().filter(|k| is_up(k.state)).count();
-        let departed = self.known.values().filter(|k| k.state == NodeState::Left).count();
-        // The view to compare with: the largest recent one, shrunk by graceful departures and
-        // forgotten once it has been stable without failures for a whole window.
-        let stable = watch.expected_since.is_some_and(|since| now.saturating_duration_since(since) > window * 6);
-        if reachable >= watch.expected || (watch.failures.is_empty() && stable) {
-            watch.expected = reachable;
-            watch.expected_since = Some(now);
-            watch.reported = false;
-        }
-        let expected = watch.expected.saturating_sub(departed).max(reachable);
-        let threshold = ((expected as f64 * self.config.partition_fraction).ceil() as usize).max(2);
-        // A split is seen one failure at a time; wait until the failures stop coming (half a
-        // window) so that each side counts all it lost before judging minority or majority.
-        let settled = watch.failures.back().is_some_and(|(at, _)| now.saturating_duration_since(*at) >= window / 2);
-        if !watch.reported && watch.failures.len() >= threshold && settled {
-            watch.reported = true;
-            let info = PartitionInfo {
-                reachable,
-                expected,
-                minority: reachable * 2 <= expected,
-                lost: watch.failures.iter().map(|(_, id)| *id).collect(),
-            };
-            tracing::warn!(reachable, expected, minority = info.minority, "partition detected");
-            self.events.push_back(ClusterEvent::PartitionDetected(info));
-        }
-    }
-
-    /// Whether this node's side of the cluster holds a majority of the recent view.
-    pub(crate) fn quorum(&self) -> (usize, usize) {
-        let reachable = 1 + self.known.values().filter(|k| is_up(k.state)).count();
-        (reachable, self.partition.expected.max(reachable))
     }
 
     /// Every member known, with its state and metadata.
