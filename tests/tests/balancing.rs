@@ -70,6 +70,23 @@ fn dead_addr() -> SocketAddr {
     socket.local_addr().unwrap()
 }
 
+/// A typed client balancing over `servers` with `strategy`.
+async fn client_of(servers: &[Server], strategy: LoadBalancingStrategy) -> WhoamiClient {
+    WhoamiClient::builder()
+        .endpoints(servers.iter().map(|s| s.addr))
+        .config(config())
+        .strategy(strategy)
+        .connect()
+        .await
+        .unwrap()
+}
+
+/// Shuts `server` down after `delay`, while calls run.
+async fn stop_after(server: &Server, delay: Duration) {
+    tokio::time::sleep(delay).await;
+    server.shutdown.shutdown().await;
+}
+
 async fn tally(client: &WhoamiClient, calls: usize) -> HashMap<String, usize> {
     let mut counts = HashMap::new();
     for _ in 0..calls {
@@ -81,13 +98,7 @@ async fn tally(client: &WhoamiClient, calls: usize) -> HashMap<String, usize> {
 #[tokio::test]
 async fn round_robin_spreads_calls_exactly() {
     let servers = [start("a"), start("b"), start("c")];
-    let client = WhoamiClient::builder()
-        .endpoints(servers.iter().map(|s| s.addr))
-        .config(config())
-        .strategy(LoadBalancingStrategy::RoundRobin)
-        .connect()
-        .await
-        .unwrap();
+    let client = client_of(&servers, LoadBalancingStrategy::RoundRobin).await;
     let counts = tally(&client, 30).await;
     assert_eq!(counts, HashMap::from([("a".into(), 10), ("b".into(), 10), ("c".into(), 10)]));
     let stats = client.endpoint_stats();
@@ -117,13 +128,7 @@ async fn a_custom_balancer_routes_as_it_says() {
 #[tokio::test]
 async fn the_same_affinity_key_always_reaches_the_same_server() {
     let servers = [start("a"), start("b"), start("c")];
-    let client = WhoamiClient::builder()
-        .endpoints(servers.iter().map(|s| s.addr))
-        .config(config())
-        .strategy(LoadBalancingStrategy::ConsistentHash)
-        .connect()
-        .await
-        .unwrap();
+    let client = client_of(&servers, LoadBalancingStrategy::ConsistentHash).await;
     let mut owners = HashMap::new();
     for user in 0..60 {
         let keyed = client.with_affinity_key(format!("user-{user}"));
@@ -237,13 +242,7 @@ async fn an_unreachable_endpoint_is_ejected_and_calls_go_elsewhere() {
 #[tokio::test]
 async fn a_server_that_shuts_down_loses_no_call() {
     let servers = [start("a"), start("b"), start("c")];
-    let client = WhoamiClient::builder()
-        .endpoints(servers.iter().map(|s| s.addr))
-        .config(config())
-        .strategy(LoadBalancingStrategy::RoundRobin)
-        .connect()
-        .await
-        .unwrap();
+    let client = client_of(&servers, LoadBalancingStrategy::RoundRobin).await;
     assert_eq!(tally(&client, 6).await.len(), 3);
     servers[1].shutdown.shutdown().await;
     let counts = tally(&client, 30).await;
@@ -254,53 +253,21 @@ async fn a_server_that_shuts_down_loses_no_call() {
 #[tokio::test]
 async fn only_idempotent_calls_are_repeated_when_their_server_dies_mid_call() {
     let servers = [start("a"), start("b")];
-    let client = WhoamiClient::builder()
-        .endpoints(servers.iter().map(|s| s.addr))
-        .config(config())
-        .strategy(LoadBalancingStrategy::RoundRobin)
-        .connect()
-        .await
-        .unwrap();
+    let client = client_of(&servers, LoadBalancingStrategy::RoundRobin).await;
     // Round robin: the first call of each pair goes to `a`, which dies while it runs.
-    let kill_a = {
-        let shutdown = servers[0].shutdown.clone();
-        async move {
-            tokio::time::sleep(Duration::from_millis(150)).await;
-            shutdown.shutdown().await;
-        }
-    };
-    let (read, ()) = tokio::join!(client.read(1_000), kill_a);
+    let (read, ()) = tokio::join!(client.read(1_000), stop_after(&servers[0], Duration::from_millis(150)));
     assert_eq!(read.unwrap(), "b", "an idempotent call is repeated on the surviving server");
 
     let servers = [start("c"), start("d")];
-    let client = WhoamiClient::builder()
-        .endpoints(servers.iter().map(|s| s.addr))
-        .config(config())
-        .strategy(LoadBalancingStrategy::RoundRobin)
-        .connect()
-        .await
-        .unwrap();
-    let kill_c = {
-        let shutdown = servers[0].shutdown.clone();
-        async move {
-            tokio::time::sleep(Duration::from_millis(150)).await;
-            shutdown.shutdown().await;
-        }
-    };
-    let (write, ()) = tokio::join!(client.work(1_000), kill_c);
+    let client = client_of(&servers, LoadBalancingStrategy::RoundRobin).await;
+    let (write, ()) = tokio::join!(client.work(1_000), stop_after(&servers[0], Duration::from_millis(150)));
     assert!(matches!(write, Err(RpcError::ConnectionLost(_))), "a non-idempotent call is not repeated: {write:?}");
 }
 
 #[tokio::test]
 async fn least_connections_sends_less_to_a_slow_server() {
     let servers = [start("a"), start("b"), start("c")];
-    let client = WhoamiClient::builder()
-        .endpoints(servers.iter().map(|s| s.addr))
-        .config(config())
-        .strategy(LoadBalancingStrategy::LeastConnections)
-        .connect()
-        .await
-        .unwrap();
+    let client = client_of(&servers, LoadBalancingStrategy::LeastConnections).await;
     // A long call pins `a`'s in-flight count; the short ones that follow avoid it.
     let first = client.work(500);
     let rest = async {
