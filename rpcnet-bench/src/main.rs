@@ -4,6 +4,7 @@
 //! ```text
 //! cargo run --release -p rpcnet-bench -- --duration 5
 //! cargo run --release -p rpcnet-bench -- cluster-sim --nodes 1000 --loss 0.05
+//! cargo run --release -p rpcnet-bench -- balance-scenarios --calls 10000 --concurrency 32
 //! ```
 //!
 //! On one core, calls/s is 1 / (CPU time per call of client + server), so the ratio to raw
@@ -14,7 +15,9 @@
 mod cluster_sim;
 mod measure;
 mod raw_quinn;
+mod report;
 mod rpcnet_echo;
+mod scenarios;
 mod typed_echo;
 
 use std::io::{BufRead, BufReader};
@@ -87,6 +90,9 @@ struct RunArgs {
 enum Role {
     /// Simulate a large cluster in memory (no sockets) and report the cluster targets.
     ClusterSim(cluster_sim::SimArgs),
+    /// Every balancing strategy against three local servers, one slow or spiky; writes a
+    /// markdown report and an SVG of latencies.
+    BalanceScenarios(scenarios::ScenarioArgs),
     /// Write development certificates into a folder, for running `serve` and `client` by hand.
     WriteCerts { dir: PathBuf },
     /// Serve echo calls; prints `LISTENING <addr>`.
@@ -128,6 +134,7 @@ fn main() {
     match cli.role {
         None => orchestrate(&cli.run),
         Some(Role::ClusterSim(args)) => cluster_sim::run(&args),
+        Some(Role::BalanceScenarios(args)) => scenarios::run(&args),
         Some(Role::WriteCerts { dir }) => {
             rpcnet::transport::DevPki::get().write_pem_files(&dir).expect("write development certificates");
         }
