@@ -200,6 +200,13 @@ async fn run_strategy(servers: &[Running], strategy: &LoadBalancingStrategy, arg
     let measured = load(&client, args.calls, args.concurrency, keyed).await;
     let wall = started.elapsed();
     let calls = servers.iter().zip(before).map(|(s, b)| s.calls.load(Ordering::Relaxed) - b).collect();
+    // What the client's endpoints learned (the latency estimate PeakEwma uses), for stderr.
+    let estimates: Vec<String> = client
+        .endpoint_stats()
+        .iter()
+        .map(|e| e.latency.map_or("-".to_owned(), |l| format!("{:.1}", l.as_secs_f64() * 1000.0)))
+        .collect();
+    eprintln!("  {strategy:?}: latency estimates at the end {} ms", estimates.join(" / "));
     if let Some(error) = &measured.first_error {
         eprintln!("  {strategy:?}: {} of {} calls failed, first: {error}", args.calls as u64 - measured.ok, args.calls);
     }
