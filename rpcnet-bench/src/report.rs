@@ -110,17 +110,27 @@ pub(crate) fn table(result: &ScenarioResult, deadline: Duration) -> String {
     out
 }
 
-/// A sentence on where PeakEwma and PowerOfTwoChoices stand against RoundRobin on p99.
+/// Share of a row's calls that went to the odd server (the last), in percent.
+fn odd_share(row: &Row) -> f64 {
+    let total: u64 = row.calls.iter().sum();
+    100.0 * row.calls.last().copied().unwrap_or(0) as f64 / total.max(1) as f64
+}
+
+/// A paragraph on where PeakEwma and PowerOfTwoChoices stand against RoundRobin on p99, with
+/// the share of calls each sent to the odd server.
 pub(crate) fn p99_comparison(result: &ScenarioResult) -> String {
-    let p99 = |name: &str| result.rows.iter().find(|r| r.strategy == name).map(|r| percentile_ms(&r.latency, 0.99));
-    let Some(baseline) = p99("RoundRobin").filter(|&ms| ms > 0.0) else {
+    let row = |name: &str| result.rows.iter().find(|r| r.strategy == name);
+    let odd = result.servers.last().map_or("the odd server".to_owned(), |name| format!("`{name}`"));
+    let Some(baseline) = row("RoundRobin").filter(|r| percentile_ms(&r.latency, 0.99) > 0.0) else {
         return "No RoundRobin run to compare with.".to_owned();
     };
-    let mut out = format!("p99 against RoundRobin ({baseline:.2} ms):");
+    let base_ms = percentile_ms(&baseline.latency, 0.99);
+    let mut out = format!("p99 against RoundRobin ({base_ms:.2} ms, {:.1}% of calls on {odd}):", odd_share(baseline));
     for (name, short) in [("PeakEwma", "PeakEwma"), ("PowerOfTwoChoices", "P2C")] {
-        match p99(name) {
-            Some(ms) => {
-                let ratio = ms / baseline;
+        match row(name) {
+            Some(r) => {
+                let ms = percentile_ms(&r.latency, 0.99);
+                let ratio = ms / base_ms;
                 let verdict = if ratio < 0.95 {
                     "lower"
                 } else if ratio > 1.05 {
@@ -128,7 +138,7 @@ pub(crate) fn p99_comparison(result: &ScenarioResult) -> String {
                 } else {
                     "about the same"
                 };
-                let _ = write!(out, " {short} {ms:.2} ms, {ratio:.2}x ({verdict});");
+                let _ = write!(out, " {short} {ms:.2} ms, {ratio:.2}x ({verdict}), {:.1}% on {odd};", odd_share(r));
             }
             None => {
                 let _ = write!(out, " {short} not run;");
@@ -136,7 +146,7 @@ pub(crate) fn p99_comparison(result: &ScenarioResult) -> String {
         }
     }
     out.pop();
-    out.push('.');
+    out += ". p99 drops below the odd server's slow answers only when they are under 1% of all calls.";
     out
 }
 
@@ -269,7 +279,9 @@ mod tests {
         assert_eq!(lines.len(), 4, "a header, a rule and a row per strategy");
         assert_eq!(
             p99_comparison(&result),
-            "p99 against RoundRobin (10.00 ms): PeakEwma 5.00 ms, 0.50x (lower); P2C not run."
+            "p99 against RoundRobin (10.00 ms, 25.0% of calls on `slow`): PeakEwma 5.00 ms, 0.50x (lower), \
+             25.0% on `slow`; P2C not run. p99 drops below the odd server's slow answers only when they are \
+             under 1% of all calls."
         );
     }
 }
