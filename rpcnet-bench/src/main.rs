@@ -1,9 +1,11 @@
 //! Unary echo over loopback: rpcnet against raw quinn (one stream per call, no framework),
-//! as two processes, each on a current-thread runtime, both pinned to one core.
+//! as two processes (four for `balanced`: three servers), each on a current-thread runtime,
+//! all pinned to one core.
 //!
 //! ```text
 //! cargo run --release -p rpcnet-bench -- --duration 5
 //! cargo run --release -p rpcnet-bench -- cluster-sim --nodes 1000 --loss 0.05
+//! cargo run --release -p rpcnet-bench -- balance-scenarios --calls 10000 --concurrency 32
 //! ```
 //!
 //! On one core, calls/s is 1 / (CPU time per call of client + server), so the ratio to raw
@@ -14,7 +16,10 @@
 mod cluster_sim;
 mod measure;
 mod raw_quinn;
+mod report;
 mod rpcnet_echo;
+mod scenarios;
+mod table;
 mod typed_echo;
 
 use std::io::{BufRead, BufReader};
@@ -25,6 +30,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::table::{Cell, print_table};
 
 /// Transport settings shared by every implementation in a run.
 #[derive(Debug, Clone, Copy, Default)]
@@ -41,6 +48,18 @@ enum Impl {
     Rpcnet,
     /// rpcnet typed calls through `#[rpc_service]`.
     Typed,
+    /// The same typed calls balanced round robin over three servers (one client endpoint).
+    Balanced,
+    /// The control for `balanced`: typed calls to three servers in turn through three plain
+    /// clients, no balancer; what three servers cost without the balancing layer.
+    Spread,
+}
+
+impl Impl {
+    /// Servers the orchestrator starts for this implementation.
+    fn servers(self) -> usize {
+        if matches!(self, Impl::Balanced | Impl::Spread) { 3 } else { 1 }
+    }
 }
 
 #[derive(Parser, Debug)]
@@ -87,6 +106,9 @@ struct RunArgs {
 enum Role {
     /// Simulate a large cluster in memory (no sockets) and report the cluster targets.
     ClusterSim(cluster_sim::SimArgs),
+    /// Every balancing strategy against three local servers, one slow or spiky; writes a
+    /// markdown report and an SVG of latencies.
+    BalanceScenarios(scenarios::ScenarioArgs),
     /// Write development certificates into a folder, for running `serve` and `client` by hand.
     WriteCerts { dir: PathBuf },
     /// Serve echo calls; prints `LISTENING <addr>`.
@@ -102,8 +124,9 @@ enum Role {
     Client {
         #[arg(long, value_enum)]
         implementation: Impl,
-        #[arg(long)]
-        addr: SocketAddr,
+        /// The server, or the servers (comma-separated) for `balanced` and `spread`.
+        #[arg(long, value_delimiter = ',', required = true)]
+        addr: Vec<SocketAddr>,
         #[arg(long)]
         cert_dir: PathBuf,
         #[arg(long)]
@@ -128,6 +151,7 @@ fn main() {
     match cli.role {
         None => orchestrate(&cli.run),
         Some(Role::ClusterSim(args)) => cluster_sim::run(&args),
+        Some(Role::BalanceScenarios(args)) => scenarios::run(&args),
         Some(Role::WriteCerts { dir }) => {
             rpcnet::transport::DevPki::get().write_pem_files(&dir).expect("write development certificates");
         }
@@ -146,7 +170,7 @@ fn main() {
         }) => {
             let tuning = Tuning { max_udp_payload };
             let load = Load { payload, concurrency, duration: secs(duration), warmup: secs(warmup) };
-            runtime().block_on(client(implementation, addr, &cert_dir, tuning, load))
+            runtime().block_on(client(implementation, &addr, &cert_dir, tuning, load))
         }
     }
 }
@@ -167,7 +191,7 @@ async fn serve(implementation: Impl, cert_dir: &Path, tuning: Tuning) {
             println!("LISTENING {}", server.local_addr().unwrap());
             server.start(endpoint).await.unwrap();
         }
-        Impl::Typed => {
+        Impl::Typed | Impl::Balanced | Impl::Spread => {
             let (server, endpoint) = typed_echo::server(cert_dir, &tuning);
             println!("LISTENING {}", server.local_addr().unwrap());
             server.start(endpoint).await.unwrap();
@@ -182,7 +206,8 @@ struct Load {
     warmup: Duration,
 }
 
-async fn client(implementation: Impl, addr: SocketAddr, cert_dir: &Path, tuning: Tuning, load: Load) {
+async fn client(implementation: Impl, addrs: &[SocketAddr], cert_dir: &Path, tuning: Tuning, load: Load) {
+    let addr = addrs[0];
     let payload = Bytes::from(vec![0xa5u8; load.payload]);
     let expect = load.payload;
     let run = |duration| {
@@ -198,11 +223,29 @@ async fn client(implementation: Impl, addr: SocketAddr, cert_dir: &Path, tuning:
                     })
                     .await
                 }
-                Impl::Typed => {
-                    let client = typed_echo::connect(addr, cert_dir, &tuning).await;
+                Impl::Typed | Impl::Balanced => {
+                    let client = if implementation == Impl::Balanced {
+                        typed_echo::connect_balanced(addrs, cert_dir, &tuning).await
+                    } else {
+                        typed_echo::connect(addr, cert_dir, &tuning).await
+                    };
                     let client = &client;
                     measure::drive(load.concurrency, duration, || {
                         let payload = payload.to_vec();
+                        async move { assert_eq!(client.echo(payload).await.unwrap().len(), expect) }
+                    })
+                    .await
+                }
+                Impl::Spread => {
+                    let mut clients = Vec::new();
+                    for &addr in addrs {
+                        clients.push(typed_echo::connect(addr, cert_dir, &tuning).await);
+                    }
+                    let (clients, next) = (&clients, &std::cell::Cell::new(0));
+                    measure::drive(load.concurrency, duration, || {
+                        let payload = payload.to_vec();
+                        let client = &clients[next.get() % clients.len()];
+                        next.set(next.get() + 1);
                         async move { assert_eq!(client.echo(payload).await.unwrap().len(), expect) }
                     })
                     .await
@@ -234,18 +277,6 @@ async fn client(implementation: Impl, addr: SocketAddr, cert_dir: &Path, tuning:
     );
 }
 
-/// One cell of the table.
-#[derive(Debug, Clone)]
-struct Cell {
-    implementation: Impl,
-    payload: usize,
-    concurrency: usize,
-    calls_per_sec: f64,
-    p50_us: f64,
-    p99_us: f64,
-    cpu_us_per_call: f64,
-}
-
 fn spawn_pinned(args: &RunArgs, child_args: &[String]) -> Child {
     let exe = std::env::current_exe().expect("own path");
     let mut command = if args.no_pin {
@@ -271,18 +302,22 @@ fn orchestrate(args: &RunArgs) {
         let mut serve_args = vec!["serve".into(), "--implementation".into(), name.clone()];
         serve_args.extend(["--cert-dir".into(), cert_dir.display().to_string()]);
         serve_args.extend(udp.clone());
-        let mut server = spawn_pinned(args, &serve_args);
-        let mut line = String::new();
-        BufReader::new(server.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let addr = line.trim().strip_prefix("LISTENING ").expect("server prints its address").to_string();
-        servers.push((implementation, name, server, addr));
+        let (mut children, mut addrs) = (Vec::new(), Vec::new());
+        for _ in 0..implementation.servers() {
+            let mut server = spawn_pinned(args, &serve_args);
+            let mut line = String::new();
+            BufReader::new(server.stdout.take().unwrap()).read_line(&mut line).unwrap();
+            addrs.push(line.trim().strip_prefix("LISTENING ").expect("server prints its address").to_string());
+            children.push(server);
+        }
+        servers.push((implementation, name, children, addrs.join(",")));
     }
     let mut cells = Vec::new();
     for &payload in &args.payloads {
         for &concurrency in &args.concurrency {
             let mut runs: Vec<Vec<Cell>> = vec![Vec::new(); servers.len()];
             for _ in 0..args.repeat {
-                for (i, (implementation, name, server, addr)) in servers.iter().enumerate() {
+                for (i, (implementation, name, children, addr)) in servers.iter().enumerate() {
                     let mut client_args = vec!["client".into(), "--implementation".into(), name.clone()];
                     client_args.extend([
                         "--addr".into(),
@@ -295,7 +330,8 @@ fn orchestrate(args: &RunArgs) {
                     client_args.extend(["--duration".into(), args.duration.to_string()]);
                     client_args.extend(["--warmup".into(), args.warmup.to_string()]);
                     client_args.extend(udp.clone());
-                    let cell = run_client(args, &client_args, server.id(), *implementation, payload, concurrency);
+                    let pids: Vec<u32> = children.iter().map(Child::id).collect();
+                    let cell = run_client(args, &client_args, &pids, *implementation, payload, concurrency);
                     eprintln!(
                         "  run {:?} {:.0} calls/s, {:.2} µs CPU/call",
                         cell.implementation, cell.calls_per_sec, cell.cpu_us_per_call
@@ -311,7 +347,7 @@ fn orchestrate(args: &RunArgs) {
             }
         }
     }
-    for (_, _, mut server, _) in servers {
+    for mut server in servers.into_iter().flat_map(|(_, _, children, _)| children) {
         let _ = server.kill();
         let _ = server.wait();
     }
@@ -323,22 +359,23 @@ fn orchestrate(args: &RunArgs) {
 fn run_client(
     args: &RunArgs,
     client_args: &[String],
-    server_pid: u32,
+    server_pids: &[u32],
     implementation: Impl,
     payload: usize,
     concurrency: usize,
 ) -> Cell {
     let mut client = spawn_pinned(args, client_args);
     let out = BufReader::new(client.stdout.take().unwrap());
+    // CPU time of every server of the implementation.
+    let server_cpu = || server_pids.iter().map(|&pid| measure::process_cpu(pid).unwrap_or_default()).sum::<Duration>();
     let mut server_cpu_start = Duration::ZERO;
     let mut result = None;
     for line in out.lines() {
         let line = line.unwrap();
         if line == "MEASURE" {
-            server_cpu_start = measure::process_cpu(server_pid).unwrap_or_default();
+            server_cpu_start = server_cpu();
         } else if let Some(fields) = line.strip_prefix("RESULT ") {
-            let server_cpu = measure::process_cpu(server_pid).unwrap_or_default() - server_cpu_start;
-            result = Some((fields.to_string(), server_cpu));
+            result = Some((fields.to_string(), server_cpu() - server_cpu_start));
         }
     }
     assert!(client.wait().unwrap().success(), "benchmark client failed");
@@ -356,34 +393,5 @@ fn run_client(
         p50_us: get("p50_ns") / 1000.0,
         p99_us: get("p99_ns") / 1000.0,
         cpu_us_per_call: cpu_ns / calls / 1000.0,
-    }
-}
-
-fn print_table(args: &RunArgs, cells: &[Cell]) {
-    println!(
-        "\nUnary echo, loopback, {} s per cell, {}, UDP payload {}:\n",
-        args.duration,
-        if args.no_pin { "unpinned".to_string() } else { format!("both processes on core {}", args.cpu) },
-        args.max_udp_payload.map_or("QUIC default".to_string(), |s| s.to_string())
-    );
-    println!("| impl | payload | concurrency | calls/s | vs quinn | p50 µs | p99 µs | CPU µs/call |");
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
-    for cell in cells {
-        let baseline = cells.iter().find(|c| {
-            c.implementation == Impl::Quinn && c.payload == cell.payload && c.concurrency == cell.concurrency
-        });
-        let ratio =
-            baseline.map_or("-".to_string(), |b| format!("{:.1}%", 100.0 * cell.calls_per_sec / b.calls_per_sec));
-        println!(
-            "| {:?} | {} | {} | {:.0} | {} | {:.1} | {:.1} | {:.2} |",
-            cell.implementation,
-            cell.payload,
-            cell.concurrency,
-            cell.calls_per_sec,
-            ratio,
-            cell.p50_us,
-            cell.p99_us,
-            cell.cpu_us_per_call
-        );
     }
 }

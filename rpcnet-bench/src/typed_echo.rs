@@ -1,9 +1,10 @@
-//! rpcnet through `#[rpc_service]`: a typed `echo(Vec<u8>) -> Vec<u8>`.
+//! rpcnet through `#[rpc_service]`: a typed `echo(Vec<u8>) -> Vec<u8>`, called on one server
+//! or balanced over several.
 
 use std::net::SocketAddr;
 use std::path::Path;
 
-use rpcnet::{RpcConfig, RpcServer, ServerEndpoint};
+use rpcnet::{LoadBalancingStrategy, RpcConfig, RpcServer, ServerEndpoint};
 
 use crate::Tuning;
 
@@ -42,4 +43,16 @@ pub(crate) fn server(cert_dir: &Path, tuning: &Tuning) -> (RpcServer, ServerEndp
 pub(crate) async fn connect(addr: SocketAddr, cert_dir: &Path, tuning: &Tuning) -> EchoClient {
     let config = RpcConfig::new(cert_dir.join("ca.pem"), "127.0.0.1:0");
     EchoClient::connect(addr, tuned(config, tuning)).await.unwrap()
+}
+
+/// One client balancing round robin over `addrs`, all on one client endpoint.
+pub(crate) async fn connect_balanced(addrs: &[SocketAddr], cert_dir: &Path, tuning: &Tuning) -> EchoClient {
+    let config = RpcConfig::new(cert_dir.join("ca.pem"), "127.0.0.1:0");
+    EchoClient::builder()
+        .endpoints(addrs.iter().copied())
+        .config(tuned(config, tuning))
+        .strategy(LoadBalancingStrategy::RoundRobin)
+        .connect()
+        .await
+        .unwrap()
 }
