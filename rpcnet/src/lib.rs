@@ -77,7 +77,8 @@ pub mod __private {
     pub use ::std::sync::Arc;
     pub use ::std::vec::Vec;
 
-    pub use crate::channel::{Channel, ClientBuilder, EndpointStats, TypedClient};
+    pub use crate::balance::{Endpoint, LoadBalancingStrategy};
+    pub use crate::channel::{Channel, ClientBuilder, EndpointSource, EndpointStats, TypedClient};
     pub use crate::server::{Routes, Service};
     pub use crate::typed::{
         ByteBuf, RpcMessage, bidi_streaming, client_streaming, client_streaming_fallible, decode, decode_stream,
