@@ -50,6 +50,8 @@
 pub mod codegen;
 
 mod builder;
+#[cfg(feature = "cli")]
+pub mod cli;
 mod error;
 mod file;
 mod strategy;
