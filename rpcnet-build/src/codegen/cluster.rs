@@ -30,10 +30,12 @@ pub(super) fn item(
     quote! {
         #[doc = #doc]
         #[derive(::core::clone::Clone, ::core::fmt::Debug)]
+        #[allow(dead_code)] // a crate need not use every generated item
         #vis struct #cluster {
             client: #client,
         }
 
+        #[allow(dead_code)] // a crate need not use every generated item
         impl #cluster {
             #[doc = #strategy_doc]
             pub const DEFAULT_STRATEGY: #krate::__private::LoadBalancingStrategy =

@@ -99,10 +99,12 @@ impl<'a> Generator<'a> {
         );
         quote! {
             #[doc = #doc]
+            #[allow(dead_code)] // a crate need not use every generated item
             #vis struct #server<T> {
                 service: #krate::__private::Arc<T>,
             }
 
+            #[allow(dead_code)] // a crate need not use every generated item
             impl<T> #server<T> {
                 /// Serves `service`.
                 pub fn new(service: T) -> Self {
@@ -139,6 +141,7 @@ impl<'a> Generator<'a> {
         quote! {
             #[doc = #doc]
             #[derive(::core::clone::Clone, ::core::fmt::Debug)]
+            #[allow(dead_code)] // a crate need not use every generated item
             #vis struct #client {
                 channel: #krate::__private::Channel,
             }
@@ -162,6 +165,7 @@ impl<'a> Generator<'a> {
         });
         let calls = self.service.methods.iter().map(|method| self.client_method(method));
         quote! {
+            #[allow(dead_code)] // a crate need not use every generated item
             impl #client {
                 /// The service's name on the wire.
                 pub const SERVICE_NAME: &'static str = #service_name;
