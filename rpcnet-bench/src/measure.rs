@@ -54,7 +54,7 @@ where
     total
 }
 
-/// CPU time (user + system) a process has used so far, from /proc/<pid>/stat.
+/// CPU time (user + system) a process has used so far, from `/proc/<pid>/stat`.
 pub(crate) fn process_cpu(pid: u32) -> Option<Duration> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name may hold spaces; fields after it are space-separated.
