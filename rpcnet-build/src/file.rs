@@ -68,7 +68,7 @@ pub(crate) fn generate(path: &Path, source: &str, options: &Options) -> Result<S
 
 /// Removes the `#[rpc_service]` attribute (by any path ending in `rpc_service`, such as
 /// `#[rpcnet::rpc_service]`) from `item` and returns it. The first one only: a second one
-/// stays and is reported by the generator as it would be by the compiler.
+/// stays on the generated trait, as it would after the macro's expansion.
 fn take_service_attr(item: &mut Item) -> Option<Attribute> {
     let attrs = match item {
         Item::Trait(item) => &mut item.attrs,
