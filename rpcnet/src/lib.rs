@@ -46,14 +46,27 @@ pub use server::{RpcServer, ServerEndpoint, ShutdownHandle};
 pub use stream::RpcStream;
 pub use typed::RpcMessage;
 
-/// Turns a trait into a typed rpc service: the trait, `XServer<T>` and `XClient`.
-/// See the crate documentation of `rpcnet-build` for what is generated.
+/// Turns a trait into a typed rpc service: the trait, `XServer<T>`, `XClient` and
+/// `XClusterClient` (balanced with least connections unless its `builder()` is told another
+/// strategy). See the crate documentation of `rpcnet-build` for what is generated.
 pub use rpcnet_macros::rpc_service;
 
 /// Includes the module that `rpcnet_build` wrote for a service file into `OUT_DIR`:
 /// `rpcnet::include_service!("calculator")` is
-/// `include!(concat!(env!("OUT_DIR"), "/calculator.rs"))`. If `build.rs` writes elsewhere
-/// (`out_dir`), use `include!` with that path instead.
+/// `include!(concat!(env!("OUT_DIR"), "/calculator.rs"))`, the name being the file's up to
+/// its first dot (`services/calculator.rpc.rs`) or the one chosen with `output_name`.
+///
+/// ```text
+/// // build.rs: rpcnet_build::configure().strategy("round_robin").compile(&["services/calculator.rpc.rs"])
+/// mod calculator {
+///     rpcnet::include_service!("calculator");
+/// }
+/// use calculator::{Calculator, CalculatorClusterClient, CalculatorServer};
+/// ```
+///
+/// A module of its own keeps the file's `use` lines apart from others. If `build.rs` writes
+/// elsewhere (`out_dir`), or the code is checked in (`rpcnet-gen`), use
+/// `include!("path/to/calculator.rs")` or `#[path = "..."] mod calculator;` instead.
 #[macro_export]
 macro_rules! include_service {
     ($name:literal) => {
@@ -77,7 +90,8 @@ pub mod __private {
     pub use ::std::sync::Arc;
     pub use ::std::vec::Vec;
 
-    pub use crate::channel::{Channel, ClientBuilder, EndpointStats, TypedClient};
+    pub use crate::balance::{Endpoint, LoadBalancingStrategy};
+    pub use crate::channel::{Channel, ClientBuilder, EndpointSource, EndpointStats, TypedClient};
     pub use crate::server::{Routes, Service};
     pub use crate::typed::{
         ByteBuf, RpcMessage, bidi_streaming, client_streaming, client_streaming_fallible, decode, decode_stream,

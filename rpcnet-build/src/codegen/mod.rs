@@ -1,7 +1,8 @@
-//! The one generator: a service trait in, the trait, `XServer<T>`, `XClient` (and, for
-//! `rpcnet-build`, `XClusterClient`) out. `#[rpc_service]` and the `Builder` both call it.
-//! `model.rs` reads the trait, `validate.rs` holds the rules, `expand.rs` writes the code.
+//! The one generator: a service trait in, the trait, `XServer<T>`, `XClient` and
+//! `XClusterClient` out. `#[rpc_service]` and the `Builder` both call it. `model.rs` reads
+//! the trait, `validate.rs` holds the rules, `expand.rs` and `cluster.rs` write the code.
 
+mod cluster;
 mod expand;
 mod model;
 mod validate;
@@ -23,7 +24,13 @@ use syn::ItemTrait;
 /// assert!(tokens.to_string().contains("EchoClient"));
 /// ```
 pub fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
-    let options = parse_options(attr)?;
+    expand_with(attr, item, Options::default())
+}
+
+/// [`expand`], with `attr`'s options applied over `base` instead of the defaults: how
+/// `rpcnet-build` passes its cluster strategy while reading the attribute as the macro does.
+pub(crate) fn expand_with(attr: TokenStream, item: TokenStream, base: Options) -> syn::Result<TokenStream> {
+    let options = parse_options(attr, base)?;
     let item: ItemTrait = syn::parse2(item).map_err(|err| {
         syn::Error::new(
             err.span(),
@@ -60,8 +67,7 @@ pub fn fallback(item: TokenStream) -> TokenStream {
 }
 
 /// `crate = "path"`, or nothing.
-fn parse_options(attr: TokenStream) -> syn::Result<Options> {
-    let mut options = Options::default();
+fn parse_options(attr: TokenStream, mut options: Options) -> syn::Result<Options> {
     let parser = syn::meta::parser(|meta| {
         if meta.path.is_ident("crate") {
             let path: syn::LitStr = meta.value()?.parse()?;

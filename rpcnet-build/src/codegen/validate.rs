@@ -35,9 +35,18 @@ impl Errors {
     }
 }
 
-/// Names generated on `XClient` that a method must not take.
-pub(crate) const CLIENT_ITEMS: &[&str] =
-    &["connect", "builder", "from_channel", "channel", "with_options", "with_timeout"];
+/// Names generated on `XClient` that a method must not take. `XClusterClient` adds only
+/// associated functions (no `self`), which method calls through its `Deref` never reach.
+pub(crate) const CLIENT_ITEMS: &[&str] = &[
+    "connect",
+    "builder",
+    "from_channel",
+    "channel",
+    "with_options",
+    "with_timeout",
+    "with_affinity_key",
+    "endpoint_stats",
+];
 
 /// The trait itself: no generics, not `unsafe`, not `auto`.
 pub(crate) fn service_shape(service: &ItemTrait, errors: &mut Errors) {
@@ -195,5 +204,42 @@ pub(crate) fn no_generated_name_clash(service: &Ident, methods: &[Method<'_>], e
                 format!("rename this method: `{name}` is generated on `{service}Client`"),
             ));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CLIENT_ITEMS;
+
+    /// Every function the generator puts on `XClient` (where the service's methods live, so
+    /// any same name collides) and every method with `self` on `XClusterClient` (which would
+    /// shadow a service method reached through its `Deref`) is in `CLIENT_ITEMS`, so a
+    /// service method of that name gets a clear error instead.
+    #[test]
+    fn every_generated_client_function_that_could_collide_is_a_reserved_name() {
+        let item: syn::ItemTrait = syn::parse_quote! {
+            pub trait Probe { async fn probe(&self, n: u32) -> u32; }
+        };
+        let tokens = super::super::expand_trait(&item, &super::super::Options::default()).unwrap();
+        let file: syn::File = syn::parse2(tokens).unwrap();
+        let mut inspected = 0;
+        for item in &file.items {
+            let syn::Item::Impl(block) = item else { continue };
+            let syn::Type::Path(ty) = &*block.self_ty else { continue };
+            let on_client = ty.path.is_ident("ProbeClient");
+            if block.trait_.is_some() || !(on_client || ty.path.is_ident("ProbeClusterClient")) {
+                continue;
+            }
+            for member in &block.items {
+                let syn::ImplItem::Fn(method) = member else { continue };
+                let name = method.sig.ident.to_string();
+                inspected += 1;
+                if name == "probe" || !(on_client || method.sig.receiver().is_some()) {
+                    continue;
+                }
+                assert!(CLIENT_ITEMS.contains(&name.as_str()), "`{name}` is generated but missing from CLIENT_ITEMS");
+            }
+        }
+        assert!(inspected > 10, "both clients were inspected");
     }
 }

@@ -1,0 +1,58 @@
+//! The `XClusterClient` that `#[rpc_service]` generates (as `rpcnet-build` does): least
+//! connections by default, another strategy through its builder, made from a list of
+//! endpoints, and the service's methods reached through `Deref`.
+#![allow(missing_docs)]
+
+use std::net::SocketAddr;
+
+use rpcnet::{LoadBalancingStrategy, RpcConfig, RpcServer, ShutdownHandle, rpc_service};
+
+#[rpc_service]
+pub trait Who {
+    async fn name(&self) -> String;
+}
+
+struct Named(&'static str);
+
+impl Who for Named {
+    async fn name(&self) -> String {
+        self.0.to_owned()
+    }
+}
+
+fn serve(name: &'static str) -> (SocketAddr, ShutdownHandle) {
+    let mut server = RpcServer::new(RpcConfig::dev("127.0.0.1:0"));
+    server.add_service(WhoServer::new(Named(name)));
+    server.spawn().unwrap()
+}
+
+#[tokio::test]
+async fn a_cluster_client_balances_with_its_default_strategy_unless_its_builder_picks_another() {
+    rpcnet_tests::subscribe();
+    assert_eq!(WhoClusterClient::DEFAULT_STRATEGY, LoadBalancingStrategy::LeastConnections, "the macro's default");
+    let (a, _sa) = serve("a");
+    let (b, _sb) = serve("b");
+
+    let client = WhoClusterClient::from_endpoints([a, b]).await.unwrap();
+    let mut names = Vec::new();
+    for _ in 0..4 {
+        names.push(client.name().await.unwrap());
+    }
+    names.sort();
+    assert_eq!(names, ["a", "a", "b", "b"], "idle endpoints tie, and ties go in turn");
+
+    let round_robin = WhoClusterClient::builder()
+        .endpoints([a, b])
+        .strategy(LoadBalancingStrategy::RoundRobin)
+        .connect()
+        .await
+        .unwrap();
+    let first = round_robin.name().await.unwrap();
+    let second = round_robin.name().await.unwrap();
+    assert_ne!(first, second, "round robin, chosen at run time, alternates");
+    let stats = round_robin.endpoint_stats();
+    assert_eq!(stats.iter().map(|s| s.successes).sum::<u64>(), 2, "the plain client's methods work through Deref");
+
+    let plain: WhoClient = round_robin.into();
+    assert!(["a", "b"].contains(&plain.name().await.unwrap().as_str()), "it converts into the plain client");
+}
