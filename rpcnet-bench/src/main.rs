@@ -44,8 +44,10 @@ pub(crate) struct Tuning {
 enum Impl {
     /// quinn alone: the limit of one-stream-per-call on this machine.
     Quinn,
-    /// rpcnet raw-bytes calls.
+    /// rpcnet raw-bytes calls without a deadline: the same exchange as `quinn`.
     Rpcnet,
+    /// rpcnet raw-bytes calls with the default 30 s deadline (a timer per call on each side).
+    RpcnetDeadline,
     /// rpcnet typed calls through `#[rpc_service]`.
     Typed,
     /// The same typed calls balanced round robin over three servers (one client endpoint).
@@ -74,7 +76,7 @@ struct Cli {
 #[derive(clap::Args, Debug, Clone)]
 struct RunArgs {
     /// Implementations to measure.
-    #[arg(long, value_delimiter = ',', default_values = ["quinn", "rpcnet", "typed"])]
+    #[arg(long, value_delimiter = ',', default_values = ["quinn", "rpcnet", "rpcnet-deadline", "typed"])]
     impls: Vec<Impl>,
     /// Payload sizes in bytes.
     #[arg(long, value_delimiter = ',', default_values_t = [64usize, 16384])]
@@ -186,7 +188,7 @@ async fn serve(implementation: Impl, cert_dir: &Path, tuning: Tuning) {
             println!("LISTENING {}", endpoint.local_addr().unwrap());
             raw_quinn::serve(endpoint).await;
         }
-        Impl::Rpcnet => {
+        Impl::Rpcnet | Impl::RpcnetDeadline => {
             let (server, endpoint) = rpcnet_echo::server(cert_dir, &tuning).await;
             println!("LISTENING {}", server.local_addr().unwrap());
             server.start(endpoint).await.unwrap();
@@ -250,12 +252,12 @@ async fn client(implementation: Impl, addrs: &[SocketAddr], cert_dir: &Path, tun
                     })
                     .await
                 }
-                Impl::Rpcnet => {
+                Impl::Rpcnet | Impl::RpcnetDeadline => {
                     let client = rpcnet_echo::connect(addr, cert_dir, &tuning).await;
-                    let client = &client;
+                    let (client, deadline) = (&client, implementation == Impl::RpcnetDeadline);
                     measure::drive(load.concurrency, duration, || {
                         let payload = payload.clone();
-                        async move { assert_eq!(rpcnet_echo::echo(client, payload).await, expect) }
+                        async move { assert_eq!(rpcnet_echo::echo(client, payload, deadline).await, expect) }
                     })
                     .await
                 }
@@ -340,8 +342,11 @@ fn orchestrate(args: &RunArgs) {
                 }
             }
             for mut impl_runs in runs {
+                // Calls/s of every repeat in run order, so ratios pair runs made side by side.
+                let per_repeat: Vec<f64> = impl_runs.iter().map(|c| c.calls_per_sec).collect();
                 impl_runs.sort_by(|a, b| a.calls_per_sec.total_cmp(&b.calls_per_sec));
-                let cell = impl_runs[impl_runs.len() / 2].clone();
+                let mut cell = impl_runs[impl_runs.len() / 2].clone();
+                cell.per_repeat = per_repeat;
                 eprintln!("{cell:?}");
                 cells.push(cell);
             }
@@ -393,5 +398,6 @@ fn run_client(
         p50_us: get("p50_ns") / 1000.0,
         p99_us: get("p99_ns") / 1000.0,
         cpu_us_per_call: cpu_ns / calls / 1000.0,
+        per_repeat: Vec::new(),
     }
 }

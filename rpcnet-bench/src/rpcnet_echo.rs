@@ -1,4 +1,5 @@
-//! rpcnet doing the same exchange: a raw-bytes `echo` handler and `RpcClient::call_with`.
+//! rpcnet doing the same exchange: a raw-bytes `echo` handler and `RpcClient::call_with`,
+//! without a deadline (as raw quinn) or with one (what a default client does).
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -29,6 +30,8 @@ pub(crate) async fn connect(addr: SocketAddr, cert_dir: &Path, tuning: &Tuning) 
     RpcClient::connect(addr, tuned(config, tuning).with_max_frame_size(64 << 20)).await.unwrap()
 }
 
-pub(crate) async fn echo(client: &RpcClient, payload: Bytes) -> usize {
-    client.call_with("echo", payload, CallOptions::default()).await.unwrap().len()
+/// One call; with `deadline`, it carries the default 30 s deadline (a timer on both sides).
+pub(crate) async fn echo(client: &RpcClient, payload: Bytes, deadline: bool) -> usize {
+    let options = if deadline { CallOptions::new() } else { CallOptions::new().without_timeout() };
+    client.call_with("echo", payload, options).await.unwrap().len()
 }

@@ -1,6 +1,6 @@
 //! The orchestrator's table: one row per implementation, payload and concurrency, with its
-//! ratio to raw quinn, and lines comparing `balanced` with `typed` (one server) and with
-//! `spread` (the same three servers without the balancer).
+//! ratio to raw quinn, and lines comparing typed with raw-bytes calls and `balanced` with
+//! `typed` (one server) and with `spread` (the same three servers without the balancer).
 
 use crate::{Impl, RunArgs};
 
@@ -10,28 +10,30 @@ pub(crate) struct Cell {
     pub(crate) implementation: Impl,
     pub(crate) payload: usize,
     pub(crate) concurrency: usize,
+    /// The median run by calls/s.
     pub(crate) calls_per_sec: f64,
     pub(crate) p50_us: f64,
     pub(crate) p99_us: f64,
     pub(crate) cpu_us_per_call: f64,
+    /// Calls/s of every repeat, in run order: repeat `r` of every implementation ran
+    /// back to back, so ratios pair them and drift in the machine's speed cancels out.
+    pub(crate) per_repeat: Vec<f64>,
 }
 
-/// Prints the markdown table, then the ratio lines of `balanced`.
+/// Prints the markdown table, then the ratio lines.
 pub(crate) fn print_table(args: &RunArgs, cells: &[Cell]) {
     println!(
-        "\nUnary echo, loopback, {} s per cell, {}, UDP payload {}:\n",
+        "\nUnary echo, loopback, {} s per cell, {} repeat(s), {}, UDP payload {}:\n",
         args.duration,
+        args.repeat,
         if args.no_pin { "unpinned".to_string() } else { format!("every process on core {}", args.cpu) },
         args.max_udp_payload.map_or("QUIC default".to_string(), |s| s.to_string())
     );
     println!("| impl | payload | concurrency | calls/s | vs quinn | p50 µs | p99 µs | CPU µs/call |");
     println!("|---|---:|---:|---:|---:|---:|---:|---:|");
     for cell in cells {
-        let baseline = cells.iter().find(|c| {
-            c.implementation == Impl::Quinn && c.payload == cell.payload && c.concurrency == cell.concurrency
-        });
-        let ratio =
-            baseline.map_or("-".to_string(), |b| format!("{:.1}%", 100.0 * cell.calls_per_sec / b.calls_per_sec));
+        let ratio = counterpart(cells, cell, Impl::Quinn)
+            .map_or("-".to_string(), |quinn| format!("{:.1}%", 100.0 * paired_ratio(cell, quinn)));
         println!(
             "| {:?} | {} | {} | {:.0} | {} | {:.1} | {:.1} | {:.2} |",
             cell.implementation,
@@ -44,14 +46,37 @@ pub(crate) fn print_table(args: &RunArgs, cells: &[Cell]) {
             cell.cpu_us_per_call
         );
     }
-    let vs_typed = ratios(cells, Impl::Balanced, Impl::Typed);
-    if !vs_typed.is_empty() {
-        println!("\nbalanced (3 servers) / typed (1 server), calls/s: {} (target ≥ 97%)", vs_typed.join("; "));
+    println!("\n\"vs quinn\" and the ratios below are medians of runs made back to back.");
+    let lines = [
+        (Impl::Typed, Impl::Rpcnet, "typed / raw-bytes calls (both without deadline), calls/s", " (target ≥ 97%)"),
+        (Impl::RpcnetDeadline, Impl::Rpcnet, "raw-bytes calls with / without a deadline, calls/s", ""),
+        (Impl::Balanced, Impl::Typed, "balanced (3 servers) / typed (1 server), calls/s", " (target ≥ 97%)"),
+        (Impl::Balanced, Impl::Spread, "balanced / spread (same 3 servers, no balancer), calls/s", ""),
+    ];
+    for (of, to, what, target) in lines {
+        let found = ratios(cells, of, to);
+        if !found.is_empty() {
+            println!("{what}: {}{target}", found.join("; "));
+        }
     }
-    let vs_spread = ratios(cells, Impl::Balanced, Impl::Spread);
-    if !vs_spread.is_empty() {
-        println!("balanced / spread (same 3 servers, no balancer), calls/s: {}", vs_spread.join("; "));
+}
+
+fn counterpart<'a>(cells: &'a [Cell], cell: &Cell, implementation: Impl) -> Option<&'a Cell> {
+    cells.iter().find(|c| {
+        c.implementation == implementation && c.payload == cell.payload && c.concurrency == cell.concurrency
+    })
+}
+
+/// The median over repeats of `of / to` in the same repeat; the ratio of the medians when
+/// the repeats do not pair up.
+fn paired_ratio(of: &Cell, to: &Cell) -> f64 {
+    if of.per_repeat.is_empty() || of.per_repeat.len() != to.per_repeat.len() {
+        return of.calls_per_sec / to.calls_per_sec;
     }
+    let mut ratios: Vec<f64> = of.per_repeat.iter().zip(&to.per_repeat).map(|(a, b)| a / b).collect();
+    ratios.sort_by(f64::total_cmp);
+    let mid = ratios.len() / 2;
+    if ratios.len() % 2 == 1 { ratios[mid] } else { (ratios[mid - 1] + ratios[mid]) / 2.0 }
 }
 
 /// `64 B × 1: 98.1%`: the calls/s of `of` over those of `to`, for every payload and
@@ -61,10 +86,8 @@ fn ratios(cells: &[Cell], of: Impl, to: Impl) -> Vec<String> {
         .iter()
         .filter(|c| c.implementation == of)
         .filter_map(|cell| {
-            let base = cells
-                .iter()
-                .find(|c| c.implementation == to && c.payload == cell.payload && c.concurrency == cell.concurrency)?;
-            let percent = 100.0 * cell.calls_per_sec / base.calls_per_sec;
+            let base = counterpart(cells, cell, to)?;
+            let percent = 100.0 * paired_ratio(cell, base);
             Some(format!("{} B × {}: {percent:.1}%", cell.payload, cell.concurrency))
         })
         .collect()
@@ -74,23 +97,46 @@ fn ratios(cells: &[Cell], of: Impl, to: Impl) -> Vec<String> {
 mod tests {
     use super::*;
 
-    fn cell(implementation: Impl, concurrency: usize, calls_per_sec: f64) -> Cell {
-        Cell { implementation, payload: 64, concurrency, calls_per_sec, p50_us: 0.0, p99_us: 0.0, cpu_us_per_call: 0.0 }
+    fn cell(implementation: Impl, concurrency: usize, per_repeat: &[f64]) -> Cell {
+        let mut sorted = per_repeat.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        Cell {
+            implementation,
+            payload: 64,
+            concurrency,
+            calls_per_sec: sorted[sorted.len() / 2],
+            p50_us: 0.0,
+            p99_us: 0.0,
+            cpu_us_per_call: 0.0,
+            per_repeat: per_repeat.to_vec(),
+        }
     }
 
     #[test]
     fn ratios_compare_the_same_cell_of_two_implementations() {
         let cells = [
-            cell(Impl::Typed, 1, 10_000.0),
-            cell(Impl::Typed, 64, 40_000.0),
-            cell(Impl::Balanced, 1, 9_800.0),
-            cell(Impl::Balanced, 64, 39_000.0),
-            cell(Impl::Balanced, 8, 1.0),
+            cell(Impl::Typed, 1, &[10_000.0]),
+            cell(Impl::Typed, 64, &[40_000.0]),
+            cell(Impl::Balanced, 1, &[9_800.0]),
+            cell(Impl::Balanced, 64, &[39_000.0]),
+            cell(Impl::Balanced, 8, &[1.0]),
         ];
         assert_eq!(
             ratios(&cells, Impl::Balanced, Impl::Typed),
             ["64 B × 1: 98.0%", "64 B × 64: 97.5%"],
             "one ratio per cell measured with both, none for a cell without typed"
         );
+    }
+
+    #[test]
+    fn ratios_pair_runs_made_back_to_back() {
+        // The machine slowed down in the second repeat: both implementations lost half.
+        let quinn = cell(Impl::Quinn, 64, &[100.0, 50.0, 98.0]);
+        let rpcnet = cell(Impl::Rpcnet, 64, &[90.0, 45.0, 88.0]);
+        let paired = paired_ratio(&rpcnet, &quinn);
+        assert!((paired - 0.9).abs() < 0.002, "median of 0.9, 0.9, 0.898: {paired}");
+        assert!((rpcnet.calls_per_sec / quinn.calls_per_sec - 0.898).abs() < 0.001, "medians alone agree here");
+        let drifted = cell(Impl::Rpcnet, 64, &[45.0, 90.0, 88.0]);
+        assert!((paired_ratio(&drifted, &quinn) - 0.898).abs() < 0.002, "{}", paired_ratio(&drifted, &quinn));
     }
 }

@@ -23,8 +23,10 @@ impl Echo for Mirror {
     }
 }
 
+/// Without a default deadline, so that typed calls compare with `rpcnet` (raw bytes, no
+/// deadline) and raw quinn.
 fn tuned(config: RpcConfig, tuning: &Tuning) -> RpcConfig {
-    let config = config.with_max_frame_size(64 << 20);
+    let config = config.with_max_frame_size(64 << 20).with_default_timeout(None);
     match tuning.max_udp_payload {
         Some(size) => config.with_max_udp_payload_size(size),
         None => config,

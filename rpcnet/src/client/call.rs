@@ -6,7 +6,7 @@ use futures::{Stream, StreamExt};
 use quinn::{RecvStream, SendStream, VarInt};
 use tokio::time::Instant;
 
-use crate::transport::{FrameReader, Outgoing};
+use crate::transport::{FrameReader, Outgoing, WriteAll};
 use crate::wire::{CallKind, FRAME_HEADER_LEN, FrameHeader, FrameTag, Limits, RequestHead, StreamCode, decode_status};
 use crate::{RpcError, RpcStream};
 
@@ -58,8 +58,8 @@ impl RequestWriter {
     }
 
     /// Writes bytes prepared by [`encode_request`].
-    pub(crate) async fn write_request(&mut self, request: Outgoing) -> Result<(), RpcError> {
-        request.write(&mut self.send).await
+    pub(crate) fn write_request(&mut self, request: Outgoing) -> WriteAll<'_> {
+        request.write(&mut self.send)
     }
 
     /// Writes one request message.

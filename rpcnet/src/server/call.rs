@@ -14,7 +14,7 @@ use super::ServerShared;
 use super::interrupt::{Deadline, Interruption, Outcome, timeout_if_pending};
 use super::respond::Responder;
 use super::routes::{BidiStreamingFn, ClientStreamingFn, Handler, ServerStreamingFn, UnaryFn};
-use crate::transport::{FrameReader, HeadError, IncomingHead};
+use crate::transport::{FrameReader, HeadError};
 use crate::wire::{FrameTag, StatusCode, StreamCode, WireError};
 use crate::{RpcError, RpcStream};
 
@@ -24,7 +24,9 @@ pub(crate) async fn serve_call(send: SendStream, recv: RecvStream, shared: Arc<S
     let mut responder = Responder::new(send, shared.limits.max_frame_len);
 
     let read_timeout = shared.request_read_timeout;
-    let head = match timeout_if_pending(|| Instant::now() + read_timeout, reader.read_request_head()).await {
+    let routes = &shared.routes;
+    let find = |method: &[u8]| routes.get(method);
+    let head = match timeout_if_pending(|| Instant::now() + read_timeout, reader.read_request_head(find)).await {
         Some(Ok(head)) => head,
         Some(Err(HeadError::Wire(err))) => {
             tracing::warn!(error = %err, "rejecting a call with a malformed request head");
@@ -55,22 +57,24 @@ pub(crate) async fn serve_call(send: SendStream, recv: RecvStream, shared: Arc<S
         refuse(&mut responder, StatusCode::Unavailable, "the server is shutting down").await;
         return;
     }
-    let Some(handler) = shared.routes.get(&head.method) else {
-        tracing::warn!(method = %head.method_name(), "call to an unknown method");
-        reader.stop(StreamCode::Cancelled);
-        refuse(&mut responder, StatusCode::UnknownMethod, &head.method_name()).await;
-        return;
+    let (method, handler) = match head.route {
+        Ok((name, handler)) => (MethodName(name), handler),
+        Err(unknown) => {
+            tracing::warn!(method = %unknown, "call to an unknown method");
+            reader.stop(StreamCode::Cancelled);
+            refuse(&mut responder, StatusCode::UnknownMethod, &unknown).await;
+            return;
+        }
     };
     if handler.kind() != head.kind {
-        let message =
-            format!("method `{}` is {:?} but was called as {:?}", head.method_name(), handler.kind(), head.kind);
+        let message = format!("method `{method}` is {:?} but was called as {:?}", handler.kind(), head.kind);
         tracing::warn!("{message}");
         reader.stop(StreamCode::Protocol);
         refuse(&mut responder, StatusCode::Protocol, &message).await;
         return;
     }
     let Some(_permit) = InFlight::acquire(&shared) else {
-        tracing::warn!(method = %head.method_name(), limit = shared.max_in_flight_calls, "refusing a call: too many calls in flight");
+        tracing::warn!(%method, limit = shared.max_in_flight_calls, "refusing a call: too many calls in flight");
         reader.stop(StreamCode::Cancelled);
         refuse(&mut responder, StatusCode::Overloaded, "too many calls in flight on the server").await;
         return;
@@ -90,11 +94,11 @@ pub(crate) async fn serve_call(send: SendStream, recv: RecvStream, shared: Arc<S
     match result {
         Ok(()) => responder.finish_ok().await,
         Err(Outcome::Cancelled) => {
-            tracing::debug!(method = %head.method_name(), "call cancelled by the client");
+            tracing::debug!(%method, "call cancelled by the client");
             responder.reset(StreamCode::Cancelled);
         }
         Err(Outcome::Failed(err)) => {
-            log_failure(&head, &err);
+            log_failure(method, &err);
             // Boxed, like every rare path here: it keeps the future of each call small.
             Box::pin(responder.fail(&err)).await;
         }
@@ -106,11 +110,21 @@ async fn refuse(responder: &mut Responder, code: StatusCode, message: &str) {
     Box::pin(responder.refuse(code, message)).await;
 }
 
-fn log_failure(head: &IncomingHead, err: &RpcError) {
+fn log_failure(method: MethodName<'_>, err: &RpcError) {
     match err {
-        RpcError::Service(_) => tracing::debug!(method = %head.method_name(), "handler returned a service error"),
-        RpcError::Internal(_) => tracing::error!(method = %head.method_name(), error = %err, "handler failed"),
-        _ => tracing::warn!(method = %head.method_name(), error = %err, "call failed"),
+        RpcError::Service(_) => tracing::debug!(%method, "handler returned a service error"),
+        RpcError::Internal(_) => tracing::error!(%method, error = %err, "handler failed"),
+        _ => tracing::warn!(%method, error = %err, "call failed"),
+    }
+}
+
+/// A registered method name (UTF-8, as every registered name), shown in logs and messages.
+#[derive(Clone, Copy)]
+struct MethodName<'a>(&'a [u8]);
+
+impl std::fmt::Display for MethodName<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&String::from_utf8_lossy(self.0))
     }
 }
 

@@ -131,8 +131,9 @@ impl Routes {
         names
     }
 
-    pub(crate) fn get(&self, method: &[u8]) -> Option<&Handler> {
-        self.handlers.get(method)
+    /// The handler of `method` and its registered name (valid UTF-8).
+    pub(crate) fn get(&self, method: &[u8]) -> Option<(&[u8], &Handler)> {
+        self.handlers.get_key_value(method).map(|(name, handler)| (&**name, handler))
     }
 }
 

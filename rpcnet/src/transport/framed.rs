@@ -7,27 +7,20 @@ use quinn::{ConnectionError, ReadError, RecvStream, VarInt, WriteError};
 
 use crate::RpcError;
 use crate::wire::{
-    CallKind, FRAME_HEADER_LEN, FrameHeader, FrameTag, Limits, PROTOCOL_VERSION, RequestHead, StreamCode, WireError,
+    CallKind, FRAME_HEADER_LEN, FrameHeader, FrameTag, Limits, PROTOCOL_VERSION, RawRequestHead, StreamCode, WireError,
 };
 
 /// Payload bytes buffered up front for a frame that spans several packets; the buffer grows
 /// as data arrives, so a peer that only announces a large frame costs little.
 const INITIAL_ASSEMBLY_CAPACITY: usize = 64 * 1024;
 
-/// A request head read off a stream, owning its bytes (slices of the received chunk).
+/// A request head read off a stream, with its method already looked up: `route` is what
+/// the lookup found, or the method name (for the error) when nothing was.
 #[derive(Debug)]
-pub(crate) struct IncomingHead {
+pub(crate) struct IncomingHead<R> {
     pub(crate) kind: CallKind,
-    /// The method name, validated as UTF-8 by the decoder.
-    pub(crate) method: Bytes,
     pub(crate) deadline: Option<Duration>,
-}
-
-impl IncomingHead {
-    /// The method name for messages and logs.
-    pub(crate) fn method_name(&self) -> std::borrow::Cow<'_, str> {
-        String::from_utf8_lossy(&self.method)
-    }
+    pub(crate) route: Result<R, String>,
 }
 
 /// Why a request head could not be read.
@@ -89,27 +82,23 @@ impl FrameReader {
         Ok(true)
     }
 
-    /// Parses a request head from the buffer, if a whole one is there.
-    fn parse_head(&mut self) -> Result<Option<IncomingHead>, WireError> {
-        let Some(total) = RequestHead::peek_len(&self.buf, &self.limits)? else { return Ok(None) };
-        if self.buf.len() < total {
-            return Ok(None);
-        }
-        let bytes = self.buf.split_to(total);
-        let Some((head, _)) = RequestHead::decode(&bytes, &self.limits)? else {
-            unreachable!("bug in rpcnet: a head of known length decoded as incomplete")
-        };
-        Ok(Some(IncomingHead {
-            kind: head.kind,
-            method: bytes.slice_ref(head.method.as_bytes()),
-            deadline: head.deadline,
-        }))
+    /// Parses a request head from the buffer, if a whole one is there, and looks its method
+    /// up with `find` while the name is still borrowed from the received bytes.
+    fn parse_head<R>(&mut self, find: impl Fn(&[u8]) -> Option<R>) -> Result<Option<IncomingHead<R>>, WireError> {
+        let Some((head, total)) = RawRequestHead::decode(&self.buf, &self.limits)? else { return Ok(None) };
+        let route = find(head.method).ok_or_else(|| String::from_utf8_lossy(head.method).into_owned());
+        let (kind, deadline) = (head.kind, head.deadline);
+        self.buf.advance(total);
+        Ok(Some(IncomingHead { kind, deadline, route }))
     }
 
-    /// Reads and validates a request head.
-    pub(crate) async fn read_request_head(&mut self) -> Result<IncomingHead, HeadError> {
+    /// Reads and validates a request head, looking its method up with `find`.
+    pub(crate) async fn read_request_head<R>(
+        &mut self,
+        find: impl Fn(&[u8]) -> Option<R>,
+    ) -> Result<IncomingHead<R>, HeadError> {
         loop {
-            if let Some(head) = self.parse_head().map_err(HeadError::Wire)? {
+            if let Some(head) = self.parse_head(&find).map_err(HeadError::Wire)? {
                 return Ok(head);
             }
             if !self.fill().await.map_err(HeadError::Stream)? {

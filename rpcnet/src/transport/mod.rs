@@ -15,5 +15,5 @@ pub use identity::Identity;
 
 pub(crate) use block::carve_growing;
 pub(crate) use endpoint::{SHUTDOWN_CODE, client_endpoint, server_endpoint};
-pub(crate) use framed::{FrameReader, HeadError, IncomingHead, connection_error, write_error};
-pub(crate) use outgoing::Outgoing;
+pub(crate) use framed::{FrameReader, HeadError, connection_error, write_error};
+pub(crate) use outgoing::{Outgoing, WriteAll};

@@ -2,6 +2,10 @@
 //! (one chunk for quinn); a large one travels uncopied beside its header. Headers and small
 //! frames are carved from a per-thread block (`block.rs`), so writing one allocates nothing.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
 use bytes::{Bytes, BytesMut};
 use quinn::SendStream;
 
@@ -36,11 +40,38 @@ impl Outgoing {
         }
     }
 
-    pub(crate) async fn write(self, send: &mut SendStream) -> Result<(), RpcError> {
-        match self {
-            Self::One(bytes) => send.write_chunk(bytes).await,
-            Self::Two(mut chunks) => send.write_all_chunks(&mut chunks).await,
+    /// Writes every byte; see [`WriteAll`].
+    pub(crate) fn write(self, send: &mut SendStream) -> WriteAll<'_> {
+        let (chunks, end) = match self {
+            Self::One(bytes) => ([bytes, Bytes::new()], 1),
+            Self::Two(chunks) => (chunks, 2),
+        };
+        WriteAll { send, chunks, start: 0, end }
+    }
+}
+
+/// The future of [`Outgoing::write`]: quinn's `write_chunks` polled afresh until every chunk
+/// is written. A plain future rather than `write_chunk` or an `async fn`: those are several
+/// times larger, and the state of every call carries this one. `write_chunks` writes nothing
+/// unless it completes, so making it anew at each poll loses nothing.
+#[derive(Debug)]
+pub(crate) struct WriteAll<'a> {
+    send: &'a mut SendStream,
+    chunks: [Bytes; 2],
+    start: usize,
+    end: usize,
+}
+
+impl Future for WriteAll<'_> {
+    type Output = Result<(), RpcError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        while this.start < this.end {
+            let write = this.send.write_chunks(&mut this.chunks[this.start..this.end]);
+            let written = ready!(std::pin::pin!(write).poll(cx)).map_err(write_error)?;
+            this.start += written.chunks;
         }
-        .map_err(write_error)
+        Poll::Ready(Ok(()))
     }
 }

@@ -19,7 +19,9 @@ impl Serialize for ByteBuf {
 
 impl<'de> Deserialize<'de> for ByteBuf {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_byte_buf(ByteBufVisitor)
+        // `bytes`, not `byte_buf`: decoding from a slice, bincode then lends the bytes and
+        // one exact copy makes the Vec, where `byte_buf` zeroes a Vec first and copies after.
+        deserializer.deserialize_bytes(ByteBufVisitor)
     }
 }
 

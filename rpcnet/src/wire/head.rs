@@ -141,35 +141,72 @@ impl<'a> RequestHead<'a> {
     /// Returns `Ok(None)` if `buf` holds only part of the head, otherwise the head and the
     /// number of bytes it used. Never reads past the declared length.
     pub fn decode(buf: &'a [u8], limits: &Limits) -> Result<Option<(Self, usize)>, WireError> {
-        let Some(total) = Self::peek_len(buf, limits)? else { return Ok(None) };
+        let Some((raw, total)) = RawRequestHead::decode(buf, limits)? else { return Ok(None) };
+        let method = utf8(raw.method, "method name")?;
+        let mut metadata = Vec::with_capacity(raw.metadata_count);
+        let mut r = Reader(raw.metadata);
+        for _ in 0..raw.metadata_count {
+            let key = r.take_u8_prefixed("metadata key").expect("validated by RawRequestHead::decode");
+            let value = r.take_u16_prefixed("metadata value").expect("validated by RawRequestHead::decode");
+            metadata.push((std::str::from_utf8(key).expect("validated by RawRequestHead::decode"), value));
+        }
+        Ok(Some((Self { kind: raw.kind, method, deadline: raw.deadline, metadata }, total)))
+    }
+}
+
+/// A request head as a server reads it on every call: every field validated as
+/// [`RequestHead::decode`] does, except that the method name stays bytes.
+///
+/// A server looks the name up among its registered names, which are UTF-8: a name that
+/// matches one is UTF-8 too, so the check costs nothing on the path of a call that is
+/// served. Metadata is validated and kept as its encoded bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawRequestHead<'a> {
+    /// Shape of the call.
+    pub kind: CallKind,
+    /// Method name, 1 to 255 bytes; not checked as UTF-8.
+    pub method: &'a [u8],
+    /// How long the caller still waits, if it set a deadline.
+    pub deadline: Option<Duration>,
+    /// Number of metadata entries.
+    pub metadata_count: usize,
+    /// The metadata entries as encoded (keys checked as non-empty UTF-8).
+    pub metadata: &'a [u8],
+}
+
+impl<'a> RawRequestHead<'a> {
+    /// Decodes a head from the start of `buf`; `Ok(None)` while it is incomplete, as
+    /// [`RequestHead::decode`].
+    pub fn decode(buf: &'a [u8], limits: &Limits) -> Result<Option<(Self, usize)>, WireError> {
+        let Some(total) = RequestHead::peek_len(buf, limits)? else { return Ok(None) };
         let Some(body) = buf.get(REQUEST_PREFIX_LEN..total) else { return Ok(None) };
         let mut r = Reader(body);
         let kind = CallKind::from_u8(r.u8("call kind")?)?;
         let deadline = decode_deadline(r.u32("deadline")?);
-        let method_len = usize::from(r.u8("method length")?);
-        if method_len == 0 {
+        let method = r.take_u8_prefixed("method name")?;
+        if method.is_empty() {
             return Err(WireError::Malformed("method name (empty)"));
         }
-        let method = utf8(r.take(method_len, "method name")?, "method name")?;
-        let count = usize::from(r.u8("metadata count")?);
-        if count > usize::from(limits.max_metadata_entries) {
-            return Err(WireError::TooManyMetadataEntries { count, max: usize::from(limits.max_metadata_entries) });
+        let metadata_count = usize::from(r.u8("metadata count")?);
+        if metadata_count > usize::from(limits.max_metadata_entries) {
+            return Err(WireError::TooManyMetadataEntries {
+                count: metadata_count,
+                max: usize::from(limits.max_metadata_entries),
+            });
         }
-        let mut metadata = Vec::with_capacity(count);
-        for _ in 0..count {
-            let key_len = usize::from(r.u8("metadata key length")?);
-            if key_len == 0 {
+        let metadata = r.0;
+        for _ in 0..metadata_count {
+            let key = r.take_u8_prefixed("metadata key")?;
+            if key.is_empty() {
                 return Err(WireError::Malformed("metadata key (empty)"));
             }
-            let key = utf8(r.take(key_len, "metadata key")?, "metadata key")?;
-            let value_len = usize::from(r.u16("metadata value length")?);
-            let value = r.take(value_len, "metadata value")?;
-            metadata.push((key, value));
+            utf8(key, "metadata key")?;
+            r.take_u16_prefixed("metadata value")?;
         }
         if !r.0.is_empty() {
             return Err(WireError::Malformed("request head (bytes left over after the last field)"));
         }
-        Ok(Some((Self { kind, method, deadline, metadata }, total)))
+        Ok(Some((Self { kind, method, deadline, metadata_count, metadata }, total)))
     }
 }
 
@@ -204,6 +241,18 @@ impl<'a> Reader<'a> {
         let (taken, rest) = self.0.split_at(n);
         self.0 = rest;
         Ok(taken)
+    }
+
+    /// A field preceded by its length in one byte.
+    fn take_u8_prefixed(&mut self, what: &'static str) -> Result<&'a [u8], WireError> {
+        let len = usize::from(self.u8(what)?);
+        self.take(len, what)
+    }
+
+    /// A field preceded by its length in two bytes.
+    fn take_u16_prefixed(&mut self, what: &'static str) -> Result<&'a [u8], WireError> {
+        let len = usize::from(self.u16(what)?);
+        self.take(len, what)
     }
 
     fn u8(&mut self, what: &'static str) -> Result<u8, WireError> {
@@ -328,6 +377,23 @@ mod tests {
             RequestHead::decode(&[1, 0, 8, 0, 0, 0, 0, 0, 1, b'm', 2], &tight),
             Err(WireError::TooManyMetadataEntries { count: 2, max: 1 })
         );
+    }
+
+    #[test]
+    fn the_raw_head_leaves_the_method_as_bytes_and_checks_everything_else() {
+        let limits = Limits::default();
+        let bad_name = [1, 0, 8, 0, 0, 0, 0, 0, 1, 0xff, 0];
+        let (raw, used) = RawRequestHead::decode(&bad_name, &limits).unwrap().unwrap();
+        assert_eq!((raw.method, used), (&[0xffu8][..], bad_name.len()), "the server matches names as bytes");
+        let mut head = RequestHead::new(CallKind::ClientStreaming, "S.m");
+        head.metadata = vec![("k", b"v".as_slice())];
+        let bytes = encode(&head);
+        let (raw, _) = RawRequestHead::decode(&bytes, &limits).unwrap().unwrap();
+        assert_eq!((raw.kind, raw.method, raw.metadata_count), (CallKind::ClientStreaming, &b"S.m"[..], 1));
+        // A metadata key that is not UTF-8 is refused by both.
+        let bad_key = [1, 0, 12, 0, 0, 0, 0, 0, 1, b'm', 1, 1, 0xff, 0, 0];
+        assert_eq!(RawRequestHead::decode(&bad_key, &limits), Err(WireError::InvalidUtf8("metadata key")));
+        assert_eq!(RequestHead::decode(&bad_key, &limits), Err(WireError::InvalidUtf8("metadata key")));
     }
 
     #[test]

@@ -54,7 +54,7 @@ mod head;
 mod status;
 
 pub use frame::{FRAME_HEADER_LEN, FrameHeader, FrameTag};
-pub use head::{CallKind, MetadataEntry, REQUEST_PREFIX_LEN, RequestHead};
+pub use head::{CallKind, MetadataEntry, REQUEST_PREFIX_LEN, RawRequestHead, RequestHead};
 pub use status::{MAX_STATUS_MESSAGE_LEN, StatusCode, StreamCode, decode_status, encode_status};
 
 use thiserror::Error;
