@@ -62,9 +62,9 @@ pub(crate) fn print_table(args: &RunArgs, cells: &[Cell]) {
 }
 
 fn counterpart<'a>(cells: &'a [Cell], cell: &Cell, implementation: Impl) -> Option<&'a Cell> {
-    cells.iter().find(|c| {
-        c.implementation == implementation && c.payload == cell.payload && c.concurrency == cell.concurrency
-    })
+    cells
+        .iter()
+        .find(|c| c.implementation == implementation && c.payload == cell.payload && c.concurrency == cell.concurrency)
 }
 
 /// The median over repeats of `of / to` in the same repeat; the ratio of the medians when

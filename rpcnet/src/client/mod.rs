@@ -3,6 +3,7 @@
 //! Writing and reading one call's stream lives in `call.rs`.
 
 mod call;
+mod deadline;
 
 use std::fmt;
 use std::future::Future;
@@ -11,12 +12,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::future::Either;
-use futures::{FutureExt, Stream, StreamExt};
+use futures::{Stream, StreamExt};
 use quinn::{Connection, RecvStream, SendStream};
 use tokio::time::Instant;
 
 use self::call::{RequestWriter, ResponseReader, encode_request, send_all};
+use self::deadline::DeadlineTimers;
 use crate::transport::{Outgoing, client_endpoint, connection_error};
 use crate::wire::{CallKind, Limits};
 use crate::{RpcConfig, RpcError, RpcStream};
@@ -76,18 +77,6 @@ impl CallOptions {
     }
 }
 
-/// `fut` with a deadline of `timeout` from now. A plain function returning a future, not an
-/// `async fn`: the call's state then holds `fut` once, inside the timer, instead of twice.
-fn with_timeout<T>(
-    timeout: Option<Duration>,
-    fut: impl Future<Output = Result<T, RpcError>>,
-) -> impl Future<Output = Result<T, RpcError>> {
-    match timeout {
-        Some(timeout) => Either::Left(tokio::time::timeout(timeout, fut).map(|r| r.unwrap_or(Err(RpcError::Timeout)))),
-        None => Either::Right(fut),
-    }
-}
-
 /// A client of one server. Cheap to clone: clones share the connection, and calls from any
 /// number of tasks run concurrently, each on its own QUIC stream.
 ///
@@ -139,6 +128,8 @@ struct ClientInner {
     limits: Limits,
     default_timeout: Option<Duration>,
     connect_timeout: Duration,
+    /// The timers the deadlines of this client's calls share.
+    deadlines: DeadlineTimers,
     /// In an `Arc` of our own: cloning a `quinn::Connection` takes its state lock twice
     /// (count up, count down) for every call, an `Arc` clone one atomic each way. A plain
     /// mutex held for that clone costs fewer instructions than an `ArcSwap` load.
@@ -260,6 +251,7 @@ impl RpcClient {
             limits: config.limits,
             default_timeout: config.default_timeout,
             connect_timeout: config.connect_timeout,
+            deadlines: DeadlineTimers::new(),
             connection: Mutex::new(None),
             reconnecting: tokio::sync::Mutex::new(()),
         };
@@ -315,7 +307,7 @@ impl RpcClient {
     ) -> impl Future<Output = Result<Bytes, RpcError>> + Send + '_ {
         let timeout = options.resolve(self.inner.default_timeout);
         let prefix = encode_request(CallKind::Unary, method, timeout, Some(payload.into()), &self.inner.limits);
-        with_timeout(timeout, async move {
+        self.inner.deadlines.bound(timeout, async move {
             // `start`, written out: this is the path every unary call takes.
             let prefix = prefix?;
             let (send, recv) = self.inner.open().await?;
@@ -347,7 +339,7 @@ impl RpcClient {
         let deadline = timeout.map(|t| Instant::now() + t);
         let prefix =
             encode_request(CallKind::ServerStreaming, method, timeout, Some(payload.into()), &self.inner.limits)?;
-        let (mut writer, reader) = with_timeout(timeout, self.inner.start(prefix)).await?;
+        let (mut writer, reader) = self.inner.deadlines.bound(timeout, self.inner.start(prefix)).await?;
         writer.finish();
         Ok(reader.into_stream(None, deadline))
     }
@@ -372,14 +364,16 @@ impl RpcClient {
     ) -> Result<Bytes, RpcError> {
         let timeout = options.resolve(self.inner.default_timeout);
         let prefix = encode_request(CallKind::ClientStreaming, method, timeout, None, &self.inner.limits)?;
-        with_timeout(timeout, async {
-            let (mut writer, mut reader) = self.inner.start(prefix).await?;
-            if let Err(err) = send_all(&mut writer, requests).await {
-                return Err(Box::pin(server_answer(&mut reader, err)).await);
-            }
-            reader.single_message().await
-        })
-        .await
+        self.inner
+            .deadlines
+            .bound(timeout, async {
+                let (mut writer, mut reader) = self.inner.start(prefix).await?;
+                if let Err(err) = send_all(&mut writer, requests).await {
+                    return Err(Box::pin(server_answer(&mut reader, err)).await);
+                }
+                reader.single_message().await
+            })
+            .await
     }
 
     /// A bidirectional streaming call: requests are sent on a task of their own while the
@@ -403,7 +397,7 @@ impl RpcClient {
         let timeout = options.timeout().flatten();
         let deadline = timeout.map(|t| Instant::now() + t);
         let prefix = encode_request(CallKind::BidiStreaming, method, timeout, None, &self.inner.limits)?;
-        let (mut writer, reader) = with_timeout(timeout, self.inner.start(prefix)).await?;
+        let (mut writer, reader) = self.inner.deadlines.bound(timeout, self.inner.start(prefix)).await?;
         let sender = tokio::spawn(async move {
             if let Err(err) = send_all(&mut writer, requests).await {
                 tracing::debug!(error = %err, "bidirectional call stopped sending");
