@@ -46,8 +46,11 @@ enum Impl {
     Quinn,
     /// rpcnet raw-bytes calls without a deadline: the same exchange as `quinn`.
     Rpcnet,
-    /// rpcnet raw-bytes calls with the default 30 s deadline (a timer per call on each side).
+    /// rpcnet raw-bytes calls with the default 30 s deadline.
     RpcnetDeadline,
+    /// rpcnet raw-bytes calls through `RpcClient::call` (`Vec<u8>` in, `Vec<u8>` out, no
+    /// deadline): the raw-bytes counterpart of a typed `echo(Vec<u8>) -> Vec<u8>`.
+    RpcnetVec,
     /// rpcnet typed calls through `#[rpc_service]`.
     Typed,
     /// The same typed calls balanced round robin over three servers (one client endpoint).
@@ -76,7 +79,7 @@ struct Cli {
 #[derive(clap::Args, Debug, Clone)]
 struct RunArgs {
     /// Implementations to measure.
-    #[arg(long, value_delimiter = ',', default_values = ["quinn", "rpcnet", "rpcnet-deadline", "typed"])]
+    #[arg(long, value_delimiter = ',', default_values = ["quinn", "rpcnet", "rpcnet-deadline", "rpcnet-vec", "typed"])]
     impls: Vec<Impl>,
     /// Payload sizes in bytes.
     #[arg(long, value_delimiter = ',', default_values_t = [64usize, 16384])]
@@ -188,7 +191,7 @@ async fn serve(implementation: Impl, cert_dir: &Path, tuning: Tuning) {
             println!("LISTENING {}", endpoint.local_addr().unwrap());
             raw_quinn::serve(endpoint).await;
         }
-        Impl::Rpcnet | Impl::RpcnetDeadline => {
+        Impl::Rpcnet | Impl::RpcnetDeadline | Impl::RpcnetVec => {
             let (server, endpoint) = rpcnet_echo::server(cert_dir, &tuning).await;
             println!("LISTENING {}", server.local_addr().unwrap());
             server.start(endpoint).await.unwrap();
@@ -249,6 +252,15 @@ async fn client(implementation: Impl, addrs: &[SocketAddr], cert_dir: &Path, tun
                         let client = &clients[next.get() % clients.len()];
                         next.set(next.get() + 1);
                         async move { assert_eq!(client.echo(payload).await.unwrap().len(), expect) }
+                    })
+                    .await
+                }
+                Impl::RpcnetVec => {
+                    let client = rpcnet_echo::connect(addr, cert_dir, &tuning).await;
+                    let client = &client;
+                    measure::drive(load.concurrency, duration, || {
+                        let payload = payload.to_vec();
+                        async move { assert_eq!(rpcnet_echo::echo_vec(client, payload).await, expect) }
                     })
                     .await
                 }

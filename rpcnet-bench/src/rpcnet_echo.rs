@@ -30,6 +30,13 @@ pub(crate) async fn connect(addr: SocketAddr, cert_dir: &Path, tuning: &Tuning) 
     RpcClient::connect(addr, tuned(config, tuning).with_max_frame_size(64 << 20)).await.unwrap()
 }
 
+/// One call through the `Vec<u8>` API, without deadline.
+pub(crate) async fn echo_vec(client: &RpcClient, payload: Vec<u8>) -> usize {
+    let options = CallOptions::new().without_timeout();
+    let reply: Vec<u8> = client.call_with("echo", payload, options).await.map(Vec::from).unwrap();
+    reply.len()
+}
+
 /// One call; with `deadline`, it carries the default 30 s deadline (a timer on both sides).
 pub(crate) async fn echo(client: &RpcClient, payload: Bytes, deadline: bool) -> usize {
     let options = if deadline { CallOptions::new() } else { CallOptions::new().without_timeout() };

@@ -48,7 +48,13 @@ pub(crate) fn print_table(args: &RunArgs, cells: &[Cell]) {
     }
     println!("\n\"vs quinn\" and the ratios below are medians of runs made back to back.");
     let lines = [
-        (Impl::Typed, Impl::Rpcnet, "typed / raw-bytes calls (both without deadline), calls/s", " (target ≥ 97%)"),
+        (
+            Impl::Typed,
+            Impl::RpcnetVec,
+            "typed / raw-bytes Vec calls (both without deadline), calls/s",
+            " (target ≥ 97%)",
+        ),
+        (Impl::Typed, Impl::Rpcnet, "typed / raw-bytes Bytes calls (both without deadline), calls/s", ""),
         (Impl::RpcnetDeadline, Impl::Rpcnet, "raw-bytes calls with / without a deadline, calls/s", ""),
         (Impl::Balanced, Impl::Typed, "balanced (3 servers) / typed (1 server), calls/s", " (target ≥ 97%)"),
         (Impl::Balanced, Impl::Spread, "balanced / spread (same 3 servers, no balancer), calls/s", ""),
