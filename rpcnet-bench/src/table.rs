@@ -44,6 +44,9 @@ pub(crate) fn print_table(args: &RunArgs, cells: &[Cell]) {
             cell.cpu_us_per_call
         );
     }
+    if cells.iter().any(|c| c.implementation == Impl::Balanced) {
+        println!("\nbalanced uses {}.", args.balanced_strategy);
+    }
     let vs_typed = ratios(cells, Impl::Balanced, Impl::Typed);
     if !vs_typed.is_empty() {
         println!("\nbalanced (3 servers) / typed (1 server), calls/s: {} (target ≥ 97%)", vs_typed.join("; "));
