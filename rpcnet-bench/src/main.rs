@@ -4,6 +4,7 @@
 //!
 //! ```text
 //! cargo run --release -p rpcnet-bench -- --duration 5
+//! cargo run --release -p rpcnet-bench -- --impls typed,balanced --balanced-strategy peak_ewma
 //! cargo run --release -p rpcnet-bench -- cluster-sim --nodes 1000 --loss 0.05
 //! cargo run --release -p rpcnet-bench -- balance-scenarios --calls 10000 --concurrency 32
 //! ```
@@ -30,6 +31,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use clap::{Parser, Subcommand, ValueEnum};
+use rpcnet::LoadBalancingStrategy;
 
 use crate::table::{Cell, print_table};
 
@@ -53,7 +55,8 @@ enum Impl {
     RpcnetVec,
     /// rpcnet typed calls through `#[rpc_service]`.
     Typed,
-    /// The same typed calls balanced round robin over three servers (one client endpoint).
+    /// The same typed calls balanced over three servers (one client endpoint), with
+    /// `--balanced-strategy` (round robin by default).
     Balanced,
     /// The control for `balanced`: typed calls to three servers in turn through three plain
     /// clients, no balancer; what three servers cost without the balancing layer.
@@ -105,6 +108,13 @@ struct RunArgs {
     /// Largest UDP payload, e.g. 65000 on loopback; default: QUIC's 1200..1452.
     #[arg(long)]
     max_udp_payload: Option<u16>,
+    /// The strategy of `balanced`, by name: round_robin, least_connections, peak_ewma, ...
+    #[arg(long, default_value = "round_robin", value_parser = parse_strategy)]
+    balanced_strategy: LoadBalancingStrategy,
+}
+
+fn parse_strategy(name: &str) -> Result<LoadBalancingStrategy, String> {
+    name.parse().map_err(|err: rpcnet::balance::UnknownStrategy| err.to_string())
 }
 
 #[derive(Subcommand, Debug)]
@@ -144,6 +154,9 @@ enum Role {
         warmup: f64,
         #[arg(long)]
         max_udp_payload: Option<u16>,
+        /// The strategy of `balanced`.
+        #[arg(long, default_value = "round_robin", value_parser = parse_strategy)]
+        strategy: LoadBalancingStrategy,
     },
 }
 
@@ -172,9 +185,10 @@ fn main() {
             duration,
             warmup,
             max_udp_payload,
+            strategy,
         }) => {
             let tuning = Tuning { max_udp_payload };
-            let load = Load { payload, concurrency, duration: secs(duration), warmup: secs(warmup) };
+            let load = Load { payload, concurrency, duration: secs(duration), warmup: secs(warmup), strategy };
             runtime().block_on(client(implementation, &addr, &cert_dir, tuning, load))
         }
     }
@@ -209,6 +223,8 @@ struct Load {
     concurrency: usize,
     duration: Duration,
     warmup: Duration,
+    /// The strategy of `balanced`.
+    strategy: LoadBalancingStrategy,
 }
 
 async fn client(implementation: Impl, addrs: &[SocketAddr], cert_dir: &Path, tuning: Tuning, load: Load) {
@@ -217,6 +233,7 @@ async fn client(implementation: Impl, addrs: &[SocketAddr], cert_dir: &Path, tun
     let expect = load.payload;
     let run = |duration| {
         let payload = payload.clone();
+        let strategy = load.strategy.clone();
         async move {
             match implementation {
                 Impl::Quinn => {
@@ -230,7 +247,7 @@ async fn client(implementation: Impl, addrs: &[SocketAddr], cert_dir: &Path, tun
                 }
                 Impl::Typed | Impl::Balanced => {
                     let client = if implementation == Impl::Balanced {
-                        typed_echo::connect_balanced(addrs, cert_dir, &tuning).await
+                        typed_echo::connect_balanced(addrs, cert_dir, &tuning, strategy).await
                     } else {
                         typed_echo::connect(addr, cert_dir, &tuning).await
                     };
@@ -343,6 +360,7 @@ fn orchestrate(args: &RunArgs) {
                     client_args.extend(["--concurrency".into(), concurrency.to_string()]);
                     client_args.extend(["--duration".into(), args.duration.to_string()]);
                     client_args.extend(["--warmup".into(), args.warmup.to_string()]);
+                    client_args.extend(["--strategy".into(), args.balanced_strategy.name().to_owned()]);
                     client_args.extend(udp.clone());
                     let pids: Vec<u32> = children.iter().map(Child::id).collect();
                     let cell = run_client(args, &client_args, &pids, *implementation, payload, concurrency);

@@ -34,6 +34,8 @@ pub(crate) struct ScenarioResult {
     pub(crate) note: String,
     /// Server names, the odd one last.
     pub(crate) servers: Vec<String>,
+    /// Whether the last server is the odd one (else all are alike).
+    pub(crate) odd_last: bool,
     pub(crate) rows: Vec<Row>,
 }
 
@@ -85,7 +87,7 @@ pub(crate) fn calls_cell(calls: &[u64]) -> String {
 /// The markdown table of one scenario.
 pub(crate) fn table(result: &ScenarioResult, deadline: Duration) -> String {
     let mut servers = result.servers.clone();
-    if let Some(odd) = servers.last_mut() {
+    if let Some(odd) = servers.last_mut().filter(|_| result.odd_last) {
         *odd = format!("**{odd}**");
     }
     let mut out = format!(
@@ -125,7 +127,10 @@ pub(crate) fn p99_comparison(result: &ScenarioResult) -> String {
         return "No RoundRobin run to compare with.".to_owned();
     };
     let base_ms = percentile_ms(&baseline.latency, 0.99);
-    let mut out = format!("p99 against RoundRobin ({base_ms:.2} ms, {:.1}% of calls on {odd}):", odd_share(baseline));
+    let share = |row: &Row, lead: &str| {
+        if result.odd_last { format!("{lead}{:.1}% of calls on {odd}", odd_share(row)) } else { String::new() }
+    };
+    let mut out = format!("p99 against RoundRobin ({base_ms:.2} ms{}):", share(baseline, ", "));
     for (name, short) in [("PeakEwma", "PeakEwma"), ("PowerOfTwoChoices", "P2C")] {
         match row(name) {
             Some(r) => {
@@ -138,7 +143,8 @@ pub(crate) fn p99_comparison(result: &ScenarioResult) -> String {
                 } else {
                     "about the same"
                 };
-                let _ = write!(out, " {short} {ms:.2} ms, {ratio:.2}x ({verdict}), {:.1}% on {odd};", odd_share(r));
+                let on_odd = if result.odd_last { format!(", {:.1}% on {odd}", odd_share(r)) } else { String::new() };
+                let _ = write!(out, " {short} {ms:.2} ms, {ratio:.2}x ({verdict}){on_odd};");
             }
             None => {
                 let _ = write!(out, " {short} not run;");
@@ -146,7 +152,11 @@ pub(crate) fn p99_comparison(result: &ScenarioResult) -> String {
         }
     }
     out.pop();
-    out += ". p99 drops below the odd server's slow answers only when they are under 1% of all calls.";
+    out += if result.odd_last {
+        ". p99 drops below the odd server's slow answers only when they are under 1% of all calls."
+    } else {
+        ". The servers are alike: no strategy can lower a p99 set by every server's own spikes."
+    };
     out
 }
 
@@ -157,8 +167,10 @@ pub(crate) fn markdown(results: &[ScenarioResult], settings: &Settings) -> Strin
         out,
         "Three typed rpcnet servers and one balanced client (`WorkClient::builder().endpoints(..).strategy(..)`) \
          in one process, on a {}-thread tokio runtime, over loopback QUIC. Per strategy: {} warm-up calls \
-         (same client, not counted), then {} calls with {} in flight, each with a {} s deadline; every \
-         endpoint has `capacity=1`; ConsistentHash gets a random affinity key per call. Service times are \
+         (same client, not counted), then {} calls with {} in flight, each with a {} s deadline. Endpoints \
+         carry the `capacity` and `zone` tags each scenario gives (the weighted strategies follow \
+         `capacity`; `Locality(a, PeakEwma)` prefers zone `a`, the client's, and runs PeakEwma there); \
+         ConsistentHash gets a random affinity key per call. Service times are \
          `tokio::time::sleep`, whose timer has 1 ms granularity, so a 2 ms call takes 2 to 3 ms. \
          Calls per server are counted by the servers, the odd one last (bold); latency is measured by \
          the client, from call to answer.\n",
@@ -267,6 +279,7 @@ mod tests {
             title: "A".into(),
             note: String::new(),
             servers: vec!["fast-1".into(), "fast-2".into(), "slow".into()],
+            odd_last: true,
             rows: vec![row("RoundRobin", &[2, 2, 10, 10]), row("PeakEwma", &[2, 2, 2, 5])],
         };
         let table = table(&result, Duration::from_secs(1));
@@ -282,6 +295,23 @@ mod tests {
             "p99 against RoundRobin (10.00 ms, 25.0% of calls on `slow`): PeakEwma 5.00 ms, 0.50x (lower), \
              25.0% on `slow`; P2C not run. p99 drops below the odd server's slow answers only when they are \
              under 1% of all calls."
+        );
+    }
+
+    #[test]
+    fn a_scenario_of_alike_servers_bolds_none_and_gives_no_shares() {
+        let result = ScenarioResult {
+            title: "B".into(),
+            note: String::new(),
+            servers: vec!["spiky-1".into(), "spiky-2".into(), "spiky-3".into()],
+            odd_last: false,
+            rows: vec![row("RoundRobin", &[2, 2, 100, 100]), row("PowerOfTwoChoices", &[2, 2, 2, 100])],
+        };
+        assert!(table(&result, Duration::from_secs(1)).starts_with("| strategy | calls spiky-1 / spiky-2 / spiky-3 |"));
+        assert_eq!(
+            p99_comparison(&result),
+            "p99 against RoundRobin (100.00 ms): PeakEwma not run; P2C 100.00 ms, 1.00x (about the same). The \
+             servers are alike: no strategy can lower a p99 set by every server's own spikes."
         );
     }
 }

@@ -1,6 +1,8 @@
-//! `balance-scenarios`: every built-in strategy, through one balanced typed client, against
-//! three local servers of which one is 5x slower (scenario A) or answers 10% of its calls
-//! after 100 ms (scenario B). `report.rs` turns the runs into markdown and an SVG.
+//! `balance-scenarios`: every built-in strategy (and Locality over PeakEwma), through one
+//! balanced typed client, against three local servers: one 5x slower, with capacities that
+//! match the speeds (scenario A); all answering 10% of their calls after 100 ms, so that 10%
+//! of all calls spike whatever the strategy (B); one answering 10% of its calls after 100 ms
+//! (C). `report.rs` turns the runs into markdown and an SVG.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -9,13 +11,16 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use rpcnet::balance::{CAPACITY_TAG, Endpoint};
+use rpcnet::balance::{CAPACITY_TAG, Endpoint, ZONE_TAG};
 use rpcnet::{LoadBalancingStrategy, RpcConfig, RpcError, RpcServer, ShutdownHandle};
 
 use crate::report::{self, Row, ScenarioResult, Settings};
 
 /// Every call's deadline.
 const DEADLINE: Duration = Duration::from_secs(1);
+
+/// The client's zone, for Locality: servers 1 and 3 are in it, server 2 is not.
+const CLIENT_ZONE: &str = "a";
 
 /// What to run.
 #[derive(clap::Args, Debug, Clone)]
@@ -99,35 +104,73 @@ fn start(name: &str, time: ServiceTime) -> Running {
     Running { name: name.to_owned(), addr, calls, shutdown }
 }
 
-/// Three servers, the odd one last.
+/// One server of a scenario.
+#[derive(Debug, Clone, Copy)]
+struct ServerSpec {
+    name: &'static str,
+    time: ServiceTime,
+    /// Its `capacity` tag, for the weighted strategies.
+    capacity: u32,
+    /// Its `zone` tag, for Locality.
+    zone: &'static str,
+}
+
+/// Three servers, the odd one (if any) last.
 struct Scenario {
     title: &'static str,
     note: &'static str,
-    servers: [(&'static str, ServiceTime); 3],
+    servers: [ServerSpec; 3],
+    /// Whether the last server is the odd one, whose share of calls the report gives.
+    odd_last: bool,
 }
 
-fn scenarios() -> [Scenario; 2] {
+fn server(name: &'static str, time: ServiceTime, capacity: u32, zone: &'static str) -> ServerSpec {
+    ServerSpec { name, time, capacity, zone }
+}
+
+fn scenarios() -> [Scenario; 3] {
     let spiky = ServiceTime { spike_every: 10, spike: Duration::from_millis(100), ..ServiceTime::steady(2) };
     [
         Scenario {
             title: "A: one server 5x slower",
-            note: "`fast-1` and `fast-2` take 2 ms per call, `slow` takes 10 ms.",
+            note: "`fast-1` and `fast-2` take 2 ms per call and have `capacity=5`; `slow` takes 10 ms and has \
+                   `capacity=1`, so the weighted strategies know what the speeds are. Zones: `fast-1` and `slow` \
+                   are in the client's zone `a`, `fast-2` in `b`.",
             servers: [
-                ("fast-1", ServiceTime::steady(2)),
-                ("fast-2", ServiceTime::steady(2)),
-                ("slow", ServiceTime::steady(10)),
+                server("fast-1", ServiceTime::steady(2), 5, "a"),
+                server("fast-2", ServiceTime::steady(2), 5, "b"),
+                server("slow", ServiceTime::steady(10), 1, "a"),
             ],
+            odd_last: true,
         },
         Scenario {
-            title: "B: latency spikes",
-            note: "All three take 2 ms per call, but `spiky` answers 10% of its calls (chosen \
-                   pseudo-randomly per call) after 100 ms instead.",
-            servers: [("steady-1", ServiceTime::steady(2)), ("steady-2", ServiceTime::steady(2)), ("spiky", spiky)],
+            title: "B: 10% of all calls spike",
+            note: "All three take 2 ms per call, but each answers 10% of its own calls (chosen pseudo-randomly \
+                   per call) after 100 ms instead: 10% of all calls spike whichever server they reach, so no \
+                   strategy can avoid them; this is the floor of p99. All have `capacity=1`; zones as in A.",
+            servers: [
+                server("spiky-1", spiky, 1, "a"),
+                server("spiky-2", spiky, 1, "b"),
+                server("spiky-3", spiky, 1, "a"),
+            ],
+            odd_last: false,
+        },
+        Scenario {
+            title: "C: one server spikes",
+            note: "All three take 2 ms per call, but `spiky` answers 10% of its own calls after 100 ms instead: \
+                   about 3% of all calls if spread evenly, fewer if a strategy avoids it. All have `capacity=1`; \
+                   zones as in A.",
+            servers: [
+                server("steady-1", ServiceTime::steady(2), 1, "a"),
+                server("steady-2", ServiceTime::steady(2), 1, "b"),
+                server("spiky", spiky, 1, "a"),
+            ],
+            odd_last: true,
         },
     ]
 }
 
-fn strategies() -> [LoadBalancingStrategy; 8] {
+fn strategies() -> [LoadBalancingStrategy; 9] {
     use LoadBalancingStrategy::*;
     [
         RoundRobin,
@@ -138,7 +181,16 @@ fn strategies() -> [LoadBalancingStrategy; 8] {
         WeightedRandom,
         WeightedRoundRobin,
         ConsistentHash,
+        Locality { zone: CLIENT_ZONE.to_owned(), inner: Box::new(PeakEwma) },
     ]
+}
+
+/// The strategy's name in the report: its variant, and for Locality its zone and inner one.
+fn label(strategy: &LoadBalancingStrategy) -> String {
+    match strategy {
+        LoadBalancingStrategy::Locality { zone, inner } => format!("Locality({zone}, {})", label(inner)),
+        other => format!("{other:?}"),
+    }
 }
 
 /// Runs both scenarios, prints the report and writes it with its SVG into `--out`.
@@ -165,10 +217,10 @@ pub(crate) fn run(args: &ScenarioArgs) {
 }
 
 async fn run_scenario(scenario: &Scenario, args: &ScenarioArgs) -> ScenarioResult {
-    let servers: Vec<Running> = scenario.servers.iter().map(|(name, time)| start(name, *time)).collect();
+    let servers: Vec<Running> = scenario.servers.iter().map(|spec| start(spec.name, spec.time)).collect();
     let mut rows = Vec::new();
     for strategy in strategies() {
-        let row = run_strategy(&servers, &strategy, args).await;
+        let row = run_strategy(&servers, &scenario.servers, &strategy, args).await;
         eprintln!("  {}: {} done in {:.2} s", scenario.title, row.strategy, row.wall.as_secs_f64());
         rows.push(row);
     }
@@ -179,12 +231,22 @@ async fn run_scenario(scenario: &Scenario, args: &ScenarioArgs) -> ScenarioResul
         title: scenario.title.to_owned(),
         note: scenario.note.to_owned(),
         servers: servers.iter().map(|s| s.name.clone()).collect(),
+        odd_last: scenario.odd_last,
         rows,
     }
 }
 
-async fn run_strategy(servers: &[Running], strategy: &LoadBalancingStrategy, args: &ScenarioArgs) -> Row {
-    let endpoints = servers.iter().map(|s| Endpoint::new(s.name.as_str(), s.addr).with_tag(CAPACITY_TAG, "1"));
+async fn run_strategy(
+    servers: &[Running],
+    specs: &[ServerSpec],
+    strategy: &LoadBalancingStrategy,
+    args: &ScenarioArgs,
+) -> Row {
+    let endpoints = servers.iter().zip(specs).map(|(s, spec)| {
+        Endpoint::new(s.name.as_str(), s.addr)
+            .with_tag(CAPACITY_TAG, spec.capacity.to_string())
+            .with_tag(ZONE_TAG, spec.zone)
+    });
     let client = WorkClient::builder()
         .endpoints(endpoints)
         .config(RpcConfig::dev("127.0.0.1:0"))
@@ -206,18 +268,12 @@ async fn run_strategy(servers: &[Running], strategy: &LoadBalancingStrategy, arg
         .iter()
         .map(|e| e.latency.map_or("-".to_owned(), |l| format!("{:.1}", l.as_secs_f64() * 1000.0)))
         .collect();
-    eprintln!("  {strategy:?}: latency estimates at the end {} ms", estimates.join(" / "));
+    let name = label(strategy);
+    eprintln!("  {name}: latency estimates at the end {} ms", estimates.join(" / "));
     if let Some(error) = &measured.first_error {
-        eprintln!("  {strategy:?}: {} of {} calls failed, first: {error}", args.calls as u64 - measured.ok, args.calls);
+        eprintln!("  {name}: {} of {} calls failed, first: {error}", args.calls as u64 - measured.ok, args.calls);
     }
-    Row {
-        strategy: format!("{strategy:?}"),
-        calls,
-        latency: measured.latency,
-        ok: measured.ok,
-        total: args.calls as u64,
-        wall,
-    }
+    Row { strategy: name, calls, latency: measured.latency, ok: measured.ok, total: args.calls as u64, wall }
 }
 
 /// What a batch of calls gave.
@@ -281,12 +337,31 @@ async fn load(client: &WorkClient, calls: usize, concurrency: usize, keyed: bool
 mod tests {
     use super::*;
 
+    /// Calls in 0..`calls` of `time` that spike.
+    fn spikes(time: ServiceTime, calls: u64) -> usize {
+        (0..calls).filter(|&n| time.of_call(n) == Duration::from_millis(100)).count()
+    }
+
     #[test]
-    fn a_spiky_server_spikes_on_about_one_call_in_ten() {
-        let spiky = scenarios()[1].servers[2].1;
-        let spikes = (0..100_000).filter(|&n| spiky.of_call(n) == Duration::from_millis(100)).count();
-        assert!((9_500..10_500).contains(&spikes), "{spikes} spikes in 100000 calls, expected about 10000");
-        let steady = ServiceTime::steady(2);
-        assert!((0..1000).all(|n| steady.of_call(n) == Duration::from_millis(2)), "a steady server never spikes");
+    fn in_scenario_b_ten_percent_of_all_calls_spike_however_they_are_spread() {
+        let [_, b, c] = scenarios();
+        // However a strategy spreads 30,000 calls over the three servers, about 10% spike.
+        for split in [[10_000, 10_000, 10_000], [28_000, 1_000, 1_000], [0, 0, 30_000]] {
+            let total: usize = b.servers.iter().zip(split).map(|(s, n)| spikes(s.time, n)).sum();
+            assert!((2_800..3_200).contains(&total), "{split:?}: {total} spikes in 30000 calls, expected about 3000");
+        }
+        assert_eq!(spikes(c.servers[0].time, 1_000), 0, "a steady server never spikes");
+        assert!((9_500..10_500).contains(&spikes(c.servers[2].time, 100_000)), "C's spiky server: 1 call in 10");
+    }
+
+    #[test]
+    fn the_weighted_strategies_and_locality_have_tags_to_work_with() {
+        let [a, ..] = scenarios();
+        let capacities: Vec<u32> = a.servers.iter().map(|s| s.capacity).collect();
+        assert_eq!(capacities, [5, 5, 1], "capacities follow the speeds in A");
+        assert!(a.servers.iter().any(|s| s.zone == CLIENT_ZONE) && a.servers.iter().any(|s| s.zone != CLIENT_ZONE));
+        let names: Vec<String> = strategies().iter().map(label).collect();
+        assert_eq!(names.last().unwrap(), "Locality(a, PeakEwma)");
+        assert!(names.contains(&"RoundRobin".to_owned()), "the report compares against RoundRobin by this name");
     }
 }

@@ -47,6 +47,9 @@ pub(crate) fn print_table(args: &RunArgs, cells: &[Cell]) {
         );
     }
     println!("\n\"vs quinn\" and the ratios below are medians of runs made back to back.");
+    if cells.iter().any(|c| c.implementation == Impl::Balanced) {
+        println!("balanced uses {}.", args.balanced_strategy);
+    }
     let lines = [
         (
             Impl::Typed,

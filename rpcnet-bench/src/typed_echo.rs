@@ -47,13 +47,18 @@ pub(crate) async fn connect(addr: SocketAddr, cert_dir: &Path, tuning: &Tuning) 
     EchoClient::connect(addr, tuned(config, tuning)).await.unwrap()
 }
 
-/// One client balancing round robin over `addrs`, all on one client endpoint.
-pub(crate) async fn connect_balanced(addrs: &[SocketAddr], cert_dir: &Path, tuning: &Tuning) -> EchoClient {
+/// One client balancing over `addrs` with `strategy`, all on one client endpoint.
+pub(crate) async fn connect_balanced(
+    addrs: &[SocketAddr],
+    cert_dir: &Path,
+    tuning: &Tuning,
+    strategy: LoadBalancingStrategy,
+) -> EchoClient {
     let config = RpcConfig::new(cert_dir.join("ca.pem"), "127.0.0.1:0");
     EchoClient::builder()
         .endpoints(addrs.iter().copied())
         .config(tuned(config, tuning))
-        .strategy(LoadBalancingStrategy::RoundRobin)
+        .strategy(strategy)
         .connect()
         .await
         .unwrap()

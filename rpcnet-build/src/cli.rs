@@ -8,13 +8,15 @@ use std::path::{Path, PathBuf};
 
 use clap::Parser;
 
-use crate::builder::{Builder, write_all};
+use crate::builder::{Builder, Generated, write_all};
 use crate::error::display;
+use crate::file::generated_from;
 use crate::{BuildError, configure};
 
 /// Exit code: done, or everything up to date.
 pub const EXIT_OK: u8 = 0;
-/// Exit code of `--check`: a generated file is stale or missing.
+/// Exit code of `--check`: a generated file is stale, missing, or orphaned (its source is
+/// gone).
 pub const EXIT_STALE: u8 = 1;
 /// Exit code: an error (bad input, unwritable output, bad arguments).
 pub const EXIT_ERROR: u8 = 2;
@@ -32,12 +34,14 @@ pub struct Args {
     #[arg(long, short, value_name = "FILE OR FOLDER")]
     pub input: PathBuf,
     /// The folder to write into, created if needed: `calculator.rpc.rs` becomes `calculator.rs`.
-    #[arg(long, short, value_name = "FOLDER")]
+    /// A module rpcnet-gen wrote there earlier whose source file is gone is removed.
+    #[arg(long, short, value_name = "FOLDER", default_value = "src/generated")]
     pub output: PathBuf,
     /// The default load balancing strategy of the generated cluster clients.
     #[arg(long, default_value = "least_connections", value_name = "NAME")]
     pub strategy: String,
-    /// Write nothing; exit with 1, naming each stale or missing file, unless all are up to date.
+    /// Write nothing; exit with 1, naming each stale, missing or orphaned file (one rpcnet-gen
+    /// wrote from a source that is gone), unless all are up to date.
     #[arg(long)]
     pub check: bool,
 }
@@ -78,6 +82,7 @@ fn execute(args: &Args, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8, 
     let inputs = inputs(&args.input)?;
     let builder: Builder = configure().strategy(&args.strategy).emit_rerun_if_changed(false);
     let generated = builder.generate(&inputs)?;
+    let orphans = orphans(&args.output, &args.input, &generated)?;
     if args.check {
         let mut stale = 0;
         for module in &generated {
@@ -87,6 +92,10 @@ fn execute(args: &Args, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8, 
                 let _ = writeln!(err, "{what}: {} (from {})", display(&path), display(&module.input));
                 stale += 1;
             }
+        }
+        for (path, source) in &orphans {
+            let _ = writeln!(err, "orphaned: {} (generated from {source}, which is gone)", display(path));
+            stale += 1;
         }
         if stale > 0 {
             let _ = writeln!(
@@ -106,7 +115,41 @@ fn execute(args: &Args, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8, 
         let status = if written { "wrote" } else { "unchanged" };
         let _ = writeln!(out, "{status} {}", display(&args.output.join(&module.file_name)));
     }
+    for (path, source) in &orphans {
+        std::fs::remove_file(path).map_err(|source| BuildError::Output { path: path.clone(), source })?;
+        let _ = writeln!(out, "removed {} (generated from {source}, which is gone)", display(path));
+    }
     Ok(EXIT_OK)
+}
+
+/// The modules in `output` that rpcnet-gen wrote (its header says so) from a source that no
+/// longer exists beside the inputs (in the `input` folder, or the input file's folder), and
+/// that this run does not write: with each, the source its header names. Hand-written files,
+/// and modules of sources that still exist, are not orphans.
+fn orphans(output: &Path, input: &Path, generated: &[Generated]) -> Result<Vec<(PathBuf, String)>, BuildError> {
+    let sources = if input.is_dir() { input } else { input.parent().unwrap_or(Path::new("")) };
+    let entries = match std::fs::read_dir(output) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => return Err(BuildError::Output { path: output.to_owned(), source }),
+    };
+    let mut found = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|source| BuildError::Output { path: output.to_owned(), source })?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.ends_with(".rs") || generated.iter().any(|g| g.file_name == name) || !entry.path().is_file() {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(entry.path()) else { continue };
+        let Some(source) = generated_from(&text) else { continue };
+        // Older headers named the source by its path as typed: its file name is what counts.
+        let source_name = Path::new(source).file_name().map(|n| n.to_owned()).unwrap_or_default();
+        if !sources.join(source_name).exists() {
+            found.push((output.join(name), source.to_owned()));
+        }
+    }
+    found.sort();
+    Ok(found)
 }
 
 fn strategy_flag(strategy: &str) -> String {

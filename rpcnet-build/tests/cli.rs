@@ -117,3 +117,64 @@ fn help_goes_to_stdout_with_exit_code_0() {
     }
     assert!(err.is_empty());
 }
+
+#[test]
+fn check_names_orphans_and_a_run_removes_them() {
+    let dir = services();
+    let root = dir.path();
+    let wrote = gen_in(root, &["--input", "services"]);
+    assert_eq!(wrote.status.code(), Some(0), "--output defaults to src/generated: {}", text(&wrote.stderr));
+    assert!(root.join("src/generated/clock.rs").is_file());
+    fs::write(root.join("src/generated/mod.rs"), "pub mod calculator;\npub mod clock;\n").unwrap();
+
+    // The source of clock.rs goes: --check reports its module, not the hand-written mod.rs.
+    fs::remove_file(root.join("services/clock.rpc.rs")).unwrap();
+    let check = gen_in(root, &["--input", "services", "--check"]);
+    assert_eq!(check.status.code(), Some(1), "an orphan is stale output: {}", text(&check.stderr));
+    let stderr = text(&check.stderr);
+    assert!(
+        stderr.contains("orphaned: src/generated/clock.rs (generated from clock.rpc.rs, which is gone)"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("mod.rs"), "a file rpcnet-gen did not write is not its business: {stderr}");
+    assert!(root.join("src/generated/clock.rs").exists(), "--check removes nothing");
+
+    // One service file as input: modules of other sources that still exist are left alone.
+    fs::write(root.join("services/clock.rpc.rs"), CLOCK).unwrap();
+    let single = gen_in(root, &["--input", "services/calculator.rpc.rs", "--check"]);
+    assert_eq!(single.status.code(), Some(0), "{}", text(&single.stderr));
+    fs::remove_file(root.join("services/clock.rpc.rs")).unwrap();
+
+    let run = gen_in(root, &["--input", "services"]);
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run.stderr));
+    assert!(
+        text(&run.stdout).contains("removed src/generated/clock.rs (generated from clock.rpc.rs, which is gone)"),
+        "{}",
+        text(&run.stdout)
+    );
+    assert!(!root.join("src/generated/clock.rs").exists() && root.join("src/generated/mod.rs").exists());
+    assert_eq!(gen_in(root, &["--input", "services", "--check"]).status.code(), Some(0), "up to date again");
+}
+
+#[test]
+fn output_written_from_one_checkout_checks_clean_from_another() {
+    let (a, b) = (services(), services());
+    let (a_services, a_out) = (a.path().join("services"), a.path().join("src/generated"));
+    let b_services = b.path().join("services");
+    let elsewhere = tempfile::tempdir().unwrap();
+    let run = |args: &[&Path], check: bool| {
+        let mut all: Vec<&str> = vec!["--input", args[0].to_str().unwrap(), "--output", args[1].to_str().unwrap()];
+        if check {
+            all.push("--check");
+        }
+        gen_in(elsewhere.path(), &all)
+    };
+    assert_eq!(run(&[&a_services, &a_out], false).status.code(), Some(0));
+    let check = run(&[&b_services, &a_out], true);
+    assert_eq!(check.status.code(), Some(0), "absolute paths leave no trace in the output: {}", text(&check.stderr));
+    let b_out = b.path().join("src/generated");
+    assert_eq!(run(&[&b_services, &b_out], false).status.code(), Some(0));
+    for name in ["calculator.rs", "clock.rs"] {
+        assert_eq!(fs::read(a_out.join(name)).unwrap(), fs::read(b_out.join(name)).unwrap(), "{name}: same bytes");
+    }
+}

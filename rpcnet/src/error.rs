@@ -72,6 +72,19 @@ pub enum RpcError {
         /// Of those, how many matched the filter and were eligible.
         healthy: usize,
     },
+    /// A [`Balancer`](crate::balance::Balancer) returned an index outside the endpoints it
+    /// was given: a bug in that balancer, whose `pick` must return an index below
+    /// `endpoints.len()` (or `None` to pick nothing). The call was not sent.
+    #[error(
+        "the balancer picked endpoint {index} of {endpoints}: a bug in its `Balancer::pick`, which must return \
+         an index below `endpoints.len()` (or `None`)"
+    )]
+    InvalidPick {
+        /// The index the balancer returned.
+        index: usize,
+        /// How many endpoints it was given.
+        endpoints: usize,
+    },
     /// The handler's own error, carried through unchanged.
     #[error(transparent)]
     Service(ServiceError),
@@ -118,6 +131,7 @@ impl RpcError {
             | Self::Tls(_)
             | Self::Config(_)
             | Self::Service(_)
+            | Self::InvalidPick { .. }
             | Self::Internal(_) => StatusCode::Internal,
         }
     }

@@ -50,6 +50,9 @@ pub use typed::RpcMessage;
 /// `XClusterClient` (balanced with least connections unless its `builder()` is told another
 /// strategy). See the crate documentation of `rpcnet-build` for what is generated.
 pub use rpcnet_macros::rpc_service;
+/// `#[rpcnet::service]`: the same attribute as [`rpc_service`], under the name the rpcnet
+/// book's code generation chapter uses.
+pub use rpcnet_macros::rpc_service as service;
 
 /// Includes the module that `rpcnet_build` wrote for a service file into `OUT_DIR`:
 /// `rpcnet::include_service!("calculator")` is

@@ -8,13 +8,23 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use futures::StreamExt;
 use rpcnet::balance::{Balancer, CallInfo, Endpoint};
-use rpcnet::{LoadBalancingStrategy, RpcConfig, RpcError, RpcServer, ShutdownHandle, rpc_service};
+use rpcnet::{LoadBalancingStrategy, RpcConfig, RpcError, RpcServer, RpcStream, ShutdownHandle, rpc_service};
+use serde::{Deserialize, Serialize};
+
+/// The service's own error.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Refusal(String);
 
 #[rpc_service]
 pub trait Whoami {
-    /// The server's name.
+    /// The server's name (after the server's delay).
     async fn name(&self) -> String;
+    /// Always refuses, with the service's own error.
+    async fn refuse(&self) -> Result<String, Refusal>;
+    /// The numbers 1 to `n`, streamed.
+    async fn count(&self, n: u32) -> RpcStream<u32>;
     /// Sleeps, then answers the server's name.
     async fn work(&self, millis: u64) -> String;
     /// Like `work`, but safe to repeat.
@@ -25,12 +35,26 @@ pub trait Whoami {
 struct Named {
     name: String,
     calls: Arc<AtomicUsize>,
+    delay: Duration,
 }
 
 impl Whoami for Named {
     async fn name(&self) -> String {
         self.calls.fetch_add(1, Ordering::SeqCst);
+        if !self.delay.is_zero() {
+            tokio::time::sleep(self.delay).await;
+        }
         self.name.clone()
+    }
+
+    async fn refuse(&self) -> Result<String, Refusal> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        Err(Refusal(format!("{} says no", self.name)))
+    }
+
+    async fn count(&self, n: u32) -> RpcStream<u32> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        RpcStream::from_iter(1..=n)
     }
 
     async fn work(&self, millis: u64) -> String {
@@ -51,11 +75,16 @@ struct Server {
 }
 
 fn start(name: &str) -> Server {
+    start_slow(name, Duration::ZERO)
+}
+
+/// A server whose `name` answers after `delay`.
+fn start_slow(name: &str, delay: Duration) -> Server {
     rpcnet_tests::subscribe();
     let calls = Arc::new(AtomicUsize::new(0));
     let config = RpcConfig::dev("127.0.0.1:0").with_shutdown_grace_period(Duration::from_millis(50));
     let mut server = RpcServer::new(config);
-    server.add_service(WhoamiServer::new(Named { name: name.to_owned(), calls: calls.clone() }));
+    server.add_service(WhoamiServer::new(Named { name: name.to_owned(), calls: calls.clone(), delay }));
     let (addr, shutdown) = server.spawn().unwrap();
     Server { addr, shutdown, calls }
 }
@@ -277,4 +306,206 @@ async fn least_connections_sends_less_to_a_slow_server() {
     let (first, counts) = tokio::join!(first, rest);
     let busy = first.unwrap();
     assert_eq!(counts.get(&busy), None, "the endpoint with a call in flight gets none of {counts:?}");
+}
+
+/// Waits (at most 10 s, in 10 ms steps) until `done` holds for the client's endpoint stats.
+async fn wait_for_stats(client: &WhoamiClient, what: &str, done: impl Fn(&[rpcnet::EndpointStats]) -> bool) {
+    for _ in 0..1_000 {
+        if done(&client.endpoint_stats()) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("gave up waiting for {what}: {:?}", client.endpoint_stats());
+}
+
+fn in_flight(client: &WhoamiClient) -> u32 {
+    client.endpoint_stats().iter().map(|s| s.in_flight).sum()
+}
+
+#[tokio::test]
+async fn a_dropped_or_timed_out_typed_call_stops_counting_in_flight() {
+    let servers = [start("a")];
+    let client = client_of(&servers, LoadBalancingStrategy::LeastConnections).await;
+    let aborted = {
+        let client = client.clone();
+        tokio::spawn(async move { client.work(10_000).await })
+    };
+    wait_for_stats(&client, "the call to be in flight", |s| s[0].in_flight == 1).await;
+    aborted.abort();
+    assert!(aborted.await.unwrap_err().is_cancelled());
+    assert_eq!(in_flight(&client), 0, "an aborted call no longer counts in flight");
+
+    let timed_out = client.with_timeout(Duration::from_millis(100)).work(10_000).await;
+    assert!(matches!(timed_out, Err(RpcError::Timeout)), "{timed_out:?}");
+    assert_eq!(in_flight(&client), 0, "a call past its deadline no longer counts in flight");
+}
+
+#[tokio::test]
+async fn weighted_round_robin_follows_capacity_through_a_typed_client() {
+    let servers = [start("big"), start("small"), start("drained")];
+    let endpoints = servers
+        .iter()
+        .zip(["3", "1", "0"])
+        .enumerate()
+        .map(|(i, (s, capacity))| Endpoint::new(format!("n{i}"), s.addr).with_tag("capacity", capacity));
+    let client = WhoamiClient::builder()
+        .endpoints(endpoints)
+        .config(config())
+        .strategy(LoadBalancingStrategy::WeightedRoundRobin)
+        .connect()
+        .await
+        .unwrap();
+    let mut order = Vec::new();
+    for _ in 0..8 {
+        order.push(client.name().await.unwrap());
+    }
+    assert_eq!(order, ["big", "big", "small", "big", "big", "big", "small", "big"], "smooth 3:1, none for capacity=0");
+    assert_eq!(servers[2].calls.load(Ordering::SeqCst), 0, "capacity=0 gets no traffic");
+}
+
+#[tokio::test]
+async fn peak_ewma_keeps_calls_away_from_a_slow_server_through_a_typed_client() {
+    let servers = [start("fast-1"), start("fast-2"), start_slow("slow", Duration::from_millis(150))];
+    let client = client_of(&servers, LoadBalancingStrategy::PeakEwma).await;
+    let counts = tally(&client, 40).await;
+    assert_eq!(counts.values().sum::<usize>(), 40);
+    // Until its first answer the slow server is unknown and may win a comparison; once its
+    // 150 ms are known it loses every comparison with a fast one (a few ms) for far longer
+    // than this test runs. Calls are sequential, so it gets its first call at most.
+    assert!(counts.get("slow").copied().unwrap_or(0) <= 1, "the slow server got {counts:?}");
+    let slow = client.endpoint_stats().into_iter().find(|s| s.successes > 0 && s.addr == servers[2].addr);
+    if let Some(slow) = slow {
+        assert!(slow.latency.unwrap() >= Duration::from_millis(150), "{slow:?}");
+    }
+}
+
+#[tokio::test]
+async fn an_ejected_endpoint_is_readmitted_after_its_back_off() {
+    let servers = [start("a")];
+    let client = WhoamiClient::builder()
+        .endpoints([servers[0].addr, dead_addr()])
+        .config(config())
+        .strategy(LoadBalancingStrategy::RoundRobin)
+        .connect()
+        .await
+        .unwrap();
+    let dead = |stats: &[rpcnet::EndpointStats]| stats[1].clone();
+    assert!(dead(&client.endpoint_stats()).ejected, "connecting failed: ejected");
+    assert_eq!(tally(&client, 4).await, HashMap::from([("a".into(), 4)]));
+    assert_eq!(dead(&client.endpoint_stats()).failures, 0, "while ejected it gets no call");
+
+    // The first back-off is 500 ms; then it is eligible again and round robin tries it.
+    wait_for_stats(&client, "the back-off to end", |s| !dead(s).ejected).await;
+    assert_eq!(tally(&client, 4).await, HashMap::from([("a".into(), 4)]), "the retry goes to `a`");
+    let stats = dead(&client.endpoint_stats());
+    assert!(stats.failures >= 1, "readmitted, it was tried again: {stats:?}");
+    assert!(stats.ejected, "and, failing again, ejected again: {stats:?}");
+}
+
+#[tokio::test]
+async fn a_finished_server_stream_stops_counting_in_flight_while_still_held() {
+    let servers = [start("a")];
+    let client = client_of(&servers, LoadBalancingStrategy::RoundRobin).await;
+    let mut numbers = client.count(3).await.unwrap();
+    assert_eq!(in_flight(&client), 1, "an open stream is a call in flight");
+    let mut seen = Vec::new();
+    while let Some(n) = numbers.next().await {
+        seen.push(n.unwrap());
+    }
+    assert_eq!(seen, [1, 2, 3]);
+    assert_eq!(in_flight(&client), 0, "the stream ended: its call is over even though it is still held");
+    drop(numbers);
+}
+
+#[tokio::test]
+async fn a_typed_service_error_is_an_answer_not_an_endpoint_failure() {
+    let servers = [start("a")];
+    let client = client_of(&servers, LoadBalancingStrategy::RoundRobin).await;
+    for _ in 0..3 {
+        assert_eq!(client.refuse().await.unwrap(), Err(Refusal("a says no".into())));
+    }
+    let stats = &client.endpoint_stats()[0];
+    assert_eq!((stats.successes, stats.failures, stats.ejected), (3, 0, false), "{stats:?}");
+}
+
+/// Picks one past the last endpoint: a broken balancer.
+struct PastTheEnd;
+
+impl Balancer for PastTheEnd {
+    fn pick(&self, endpoints: &[Endpoint], _call: &CallInfo<'_>) -> Option<usize> {
+        Some(endpoints.len())
+    }
+}
+
+#[tokio::test]
+async fn a_balancer_picking_outside_the_set_is_reported_as_its_bug() {
+    let servers = [start("a"), start("b")];
+    let client = WhoamiClient::builder()
+        .endpoints(servers.iter().map(|s| s.addr))
+        .config(config())
+        .balancer(PastTheEnd)
+        .connect()
+        .await
+        .unwrap();
+    let err = client.name().await.unwrap_err();
+    assert!(matches!(err, RpcError::InvalidPick { index: 2, endpoints: 2 }), "{err:?}");
+    assert!(err.to_string().contains("a bug in its `Balancer::pick`"), "{err}");
+}
+
+#[tokio::test]
+async fn queued_calls_get_their_slots_in_the_order_they_queued() {
+    let servers = [start("a")];
+    let client = WhoamiClient::builder()
+        .endpoints([servers[0].addr])
+        .config(config())
+        .max_in_flight_per_endpoint(1)
+        .queue_when_overloaded(true)
+        .connect()
+        .await
+        .unwrap();
+    let holder = {
+        let client = client.clone();
+        tokio::spawn(async move { client.work(300).await })
+    };
+    wait_for_stats(&client, "the first call to hold the slot", |s| s[0].in_flight == 1).await;
+    let finished = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut queued = Vec::new();
+    for id in 0..4 {
+        let (client, finished) = (client.clone(), finished.clone());
+        queued.push(tokio::spawn(async move {
+            client.work(5).await.unwrap();
+            finished.lock().unwrap().push(id);
+        }));
+        // Each call queues before the next starts.
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    holder.await.unwrap().unwrap();
+    for call in queued {
+        call.await.unwrap();
+    }
+    assert_eq!(*finished.lock().unwrap(), [0, 1, 2, 3], "first queued, first served");
+}
+
+#[tokio::test]
+async fn a_queued_server_stream_waits_for_a_slot_no_longer_than_the_default_deadline() {
+    let servers = [start("a")];
+    let client = WhoamiClient::builder()
+        .endpoints([servers[0].addr])
+        .config(config().with_default_timeout(Duration::from_millis(200)))
+        .max_in_flight_per_endpoint(1)
+        .queue_when_overloaded(true)
+        .connect()
+        .await
+        .unwrap();
+    let holder = {
+        let client = client.with_timeout(Duration::from_secs(10));
+        tokio::spawn(async move { client.work(1_500).await })
+    };
+    wait_for_stats(&client, "the first call to hold the slot", |s| s[0].in_flight == 1).await;
+    let waited = client.count(1).await.err();
+    assert!(matches!(waited, Some(RpcError::Timeout)), "the wait for a slot ends at the default deadline: {waited:?}");
+    holder.await.unwrap().unwrap();
+    let numbers: Vec<_> = client.count(2).await.unwrap().collect().await;
+    assert_eq!(numbers.len(), 2, "once the slot is free, the stream runs (with no deadline of its own)");
 }

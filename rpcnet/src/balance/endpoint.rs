@@ -5,17 +5,28 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
-/// Tag key whose value weighs an endpoint for the weighted strategies.
+/// Tag key whose value weighs an endpoint for the weighted strategies: a whole number,
+/// `0` meaning "send no traffic" (see [`Endpoint::weight`]).
 pub const CAPACITY_TAG: &str = "capacity";
 /// Tag key the locality wrapper compares with the caller's zone.
 pub const ZONE_TAG: &str = "zone";
 
 /// Weight of an endpoint without a valid `capacity` tag.
 const DEFAULT_WEIGHT: u32 = 1;
+
+/// A failed call counts in the latency estimate as at least this many times the estimate
+/// it found, so that a server failing fast (refusing calls, say) looks slow, not fast.
+const FAILURE_PENALTY_FACTOR: f64 = 2.0;
+/// The least a failed call counts as, for an endpoint without an estimate yet.
+const FAILURE_PENALTY_FLOOR: Duration = Duration::from_millis(1);
+/// The most a failed call's penalty raises the estimate to (a slower failure still counts
+/// as its own latency): a failing endpoint's cost stops doubling there and decays back over
+/// a few [`LATENCY_DECAY`] periods once it answers again.
+const FAILURE_PENALTY_CAP: Duration = Duration::from_secs(10);
 
 /// How quickly the latency estimate forgets (the decay time of the EWMA): 10 s, as
 /// Finagle's and tower's peak EWMA default to.
@@ -82,8 +93,10 @@ struct Inner {
     load: Load,
 }
 
-/// Live counters, updated without locks: concurrent updates may interleave, which only
-/// blurs an estimate that is approximate by nature.
+/// Live counters, updated without locks. The latency estimate is updated by a
+/// compare-and-swap loop, so that concurrent samples never overwrite one another (a peak
+/// stored by one call is never lost to a faster sample blended by another); its time stamp
+/// only moves forward.
 struct Load {
     in_flight: AtomicU32,
     successes: AtomicU64,
@@ -92,8 +105,6 @@ struct Load {
     latency_ns: AtomicU64,
     /// When the estimate was last updated, in nanoseconds since the shared epoch.
     updated_ns: AtomicU64,
-    /// Current weight of smooth weighted round robin.
-    wrr_current: AtomicI64,
 }
 
 impl Endpoint {
@@ -108,14 +119,13 @@ impl Endpoint {
         // Instants before the epoch count as the epoch itself: start it no later than the
         // first endpoint, so that every call to an endpoint is after it.
         LazyLock::force(&EPOCH);
-        let weight = tags.get(CAPACITY_TAG).and_then(|v| v.parse::<u32>().ok()).filter(|w| *w > 0);
+        let weight = tags.get(CAPACITY_TAG).and_then(|v| v.parse::<u32>().ok());
         let load = Load {
             in_flight: AtomicU32::new(0),
             successes: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             latency_ns: AtomicU64::new(0f64.to_bits()),
             updated_ns: AtomicU64::new(0),
-            wrr_current: AtomicI64::new(0),
         };
         Self { inner: Arc::new(Inner { id, label, addr, tags, weight: weight.unwrap_or(DEFAULT_WEIGHT), load }) }
     }
@@ -162,7 +172,9 @@ impl Endpoint {
         self.inner.tags.get(key).map(String::as_str)
     }
 
-    /// Relative capacity from the `capacity` tag (a positive integer), else 1.
+    /// Relative capacity from the `capacity` tag, a whole number; 1 without the tag or if
+    /// it is not a number. The weighted strategies send an endpoint of weight 0 no calls
+    /// (unless every endpoint has weight 0: then they choose among all alike).
     pub fn weight(&self) -> u32 {
         self.inner.weight
     }
@@ -177,7 +189,8 @@ impl Endpoint {
         self.inner.load.successes.load(Ordering::Relaxed)
     }
 
-    /// Calls that failed (any error, the service's own included).
+    /// Calls that failed. A typed service error is the server's answer, so a balanced
+    /// channel counts it as a success here.
     pub fn failures(&self) -> u64 {
         self.inner.load.failures.load(Ordering::Relaxed)
     }
@@ -213,6 +226,12 @@ impl Endpoint {
     }
 
     /// Records a finished call: its latency feeds the estimate, its result the counters.
+    ///
+    /// A failed call (`success == false`) counts in the estimate as the larger of its own
+    /// latency and twice the estimate it found (at least 1 ms, and the doubling stops at
+    /// 10 s): so a server that fails fast, answering `Overloaded` in microseconds say, looks
+    /// slower with every failure instead of faster, and strategies that follow the estimate
+    /// (PeakEwma) turn away from it; once it answers again, its estimate decays back.
     pub fn record(&self, latency: Duration, success: bool, now: Instant) {
         let load = &self.inner.load;
         if success {
@@ -220,16 +239,32 @@ impl Endpoint {
         } else {
             load.failures.fetch_add(1, Ordering::Relaxed);
         }
-        let rtt = latency.as_nanos() as f64;
+        let observed = latency.as_nanos() as f64;
         let now_ns = nanos_since_epoch(now);
-        let (estimate, age_ns) = self.latency_sample(now_ns);
-        let decay = if age_ns == 0 { 1.0 } else { decay(age_ns) };
-        // Peak-sensitive, as Finagle and tower define it: a call slower than the stored
-        // estimate replaces it at once; a faster one is blended in with the weight that the
-        // time since the last sample gives it (the estimate decays once, not twice).
-        let next = if rtt > estimate || estimate == 0.0 { rtt } else { estimate * decay + rtt * (1.0 - decay) };
-        load.latency_ns.store(next.to_bits(), Ordering::Relaxed);
-        load.updated_ns.store(now_ns, Ordering::Relaxed);
+        // The time stamp moves first, so that a call that reads the estimate stored below
+        // also reads a time stamp at least this recent, and does not decay it as if it were
+        // older. The stamp it replaces dates the estimate this sample is blended into.
+        let previous_ns = load.updated_ns.fetch_max(now_ns, Ordering::AcqRel);
+        let mut age_ns = now_ns.saturating_sub(previous_ns);
+        let mut stored_bits = load.latency_ns.load(Ordering::Acquire);
+        loop {
+            let estimate = f64::from_bits(stored_bits);
+            let decay = if age_ns == 0 { 1.0 } else { decay(age_ns) };
+            let rtt = if success { observed } else { failure_sample(observed, estimate * decay) };
+            // Peak-sensitive, as Finagle and tower define it: a call slower than the stored
+            // estimate replaces it at once; a faster one is blended in with the weight that
+            // the time since the last sample gives it (the estimate decays once, not twice).
+            let next = if rtt > estimate || estimate == 0.0 { rtt } else { estimate * decay + rtt * (1.0 - decay) };
+            match load.latency_ns.compare_exchange(stored_bits, next.to_bits(), Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return,
+                // Another call stored a sample meanwhile: blend into that one, which is as
+                // recent as this, so that no time decays it (a peak it stored stays).
+                Err(actual) => {
+                    stored_bits = actual;
+                    age_ns = 0;
+                }
+            }
+        }
     }
 
     /// Starts counting a call in flight; the guard stops counting when dropped, whether the
@@ -250,10 +285,15 @@ impl Endpoint {
     pub fn same(&self, other: &Endpoint) -> bool {
         Arc::ptr_eq(&self.inner, &other.inner)
     }
+}
 
-    pub(crate) fn wrr_current(&self) -> &AtomicI64 {
-        &self.inner.load.wrr_current
-    }
+/// What a failed call of `observed` nanoseconds counts as, for an endpoint whose estimate
+/// is `estimate` nanoseconds (0 if none): see [`Endpoint::record`].
+fn failure_sample(observed: f64, estimate: f64) -> f64 {
+    let floor = FAILURE_PENALTY_FLOOR.as_nanos() as f64;
+    let cap = FAILURE_PENALTY_CAP.as_nanos() as f64;
+    let penalty = (estimate * FAILURE_PENALTY_FACTOR).clamp(floor, cap);
+    observed.max(penalty)
 }
 
 impl fmt::Debug for Endpoint {
@@ -340,10 +380,64 @@ mod tests {
     }
 
     #[test]
+    fn fast_failures_raise_the_estimate_instead_of_lowering_it() {
+        let e = endpoint();
+        let now = Instant::now();
+        e.record(Duration::from_millis(4), true, now);
+        let later = now + Duration::from_millis(500);
+        let estimate_ns = |e: &Endpoint| e.decayed_latency_ns(later);
+        let before = estimate_ns(&e);
+        e.record(Duration::from_micros(50), false, later);
+        assert!((estimate_ns(&e) - 2.0 * before).abs() < 1.0, "a 50 µs failure counts as twice the estimate it found");
+        e.record(Duration::from_micros(50), false, later);
+        assert!((estimate_ns(&e) - 4.0 * before).abs() < 1.0, "and doubles it again");
+        let slow_failure = Duration::from_secs(1);
+        e.record(slow_failure, false, later);
+        assert_eq!(e.latency_estimate(later), Some(slow_failure), "a slower failure counts as itself");
+        for _ in 0..20 {
+            e.record(Duration::from_micros(50), false, later);
+        }
+        assert_eq!(e.latency_estimate(later), Some(FAILURE_PENALTY_CAP), "the doubling stops at the cap");
+
+        let fresh = endpoint();
+        fresh.record(Duration::from_micros(50), false, now);
+        assert_eq!(fresh.latency_estimate(now), Some(FAILURE_PENALTY_FLOOR), "a first failure counts as 1 ms");
+    }
+
+    #[test]
+    fn concurrent_samples_never_lose_a_peak() {
+        // At one instant a faster sample cannot lower the estimate (no time has passed for
+        // it to decay), so after any interleaving the estimate must be the slowest sample.
+        let e = endpoint();
+        let now = Instant::now();
+        let peak = Duration::from_millis(100);
+        let threads: Vec<_> = (0..4u64)
+            .map(|t| {
+                let e = e.clone();
+                std::thread::spawn(move || {
+                    for i in 0..20_000u64 {
+                        let sample = if t == 0 && i % 1_000 == 999 { peak } else { Duration::from_micros(1 + i % 50) };
+                        e.record(sample, true, now);
+                        if t == 0 && i % 1_000 == 999 {
+                            let seen = e.latency_estimate(now).unwrap();
+                            assert!(seen >= peak, "the peak just stored was overwritten: {seen:?}");
+                        }
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        assert_eq!(e.latency_estimate(now), Some(peak));
+        assert_eq!(e.successes(), 80_000);
+    }
+
+    #[test]
     fn weight_comes_from_a_valid_capacity_tag() {
         assert_eq!(endpoint().weight(), 1);
         assert_eq!(endpoint().with_tag("capacity", "100").weight(), 100);
-        assert_eq!(endpoint().with_tag("capacity", "0").weight(), 1, "zero is not a weight");
+        assert_eq!(endpoint().with_tag("capacity", "0").weight(), 0, "zero means no traffic");
         assert_eq!(endpoint().with_tag("capacity", "lots").weight(), 1, "neither is text");
     }
 }

@@ -6,7 +6,7 @@
 //! |---|---|---|
 //! | [`RoundRobin`] | each endpoint in turn | endpoints and calls are alike |
 //! | [`Random`] | uniformly at random | many clients, no shared state wanted |
-//! | [`LeastConnections`] | fewest calls in flight, ties in turn | call durations vary |
+//! | [`LeastConnections`] | fewest calls in flight, ties at random | call durations vary |
 //! | [`PowerOfTwoChoices`] | the less loaded of two random endpoints | large sets: near least-loaded at O(1) |
 //! | [`PeakEwma`] | two random, lower latency × (in flight + 1) | endpoints differ in speed |
 //! | [`WeightedRandom`] | at random, in proportion to `capacity` | endpoints differ in size |
@@ -21,6 +21,7 @@ mod least_connections;
 mod locality;
 mod p2c;
 mod peak_ewma;
+mod per_set;
 mod random;
 mod rng;
 mod round_robin;
@@ -99,6 +100,29 @@ pub trait Balancer: Send + Sync + 'static {
 }
 
 /// The built-in strategies, by name. See the module documentation for when to choose which.
+///
+/// A strategy is a description: [`balancer`](Self::balancer) makes a balancer of it, with
+/// state of its own, for each client or registry that uses it. It is `Clone` but not `Copy`,
+/// because [`Locality`](Self::Locality) holds its zone and inner strategy: to hand one value
+/// to a registry and keep using it, clone it first:
+///
+/// ```
+/// use rpcnet::LoadBalancingStrategy;
+/// let strategy = LoadBalancingStrategy::LeastConnections;
+/// let for_registry = strategy.clone(); // e.g. WorkerRegistry::new(cluster, for_registry)
+/// assert_eq!(strategy, for_registry);
+/// ```
+///
+/// # The `capacity` tag
+///
+/// [`WeightedRandom`](Self::WeightedRandom) and
+/// [`WeightedRoundRobin`](Self::WeightedRoundRobin) weigh each endpoint by its `capacity`
+/// tag ([`CAPACITY_TAG`]), a whole number such as `capacity=4`: an endpoint of capacity 4
+/// gets four times the calls of one of capacity 1. Without the tag, or with a value that is
+/// not a whole number, an endpoint weighs 1. `capacity=0` means "send it no traffic" (a
+/// server being drained, say), unless every endpoint has capacity 0, in which case they are
+/// all chosen alike (uniformly at random, or in turn) rather than none. The other strategies
+/// ignore the tag.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum LoadBalancingStrategy {
@@ -106,15 +130,17 @@ pub enum LoadBalancingStrategy {
     RoundRobin,
     /// Uniformly at random.
     Random,
-    /// Fewest calls in flight; ties are broken in turn.
+    /// Fewest calls in flight; ties are broken at random, evenly.
     LeastConnections,
     /// The less loaded of two endpoints drawn at random.
     PowerOfTwoChoices,
     /// Two drawn at random; the lower latency estimate × (calls in flight + 1) wins.
     PeakEwma,
-    /// At random, in proportion to the `capacity` tag.
+    /// At random, in proportion to the `capacity` tag (see [the `capacity`
+    /// tag](Self#the-capacity-tag)).
     WeightedRandom,
-    /// In turn, in proportion to the `capacity` tag, interleaved smoothly.
+    /// In turn, in proportion to the `capacity` tag, interleaved smoothly (see [the
+    /// `capacity` tag](Self#the-capacity-tag)).
     WeightedRoundRobin,
     /// By the call's affinity key, on a ring of virtual nodes.
     ConsistentHash,

@@ -7,6 +7,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 const GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
 
+/// SplitMix64's output function: a well-spread 64-bit hash of a state.
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
 /// A lock-free stream of pseudo-random numbers (SplitMix64).
 #[derive(Debug)]
 pub(crate) struct Rng {
@@ -25,16 +32,37 @@ impl Rng {
     }
 
     pub(crate) fn next_u64(&self) -> u64 {
-        let mut z = self.state.fetch_add(GAMMA, Ordering::Relaxed).wrapping_add(GAMMA);
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        mix(self.state.fetch_add(GAMMA, Ordering::Relaxed).wrapping_add(GAMMA))
+    }
+
+    /// A sequence for one pick, seeded by one draw from this one: further numbers cost no
+    /// atomic operation, for a pick that needs an unknown number of them.
+    pub(crate) fn local(&self) -> LocalRng {
+        LocalRng { state: self.next_u64() }
     }
 
     /// A number in `0..n` (`n > 0`), by multiply-shift: no division, bias below 2^-32
     /// for any `n` a balancer sees.
     pub(crate) fn below(&self, n: usize) -> usize {
         ((u128::from(self.next_u64()) * n as u128) >> 64) as usize
+    }
+}
+
+/// A SplitMix64 sequence owned by one pick (not shared, so not atomic).
+#[derive(Debug)]
+pub(crate) struct LocalRng {
+    state: u64,
+}
+
+impl LocalRng {
+    pub(crate) fn next_u64(&mut self) -> u64 {
+        self.state = self.state.wrapping_add(GAMMA);
+        mix(self.state)
+    }
+
+    /// Whether an event of probability `1 / n` (`n > 0`) happens: `below(n) == 0`.
+    pub(crate) fn one_in(&mut self, n: u64) -> bool {
+        (u128::from(self.next_u64()) * u128::from(n)) >> 64 == 0
     }
 }
 

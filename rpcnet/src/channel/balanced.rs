@@ -3,13 +3,15 @@
 //! reached a server (or, for idempotent methods, whose server died) goes to another one,
 //! within the retry budget and the call's deadline.
 
+use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
-use futures::StreamExt;
+use futures::Stream;
 use tokio::sync::Notify;
 
 use super::members::{EndpointStats, Member, Snapshot};
@@ -52,8 +54,12 @@ pub(crate) struct Balanced {
     config: RpcConfig,
     policy: Policy,
     budget: RetryBudget,
-    /// Notified when a call slot frees, if calls queue for slots.
+    /// Notified when a call slot frees, if calls queue for slots. Waiters are woken oldest
+    /// first (`Notify::notify_one` is FIFO).
     slot_freed: Arc<Notify>,
+    /// Calls waiting for a slot: while any wait, a new call joins the queue behind them
+    /// instead of taking the slot that was freed for the oldest.
+    queued: AtomicUsize,
     epoch: Instant,
     retries: metrics::Counter,
     shed: metrics::Counter,
@@ -108,6 +114,7 @@ impl Balanced {
             policy,
             budget,
             slot_freed: Arc::new(Notify::new()),
+            queued: AtomicUsize::new(0),
             epoch,
             retries: metrics::counter!("rpcnet_client_retries_total"),
             shed: metrics::counter!("rpcnet_client_shed_total"),
@@ -147,6 +154,11 @@ impl Balanced {
     fn rebuild(&self, members: Option<Vec<Arc<Member>>>) {
         let _one_at_a_time = self.rebuilding.lock().unwrap_or_else(|p| p.into_inner());
         let members = members.unwrap_or_else(|| self.snapshot.load().members.clone());
+        self.store_snapshot(members);
+    }
+
+    /// Stores the snapshot of `members` with a new generation; the caller holds `rebuilding`.
+    fn store_snapshot(&self, members: Vec<Arc<Member>>) {
         let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
         let now = self.nanos(Instant::now());
         self.snapshot.store(Arc::new(Snapshot::new(generation, members, now)));
@@ -178,11 +190,26 @@ impl Balanced {
     fn current(&self, now: Instant) -> arc_swap::Guard<Arc<Snapshot>> {
         let snapshot = self.snapshot.load();
         if snapshot.next_readmission <= self.nanos(now) {
+            let seen = snapshot.generation;
             drop(snapshot);
-            self.rebuild(None);
+            self.readmit(seen);
             return self.snapshot.load();
         }
         snapshot
+    }
+
+    /// Rebuilds the snapshot of generation `seen` to readmit endpoints, unless another call
+    /// already did: calls that saw the same due readmission rebuild once between them, so
+    /// the generation (and every balancer's cached ring) changes once.
+    fn readmit(&self, seen: u64) {
+        let _one_at_a_time = self.rebuilding.lock().unwrap_or_else(|p| p.into_inner());
+        let current = self.snapshot.load();
+        if current.generation != seen {
+            return;
+        }
+        let members = current.members.clone();
+        drop(current);
+        self.store_snapshot(members);
     }
 
     /// Connects to every endpoint at once; those that fail are ejected. Fails only if none
@@ -222,8 +249,8 @@ impl Balanced {
         }
     }
 
-    /// Picks an endpoint for a call and takes a slot on it, waiting for one if the policy
-    /// says so. `excluded` are endpoints this call already failed on.
+    /// Picks an endpoint for a call and takes a slot on it, waiting for one until `deadline`
+    /// if the policy says so. `excluded` are endpoints this call already failed on.
     async fn acquire(
         &self,
         method: &str,
@@ -231,6 +258,7 @@ impl Balanced {
         excluded: &[Arc<Member>],
         deadline: Option<Instant>,
     ) -> Result<Slot, RpcError> {
+        let mut waiting: Option<Waiting<'_>> = None;
         loop {
             let now = Instant::now();
             let snapshot = self.current(now);
@@ -253,12 +281,21 @@ impl Balanced {
                 Some((endpoints, members)) => (endpoints.as_slice(), members.as_slice(), 0),
                 None => (snapshot.eligible.as_slice(), snapshot.eligible_members.as_slice(), snapshot.generation),
             };
-            let info = CallInfo { method, key: options.affinity_key(), now, generation };
-            let Some(index) = self.balancer.pick(endpoints, &info).filter(|&i| i < endpoints.len()) else {
-                return Err(self.no_endpoint(&snapshot));
-            };
-            if let Some(slot) = self.take_slot(endpoints, members, index) {
-                return Ok(slot);
+            // Calls already waiting for a slot go first: a new call queues behind them.
+            let behind_others = self.policy.queue && waiting.is_none() && self.queued.load(Ordering::Acquire) > 0;
+            if !behind_others {
+                let info = CallInfo { method, key: options.affinity_key(), now, generation };
+                let index = match self.balancer.pick(endpoints, &info) {
+                    Some(index) if index < endpoints.len() => index,
+                    Some(index) => return Err(RpcError::InvalidPick { index, endpoints: endpoints.len() }),
+                    None => return Err(self.no_endpoint(&snapshot)),
+                };
+                if let Some(slot) = self.take_slot(endpoints, members, index) {
+                    if let Some(waiting) = &mut waiting {
+                        waiting.served = true;
+                    }
+                    return Ok(slot);
+                }
             }
             // Every endpoint is at its cap.
             if !self.policy.queue {
@@ -272,6 +309,7 @@ impl Balanced {
             let freed = self.slot_freed.notified();
             drop(filtered);
             drop(snapshot);
+            let waiting = waiting.get_or_insert_with(|| Waiting::new(self));
             match deadline {
                 Some(deadline) => {
                     if tokio::time::timeout_at(tokio::time::Instant::from_std(deadline), freed).await.is_err() {
@@ -280,10 +318,13 @@ impl Balanced {
                 }
                 None => freed.await,
             }
+            waiting.woken = true;
         }
     }
 
-    /// A slot on the picked endpoint, or on any other under its cap.
+    /// A slot on the picked endpoint, or else on the others under their cap, least loaded
+    /// first (ties: the first after the pick): if another call takes the room of the one
+    /// tried in between, the next least loaded is tried, until none has room.
     fn take_slot(&self, endpoints: &[Endpoint], members: &[Arc<Member>], picked: usize) -> Option<Slot> {
         let slot = |index: usize, in_flight: InFlight| {
             let member = members[index].clone();
@@ -297,9 +338,15 @@ impl Balanced {
         if let Some(in_flight) = endpoints[picked].try_start_call(cap) {
             return Some(slot(picked, in_flight));
         }
-        // The pick is full: the least loaded endpoint with room, if any.
-        let (index, _) = endpoints.iter().enumerate().min_by_key(|(_, e)| e.in_flight())?;
-        endpoints[index].try_start_call(cap).map(|in_flight| slot(index, in_flight))
+        // Each failed try means an endpoint filled up meanwhile: at most one try per endpoint
+        // unless slots also free meanwhile, so the bound only stops a livelock.
+        for _ in 0..endpoints.len().saturating_mul(2) {
+            let index = least_loaded_with_room(endpoints, picked, cap)?;
+            if let Some(in_flight) = endpoints[index].try_start_call(cap) {
+                return Some(slot(index, in_flight));
+            }
+        }
+        None
     }
 
     /// The connection of the slot's endpoint; a failure to connect ejects it.
@@ -319,11 +366,13 @@ impl Balanced {
         self.rebuild(None);
     }
 
-    /// Records a finished call on its endpoint, the balancer and the metrics.
+    /// Records a finished call on its endpoint, the balancer and the metrics. A service
+    /// error is the server's own answer: for the endpoint it is a success (a sign of life,
+    /// no error, no ejection), whatever it means to the caller.
     fn finish<T>(&self, slot: &Slot, started: Instant, result: &Result<T, RpcError>) {
         let now = Instant::now();
         let latency = now.saturating_duration_since(started);
-        let success = result.is_ok();
+        let success = matches!(result, Ok(_) | Err(RpcError::Service(_)));
         let member = &slot.member;
         member.endpoint.record(latency, success, now);
         self.balancer.observe(&member.endpoint, &Outcome { latency, success, now });
@@ -421,17 +470,19 @@ impl Balanced {
 
     /// Places a streaming call: an endpoint that cannot be connected to is ejected and the
     /// call goes to another (nothing was sent yet); once the streams start, it stays.
+    /// `queue_deadline` bounds the wait for a slot, `deadline` the call.
     async fn place_stream(
         &self,
         method: &str,
         options: &CallOptions,
         deadline: Option<Instant>,
+        queue_deadline: Option<Instant>,
     ) -> Result<(Slot, RpcClient), RpcError> {
         let mut failed: Vec<Arc<Member>> = Vec::new();
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let slot = self.acquire(method, options, &failed, deadline).await?;
+            let slot = self.acquire(method, options, &failed, queue_deadline).await?;
             match self.client(&slot).await {
                 Ok(client) => return Ok((slot, client)),
                 Err(err) => {
@@ -446,12 +497,16 @@ impl Balanced {
         }
     }
 
-    /// Keeps `slot` (the call in flight) alive as long as the response stream.
+    /// Keeps `slot` (the call in flight) until the response stream ends, fails or is dropped.
     fn hold(slot: Slot, stream: RpcStream<Bytes>) -> RpcStream<Bytes> {
-        RpcStream::new(stream.map(move |item| {
-            let _in_flight = &slot;
-            item
-        }))
+        RpcStream::new(Held { stream, slot: Some(slot) })
+    }
+
+    /// When a streaming call with a response stream stops waiting for a slot: at its own
+    /// deadline, else at the configured default one (never, if the call was made
+    /// `without_timeout`). The stream itself has no default deadline.
+    fn queue_deadline(&self, options: &CallOptions) -> Option<Instant> {
+        options.resolve(self.config.default_timeout).map(|t| Instant::now() + t)
     }
 
     pub(crate) async fn server_streaming(
@@ -461,7 +516,8 @@ impl Balanced {
         options: CallOptions,
     ) -> Result<RpcStream<Bytes>, RpcError> {
         let deadline = options.timeout().flatten().map(|t| Instant::now() + t);
-        let (slot, client) = self.place_stream(method, &options, deadline).await?;
+        let queue_deadline = self.queue_deadline(&options);
+        let (slot, client) = self.place_stream(method, &options, deadline, queue_deadline).await?;
         let started = Instant::now();
         let result = client.server_streaming_with(method, payload, Self::stream_options(options, deadline)?).await;
         self.finish(&slot, started, &result);
@@ -475,7 +531,7 @@ impl Balanced {
         options: CallOptions,
     ) -> Result<Bytes, RpcError> {
         let deadline = options.resolve(self.config.default_timeout).map(|t| Instant::now() + t);
-        let (slot, client) = self.place_stream(method, &options, deadline).await?;
+        let (slot, client) = self.place_stream(method, &options, deadline, deadline).await?;
         let started = Instant::now();
         let result = client.client_streaming_with(method, requests, Self::options_for(options, deadline)?).await;
         self.finish(&slot, started, &result);
@@ -489,7 +545,8 @@ impl Balanced {
         options: CallOptions,
     ) -> Result<RpcStream<Bytes>, RpcError> {
         let deadline = options.timeout().flatten().map(|t| Instant::now() + t);
-        let (slot, client) = self.place_stream(method, &options, deadline).await?;
+        let queue_deadline = self.queue_deadline(&options);
+        let (slot, client) = self.place_stream(method, &options, deadline, queue_deadline).await?;
         let started = Instant::now();
         let result = client.bidi_streaming_with(method, requests, Self::stream_options(options, deadline)?).await;
         self.finish(&slot, started, &result);
@@ -502,5 +559,111 @@ impl Balanced {
             None => Ok(options),
             Some(_) => Self::options_for(options, deadline),
         }
+    }
+}
+
+/// The least loaded endpoint under `cap`, looking from the one after `picked` round to
+/// `picked` itself, so that ties go to the next endpoints in turn rather than to the first.
+fn least_loaded_with_room(endpoints: &[Endpoint], picked: usize, cap: u32) -> Option<usize> {
+    let n = endpoints.len();
+    let mut best: Option<(usize, u32)> = None;
+    let mut index = picked;
+    for _ in 0..n {
+        index = if index + 1 == n { 0 } else { index + 1 };
+        let load = endpoints[index].in_flight();
+        if load < cap && best.is_none_or(|(_, least)| load < least) {
+            best = Some((index, load));
+        }
+    }
+    best.map(|(index, _)| index)
+}
+
+/// A call's place in the queue for a slot, counted in `Balanced::queued` while it lasts.
+struct Waiting<'a> {
+    balanced: &'a Balanced,
+    /// A slot freed and this call was woken for it.
+    woken: bool,
+    /// This call took a slot.
+    served: bool,
+}
+
+impl<'a> Waiting<'a> {
+    fn new(balanced: &'a Balanced) -> Self {
+        balanced.queued.fetch_add(1, Ordering::AcqRel);
+        Self { balanced, woken: false, served: false }
+    }
+}
+
+impl Drop for Waiting<'_> {
+    /// A call that leaves the queue without a slot (its deadline passed, it was dropped)
+    /// after being woken passes the wake-up on, so that the slot freed for it goes to the
+    /// next waiter instead of staying free while others wait.
+    fn drop(&mut self) {
+        self.balanced.queued.fetch_sub(1, Ordering::AcqRel);
+        if self.woken && !self.served {
+            self.balanced.slot_freed.notify_one();
+        }
+    }
+}
+
+/// A response stream that holds its call's slot until it ends or fails, so that a finished
+/// stream the caller still holds no longer counts in flight.
+struct Held {
+    stream: RpcStream<Bytes>,
+    slot: Option<Slot>,
+}
+
+impl Stream for Held {
+    type Item = Result<Bytes, RpcError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        let item = Pin::new(&mut this.stream).poll_next(cx);
+        if matches!(item, Poll::Ready(None | Some(Err(_)))) {
+            this.slot = None;
+        }
+        item
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::balance::RoundRobin;
+
+    fn endpoints(n: usize) -> Vec<Endpoint> {
+        (0..n).map(|i| Endpoint::new(format!("e{i}"), format!("127.0.0.1:{}", 1000 + i).parse().unwrap())).collect()
+    }
+
+    #[test]
+    fn a_full_pick_falls_back_to_the_least_loaded_with_room_next_in_turn() {
+        let set = endpoints(4);
+        let _busy = [set[0].start_call(), set[1].start_call(), set[1].start_call(), set[3].start_call()];
+        assert_eq!(least_loaded_with_room(&set, 0, 2), Some(2), "endpoint 2 is idle");
+        let _more = set[2].start_call();
+        // Loads 1, 2, 1, 1 under a cap of 2: the first with load 1 after the pick.
+        assert_eq!(least_loaded_with_room(&set, 0, 2), Some(2));
+        assert_eq!(least_loaded_with_room(&set, 2, 2), Some(3));
+        assert_eq!(least_loaded_with_room(&set, 3, 2), Some(0), "past the end: round to the start");
+        assert_eq!(least_loaded_with_room(&set, 0, 1), None, "every endpoint at a cap of 1");
+    }
+
+    #[tokio::test]
+    async fn callers_that_see_one_due_readmission_rebuild_the_snapshot_once() {
+        let balancer = Arc::new(RoundRobin::new());
+        let config = RpcConfig::dev("127.0.0.1:0");
+        let balanced = Balanced::new(balancer, endpoints(2), config, Policy::default(), None).unwrap();
+        let member = balanced.snapshot.load().members[0].clone();
+        balanced.eject(&member, &RpcError::Connection("test".into()));
+        let ejected = balanced.snapshot.load().generation;
+        assert_eq!(balanced.snapshot.load().eligible.len(), 1, "the ejected endpoint is left out");
+        // Two calls saw the ejection's snapshot once its back-off had passed.
+        let later = Instant::now() + Duration::from_secs(1);
+        let first = balanced.current(later).generation;
+        balanced.readmit(ejected);
+        assert_eq!(first, ejected + 1, "the first call rebuilds");
+        assert_eq!(balanced.snapshot.load().generation, first, "the second finds it rebuilt and leaves it");
     }
 }

@@ -37,6 +37,14 @@ pub trait TypedClient: Sized {
 /// back-off that doubles with each failure (500 ms to 30 s); a call that never reached a
 /// server goes to another endpoint, at most three attempts in all and within a retry budget
 /// of 20% extra calls.
+///
+/// Metrics go through the `metrics` facade: per endpoint, `rpcnet_client_calls_total`,
+/// `rpcnet_client_errors_total` (failures of the endpoint; a service's own error is an
+/// answer, not one), `rpcnet_client_ejections_total`, the gauge `rpcnet_client_in_flight`
+/// and the histogram `rpcnet_client_latency_seconds`, labelled `endpoint` (the endpoint's
+/// label) and `endpoint_id`; per client, `rpcnet_client_retries_total` and
+/// `rpcnet_client_shed_total`. Install the recorder before building clients: a client takes
+/// its metric handles when it first sees an endpoint, from the recorder installed then.
 pub struct ClientBuilder<C> {
     endpoints: Vec<Endpoint>,
     source: Option<Arc<dyn EndpointSource>>,

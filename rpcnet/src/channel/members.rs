@@ -165,7 +165,9 @@ impl EndpointStats {
 }
 
 /// Per-endpoint metrics, through the `metrics` facade (no-ops unless the application installs
-/// a recorder). Handles are made once per endpoint so a call costs no label lookup.
+/// a recorder), labelled `endpoint` (its label, readable) and `endpoint_id` (its id).
+/// Handles are made once per endpoint, when the client first sees it, so a call costs no
+/// label lookup; this is also why the recorder must be installed before clients are built.
 #[derive(Debug)]
 pub(crate) struct MemberMetrics {
     pub(crate) calls: metrics::Counter,
@@ -177,7 +179,7 @@ pub(crate) struct MemberMetrics {
 
 impl MemberMetrics {
     fn new(endpoint: &Endpoint) -> Self {
-        let labels = [("endpoint", endpoint.id().to_owned())];
+        let labels = [("endpoint", endpoint.label().to_owned()), ("endpoint_id", endpoint.id().to_owned())];
         Self {
             calls: metrics::counter!("rpcnet_client_calls_total", &labels),
             errors: metrics::counter!("rpcnet_client_errors_total", &labels),
