@@ -1,9 +1,11 @@
 //! Picking an endpoint allocates nothing, for every strategy: a pick runs on every call, so
 //! one allocation per pick would be one per call.
 //!
-//! dhat counts every allocation of this test binary. Its profiler is global, so the whole
-//! check is one `#[test]`: a second test would run on another thread, and its
-//! allocations, or its own profiler, would mix with these.
+//! dhat counts every allocation of this test binary, on every thread. So the check runs
+//! without libtest (`harness = false` in Cargo.toml): libtest's own threads allocate now and
+//! then (a result, a timing), and such a block, counted among the picks, failed the test
+//! about once in twelve runs.
+#![allow(clippy::print_stdout)]
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -63,7 +65,11 @@ fn blocks_allocated_by(f: impl FnOnce()) -> u64 {
     dhat::HeapStats::get().total_blocks - before
 }
 
-#[test]
+fn main() {
+    picks_allocate_nothing_once_warm();
+    println!("picks_allocate_nothing_once_warm ... ok");
+}
+
 fn picks_allocate_nothing_once_warm() {
     let _profiler = dhat::Profiler::builder().testing().build();
 
