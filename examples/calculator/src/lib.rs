@@ -34,6 +34,7 @@ pub trait Calculator {
 }
 
 /// The implementation the server runs.
+#[derive(Debug)]
 pub struct Calc;
 
 impl Calculator for Calc {
