@@ -5,7 +5,7 @@
 //! The tokio shell (`membership.rs`) and the simulator (`sim.rs`) drive the same code.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -105,12 +105,14 @@ pub(crate) struct Core {
     keyring: Keyring,
     config: CoreConfig,
     timers: BinaryHeap<Reverse<(Instant, u64)>>,
-    timer_events: HashMap<u64, TimerEvent>,
+    timer_events: BTreeMap<u64, TimerEvent>,
     next_timer: u64,
     out: VecDeque<Transmit>,
     events: VecDeque<ClusterEvent>,
-    known: HashMap<SocketAddr, Known>,
-    health: HashMap<SocketAddr, PhiAccrual>,
+    /// Ordered maps, here and in the metadata table: the simulator's runs must depend on
+    /// the seed alone, and iteration order drives random choices and send order.
+    known: BTreeMap<SocketAddr, Known>,
+    health: BTreeMap<SocketAddr, PhiAccrual>,
     rng: StdRng,
     /// The same moment on the monotonic clock and the wall clock: sealing needs wall time,
     /// and the simulator's virtual `Instant`s stay consistent with it.
@@ -167,12 +169,12 @@ impl Core {
             rng: StdRng::seed_from_u64(seed.rotate_left(17) ^ 0x5eed),
             config,
             timers: BinaryHeap::new(),
-            timer_events: HashMap::new(),
+            timer_events: BTreeMap::new(),
             next_timer: 0,
             out: VecDeque::new(),
             events: VecDeque::new(),
-            known: HashMap::new(),
-            health: HashMap::new(),
+            known: BTreeMap::new(),
+            health: BTreeMap::new(),
             clock: (now, wall),
             stats: GossipStats::default(),
             partition: PartitionWatch::default(),
