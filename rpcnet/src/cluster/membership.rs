@@ -219,7 +219,7 @@ impl ClusterConfig {
             num_indirect_probes: nonzero(self.indirect_probes, "indirect probes")?,
             max_transmissions: NonZeroU8::new(10).expect("10 is not zero"),
             suspect_to_down_after: self.suspicion_timeout,
-            remove_down_after: Some(Duration::from_secs(60 * 60)),
+            remove_down_after: Some(super::core::FORGET_DOWN_AFTER),
             max_packet_size: NonZeroUsize::new(MAX_DATAGRAM - SEAL_OVERHEAD - 1).expect("positive"),
             // With it on, a suspicion that was refuted can still turn the member down.
             notify_down_members: false,
@@ -403,7 +403,8 @@ impl ClusterMembership {
         self.with_core(|core, _| core.stats())
     }
 
-    /// (members reachable, itself included; members of the recent full view).
+    /// (members reachable, itself included; those plus the members remembered as failed),
+    /// as [`PartitionDetector`](super::PartitionDetector) reads it.
     pub fn quorum(&self) -> (usize, usize) {
         self.with_core(|core, _| core.quorum())
     }

@@ -186,7 +186,9 @@ impl WorkerRegistry {
             loop {
                 let refresh = tokio::select! {
                     event = events.recv() => match event {
-                        Some(event) => !matches!(event, ClusterEvent::PartitionDetected(_)),
+                        Some(event) => {
+                            !matches!(event, ClusterEvent::PartitionDetected(_) | ClusterEvent::PartitionHealed(_))
+                        }
                         None => return,
                     },
                     _ = health.tick() => true,

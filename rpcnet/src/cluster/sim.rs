@@ -20,7 +20,7 @@ use rand::{RngExt, SeedableRng};
 
 use super::core::Core;
 use super::events::ClusterEvent;
-use super::{ClusterConfig, GossipStats, NodeId, NodeState};
+use super::{ClusterConfig, GossipStats, NodeId, NodeState, PartitionStatus};
 
 /// What to simulate.
 #[derive(Debug, Clone)]
@@ -348,6 +348,12 @@ impl Simulation {
             .count()
     }
 
+    /// Whether node `i` holds a majority, as [`PartitionDetector::status`](super::PartitionDetector::status)
+    /// would tell it.
+    pub fn partition_status(&self, i: usize) -> PartitionStatus {
+        PartitionStatus::new(self.nodes[i].core.quorum())
+    }
+
     /// Every event node `i` emitted, with its virtual time.
     pub fn events(&self, i: usize) -> &[(Duration, ClusterEvent)] {
         &self.nodes[i].events
@@ -385,6 +391,44 @@ mod tests {
                 _ => None,
             })
             .collect()
+    }
+
+    fn heals_seen(sim: &Simulation, i: usize) -> usize {
+        sim.events(i).iter().filter(|(_, e)| matches!(e, ClusterEvent::PartitionHealed(_))).count()
+    }
+
+    #[test]
+    fn the_minority_still_knows_it_is_the_minority_minutes_into_a_split() {
+        let mut sim = Simulation::new(SimConfig { nodes: 10, seed: 6, ..SimConfig::default() });
+        assert!(sim.run_until(Duration::from_secs(30), Simulation::converged).is_some());
+        assert!((0..10).all(|i| sim.partition_status(i).has_quorum()), "one whole cluster has a quorum everywhere");
+        sim.partition(&[vec![0, 1, 2, 3], vec![4, 5, 6, 7, 8, 9]]);
+        // Well past the minute after which the old detector took the smaller view as the
+        // whole cluster, so that both sides believed they were the majority.
+        for minute in 1..=3 {
+            sim.run_for(Duration::from_secs(60));
+            for i in 0..10 {
+                let status = sim.partition_status(i);
+                assert_eq!(
+                    status.expected, 10,
+                    "node {i} still counts the whole cluster after {minute} min: {status:?}"
+                );
+                assert_eq!(status.is_minority(), i < 4, "node {i} after {minute} min of a 4/6 split: {status:?}");
+            }
+        }
+        sim.heal();
+        assert!(sim.run_until(Duration::from_secs(120), Simulation::converged).is_some(), "the sides merge");
+        sim.run_for(Duration::from_secs(2));
+        for i in 0..10 {
+            assert!(sim.partition_status(i).has_quorum(), "node {i} has a quorum again: {:?}", sim.partition_status(i));
+            assert_eq!(
+                partitions_seen(&sim, i).len(),
+                1,
+                "node {i} reported the split once: {:?}",
+                sim.events(i).iter().filter(|(_, e)| !matches!(e, ClusterEvent::NodeJoined(_))).collect::<Vec<_>>()
+            );
+            assert_eq!(heals_seen(&sim, i), 1, "node {i} reported it healed: {:?}", sim.events(i));
+        }
     }
 
     #[test]

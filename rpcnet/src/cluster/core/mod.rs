@@ -32,6 +32,10 @@ use super::wire::{FocaCodec, Message};
 /// and report `NodeLeft`, not `NodeFailed`.
 pub(crate) const LEAVE_DELAY: Duration = Duration::from_millis(100);
 
+/// How long a member that failed or left is remembered (by foca too): a failed one still
+/// counts in the cluster's size for partition detection, and comes back as recovered.
+pub(crate) const FORGET_DOWN_AFTER: Duration = Duration::from_secs(60 * 60);
+
 /// Settings of the state machine (derived from `ClusterConfig`).
 #[derive(Debug, Clone)]
 pub(crate) struct CoreConfig {
@@ -92,6 +96,8 @@ struct Known {
     /// Whether the member was down before this incarnation came up (a rejoin).
     rejoining: bool,
     tags: BTreeMap<String, String>,
+    /// When it failed or left; it is forgotten [`FORGET_DOWN_AFTER`] later.
+    down_since: Option<Instant>,
 }
 
 /// One node's membership state machine.
@@ -471,7 +477,14 @@ impl Core {
         match note {
             Note::Up(id) => {
                 let rejoining = self.known.get(&id.addr).is_some_and(|k| !is_up(k.state) || k.id != id);
-                let known = Known { id, state: NodeState::Alive, announced: false, rejoining, tags: BTreeMap::new() };
+                let known = Known {
+                    id,
+                    state: NodeState::Alive,
+                    announced: false,
+                    rejoining,
+                    tags: BTreeMap::new(),
+                    down_since: None,
+                };
                 self.known.insert(id.addr, known);
                 if self.has_meta(&id) {
                     self.announce(id.addr, now);
@@ -490,6 +503,7 @@ impl Core {
                 if !is_up(known.state) {
                     return;
                 }
+                known.down_since = Some(now);
                 if leaving {
                     known.state = NodeState::Left;
                     self.emit(id.addr, now, ClusterEvent::NodeLeft);
@@ -565,6 +579,7 @@ impl Core {
     /// or its answer may have been lost), and looks for partitions.
     fn tick(&mut self, now: Instant) {
         self.retry_seeds(now);
+        self.forget_long_down(now);
         let missing: Vec<NodeId> =
             self.known.values().filter(|k| is_up(k.state) && !k.announced).map(|k| k.id).collect();
         for id in missing {
@@ -586,6 +601,20 @@ impl Core {
             }
         }
         self.check_partition(now);
+    }
+
+    /// Forgets members down for [`FORGET_DOWN_AFTER`], as foca does.
+    fn forget_long_down(&mut self, now: Instant) {
+        let forgotten: Vec<SocketAddr> = self
+            .known
+            .values()
+            .filter(|k| k.down_since.is_some_and(|since| now.saturating_duration_since(since) >= FORGET_DOWN_AFTER))
+            .map(|k| k.id.addr)
+            .collect();
+        for addr in forgotten {
+            self.known.remove(&addr);
+            self.health.remove(&addr);
+        }
     }
 
     /// A node that knows no member keeps knocking on its seeds, less and less often.
