@@ -15,6 +15,7 @@ use super::NodeId;
 use super::core::{Core, CoreConfig, GossipStats, Transmit};
 use super::events::{ClusterEvent, ClusterEvents, NodeInfo};
 use super::seal::{ClusterKey, Keyring, SEAL_OVERHEAD};
+use super::wire::ENVELOPE_OVERHEAD;
 use crate::RpcError;
 
 /// The secret of [`ClusterConfig::dev`]: for demos and tests on one machine only.
@@ -220,7 +221,7 @@ impl ClusterConfig {
             max_transmissions: NonZeroU8::new(10).expect("10 is not zero"),
             suspect_to_down_after: self.suspicion_timeout,
             remove_down_after: Some(super::core::FORGET_DOWN_AFTER),
-            max_packet_size: NonZeroUsize::new(MAX_DATAGRAM - SEAL_OVERHEAD - 1).expect("positive"),
+            max_packet_size: NonZeroUsize::new(MAX_DATAGRAM - SEAL_OVERHEAD - ENVELOPE_OVERHEAD).expect("positive"),
             // With it on, a suspicion that was refuted can still turn the member down.
             notify_down_members: false,
             periodic_announce: None,

@@ -17,6 +17,8 @@ use rand::rngs::StdRng;
 mod foca_io;
 mod partition_watch;
 mod sync;
+#[cfg(test)]
+mod tests;
 
 use self::foca_io::{Io, Note};
 use self::partition_watch::PartitionWatch;
@@ -25,8 +27,8 @@ use super::NodeId;
 use super::events::{ClusterEvent, NodeInfo, NodeState};
 use super::health::PhiAccrual;
 use super::meta::{MetaBroadcasts, MetaTable, NodeMeta, broadcast_bytes};
-use super::seal::Keyring;
-use super::wire::{FocaCodec, Message};
+use super::seal::{Keyring, ReplayWindow};
+use super::wire::{Envelope, FocaCodec, Message};
 
 /// Time between the leave notice and SWIM's departure, so members hear the notice first
 /// and report `NodeLeft`, not `NodeFailed`.
@@ -109,6 +111,7 @@ pub(crate) struct Core {
     meta_dirty: bool,
     meta_published_at: Option<Instant>,
     keyring: Keyring,
+    replay: ReplayWindow,
     config: CoreConfig,
     timers: BinaryHeap<Reverse<(Instant, u64)>>,
     timer_events: BTreeMap<u64, TimerEvent>,
@@ -171,6 +174,7 @@ impl Core {
             // come up (and sync digests repair what is missed). Only changes are broadcast.
             meta_dirty: false,
             meta_published_at: None,
+            replay: ReplayWindow::new(&keyring),
             keyring,
             rng: StdRng::seed_from_u64(seed.rotate_left(17) ^ 0x5eed),
             config,
@@ -233,7 +237,7 @@ impl Core {
     }
 
     fn send(&mut self, to: SocketAddr, message: &Message, now: Instant) {
-        let data = self.keyring.seal(&message.to_bytes(), self.wall(now));
+        let data = self.keyring.seal(&Envelope::encode(self.me.addr, message), self.wall(now));
         self.stats.datagrams_sent += 1;
         self.stats.bytes_sent += data.len() as u64;
         self.out.push_back(Transmit { to, data });
@@ -285,27 +289,35 @@ impl Core {
         }
     }
 
-    /// A datagram from `from`.
+    /// A datagram from `from`. Refused unless sealed with a key of the ring, sent by the
+    /// member it names (`from` itself), and not received before.
     pub(crate) fn handle_datagram(&mut self, from: SocketAddr, data: &[u8], now: Instant) {
-        let message = match self
-            .keyring
-            .open(data, self.wall(now))
-            .map_err(|e| e.to_string())
-            .and_then(|m| Message::from_bytes(&m))
-        {
-            Ok(message) => message,
-            Err(err) => {
-                self.stats.rejected += 1;
-                tracing::debug!(%from, error = %err, "gossip datagram refused");
-                return;
-            }
+        let wall = self.wall(now);
+        let opened = match self.keyring.open_sealed(data, wall) {
+            Ok(opened) => opened,
+            Err(err) => return self.refuse(from, &err.to_string()),
+        };
+        let envelope = match Envelope::from_bytes(&opened.message) {
+            Ok(envelope) => envelope,
+            Err(err) => return self.refuse(from, &err),
         };
         if self.left {
             return;
         }
+        if envelope.from != from {
+            self.stats.rejected += 1;
+            tracing::warn!(%from, claimed = %envelope.from, "gossip message names another sender; refused");
+            return;
+        }
+        if let Err(err) = self.replay.admit(&opened, wall) {
+            return self.refuse(from, &err.to_string());
+        }
         self.stats.datagrams_received += 1;
         self.stats.bytes_received += data.len() as u64;
-        self.health.entry(from).or_default().heartbeat(now);
+        if self.known.get(&from).is_some_and(|k| is_up(k.state)) {
+            self.health.entry(from).or_default().heartbeat(now);
+        }
+        let message = envelope.message;
         match message {
             Message::Swim(bytes) => {
                 // The sender named inside the message must be the one that sent it.
@@ -358,6 +370,11 @@ impl Core {
                 }
             }
         }
+    }
+
+    fn refuse(&mut self, from: SocketAddr, why: &str) {
+        self.stats.rejected += 1;
+        tracing::debug!(%from, error = why, "gossip datagram refused");
     }
 
     /// A signal of life from a member outside gossip (an RPC response).
@@ -504,6 +521,7 @@ impl Core {
                     return;
                 }
                 known.down_since = Some(now);
+                self.health.remove(&id.addr);
                 if leaving {
                     known.state = NodeState::Left;
                     self.emit(id.addr, now, ClusterEvent::NodeLeft);
@@ -660,6 +678,12 @@ impl Core {
     /// Members SWIM considers up, for tests and the simulator.
     pub(crate) fn up_members(&self) -> usize {
         self.known.values().filter(|k| is_up(k.state)).count()
+    }
+
+    /// Members with a health detector, for tests.
+    #[cfg(test)]
+    pub(crate) fn health_entries(&self) -> usize {
+        self.health.len()
     }
 
     /// Metadata entries held, for memory estimates.
