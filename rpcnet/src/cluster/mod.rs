@@ -17,6 +17,7 @@
 //! ```
 
 mod client;
+mod config;
 mod core;
 mod events;
 mod health;
@@ -31,11 +32,12 @@ pub mod sim;
 mod wire;
 
 pub use self::client::{ClusterClient, ClusterClientConfig};
+pub use self::config::ClusterConfig;
 pub use self::core::GossipStats;
 pub use self::events::{ClusterEvent, ClusterEvents, NodeInfo, NodeState, PartitionInfo};
 pub use self::health::PhiAccrual;
 pub use self::identity::NodeId;
-pub use self::membership::{ClusterConfig, ClusterMembership};
+pub use self::membership::ClusterMembership;
 pub use self::partition::{PartitionDetector, PartitionStatus};
 pub use self::registry::{NodeRegistry, WorkerInfo, WorkerRegistry};
 pub use self::seal::{ClusterKey, Keyring, OpenError};
