@@ -278,3 +278,75 @@ async fn least_connections_sends_less_to_a_slow_server() {
     let busy = first.unwrap();
     assert_eq!(counts.get(&busy), None, "the endpoint with a call in flight gets none of {counts:?}");
 }
+
+/// A source of endpoints whose health the test sets.
+struct Marked {
+    endpoints: tokio::sync::watch::Sender<Arc<Vec<Endpoint>>>,
+    suspects: std::sync::Mutex<Vec<String>>,
+}
+
+impl Marked {
+    fn new(endpoints: Vec<Endpoint>) -> Arc<Self> {
+        Arc::new(Self {
+            endpoints: tokio::sync::watch::Sender::new(Arc::new(endpoints)),
+            suspects: std::sync::Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Marks the endpoint labelled `label` suspect, and publishes the same set again.
+    fn suspect(&self, label: &str) {
+        self.suspects.lock().unwrap().push(label.to_owned());
+        self.endpoints.send_modify(|_| {});
+    }
+}
+
+impl rpcnet::EndpointSource for Marked {
+    fn endpoints(&self) -> tokio::sync::watch::Receiver<Arc<Vec<Endpoint>>> {
+        self.endpoints.subscribe()
+    }
+
+    fn is_suspect(&self, endpoint: &Endpoint) -> bool {
+        self.suspects.lock().unwrap().iter().any(|label| label == endpoint.label())
+    }
+}
+
+fn labelled(servers: &[Server], labels: &[&str]) -> Vec<Endpoint> {
+    servers.iter().zip(labels).map(|(s, label)| Endpoint::new(*label, s.addr).with_label(*label)).collect()
+}
+
+#[tokio::test]
+async fn a_suspect_endpoint_gets_some_but_less_traffic() {
+    let servers = [start("a"), start("b"), start("c")];
+    let source = Marked::new(labelled(&servers, &["a", "b", "c"]));
+    source.suspect("c");
+    let client = WhoamiClient::builder()
+        .registry(source.clone())
+        .config(config())
+        .strategy(LoadBalancingStrategy::RoundRobin)
+        .connect()
+        .await
+        .unwrap();
+    let counts = tally(&client, 210).await;
+    let (a, b, c) = (counts["a"], counts["b"], counts.get("c").copied().unwrap_or(0));
+    assert!(c > 0, "a suspect still gets calls, so that it is seen to recover: {counts:?}");
+    assert!(c * 5 < a && c * 5 < b, "but far fewer than a healthy endpoint: {counts:?}");
+    assert_eq!(a + b + c, 210);
+    let stats = client.endpoint_stats();
+    assert!(stats.iter().any(|s| s.label == "c" && s.suspect), "endpoint_stats shows it: {stats:?}");
+}
+
+#[tokio::test]
+async fn an_endpoint_that_turns_suspect_keeps_its_calls_in_flight() {
+    let servers = [start("a"), start("b")];
+    let source = Marked::new(labelled(&servers, &["a", "b"]));
+    let client =
+        WhoamiClient::builder().registry(source.clone()).config(config()).balancer(OnlyB).connect().await.unwrap();
+    // An idempotent call, which would be repeated elsewhere if its endpoint left the set.
+    let (read, ()) = tokio::join!(client.read(400), async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        source.suspect("b");
+    });
+    assert_eq!(read.unwrap(), "b", "the call finishes where it started");
+    assert_eq!(servers[1].calls.load(Ordering::SeqCst), 1, "b ran it once");
+    assert_eq!(servers[0].calls.load(Ordering::SeqCst), 0, "and it was not repeated on a");
+}

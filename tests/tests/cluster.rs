@@ -376,6 +376,48 @@ async fn a_lagging_subscriber_learns_how_many_events_it_missed() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_clusters_workers_do_not_become_suspect() {
+    let secret = "an_idle_clusters_workers_do_not_become_suspect";
+    let seed = member(secret, "client", vec![]).await;
+    let _workers: Vec<Worker> = ["w1", "w2", "w3"]
+        .iter()
+        .map(|name| {
+            Worker::start(secret, name, any_port(), any_port(), vec![seed.gossip_addr()], &[("role", "worker")])
+        })
+        .collect();
+    let registry = Arc::new(WorkerRegistry::new(seed.clone(), LoadBalancingStrategy::RoundRobin));
+    registry.start().await;
+    eventually(Duration::from_secs(15), "three workers", async || registry.worker_count().await == 3).await;
+    let client = WorkClient::builder().registry(registry.clone()).connect().await.unwrap();
+    // A burst of calls to every worker, then none: answers stop coming, pings go on.
+    for _ in 0..90 {
+        client.read(0).await.unwrap();
+    }
+    let idle = Instant::now();
+    while idle.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        for worker in registry.workers().await {
+            assert!(
+                worker.is_healthy(),
+                "{} looks suspect {:?} into the idle period (φ {:?}): idle is not late",
+                worker.label,
+                idle.elapsed(),
+                seed.phi(worker.id)
+            );
+        }
+    }
+    for worker in registry.workers().await {
+        let phi = seed.phi(worker.id);
+        assert!(
+            phi.is_some_and(|phi| phi < seed.phi_threshold()),
+            "pings keep {}'s φ low while no call goes to it: {phi:?}",
+            worker.label
+        );
+    }
+    assert!(client.endpoint_stats().iter().all(|s| !s.suspect), "{:?}", client.endpoint_stats());
+}
+
 /// Counts a load's outcomes per worker.
 #[derive(Default)]
 struct Tally {

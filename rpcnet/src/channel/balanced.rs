@@ -1,7 +1,8 @@
 //! A channel over many endpoints: each call is placed by the balancer on an eligible
-//! endpoint under its in-flight cap (or waits for a slot, or is shed), and a call that never
-//! reached a server (or, for idempotent methods, whose server died) goes to another one,
-//! within the retry budget and the call's deadline.
+//! endpoint under its in-flight cap (or waits for a slot, or is shed), suspect endpoints
+//! getting a small share (`health.rs`), and a call that never reached a server (or, for
+//! idempotent methods, whose server died) goes to another one, within the retry budget and
+//! the call's deadline.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,6 +13,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use tokio::sync::Notify;
 
+use super::health;
 use super::members::{EndpointStats, Member, Snapshot};
 use super::retry::RetryBudget;
 use super::source::EndpointSource;
@@ -59,6 +61,8 @@ pub(crate) struct Balanced {
     shed: metrics::Counter,
     /// Where the endpoints come from, when they change at run time.
     source: Option<Arc<dyn EndpointSource>>,
+    /// Calls placed so far: which of them go to suspect endpoints follows from it.
+    placed: AtomicU64,
 }
 
 impl std::fmt::Debug for Balanced {
@@ -112,6 +116,7 @@ impl Balanced {
             retries: metrics::counter!("rpcnet_client_retries_total"),
             shed: metrics::counter!("rpcnet_client_shed_total"),
             source,
+            placed: AtomicU64::new(0),
         })
     }
 
@@ -130,6 +135,9 @@ impl Balanced {
             balanced.set_endpoints(selected);
         };
         apply(self, &updates.borrow_and_update());
+        if let Some(interval) = source.ping_interval() {
+            super::health::spawn_pings(Arc::downgrade(self), interval);
+        }
         tokio::spawn(async move {
             while updates.changed().await.is_ok() {
                 let Some(balanced) = weak.upgrade() else { return };
@@ -137,6 +145,15 @@ impl Balanced {
                 apply(&balanced, &endpoints);
             }
         });
+    }
+
+    /// Every member of the current set.
+    pub(crate) fn members(&self) -> Vec<Arc<Member>> {
+        self.snapshot.load().members.clone()
+    }
+
+    pub(crate) fn source(&self) -> Option<Arc<dyn EndpointSource>> {
+        self.source.clone()
     }
 
     fn nanos(&self, now: Instant) -> u64 {
@@ -152,20 +169,24 @@ impl Balanced {
         self.snapshot.store(Arc::new(Snapshot::new(generation, members, now)));
     }
 
-    /// Replaces the endpoints; members whose id stays keep their connection and counters.
-    /// Idempotent calls in flight on a member that goes move to another endpoint.
+    /// Replaces the endpoints; members whose id stays keep their connection and counters,
+    /// and take the health the source gives them now. Idempotent calls in flight on a
+    /// member that goes move to another endpoint; a member that stays, suspect or not,
+    /// keeps its calls.
     pub(crate) fn set_endpoints(&self, endpoints: Vec<Endpoint>) {
         let current = self.snapshot.load();
         let members: Vec<Arc<Member>> = endpoints
             .into_iter()
             .map(|endpoint| {
-                current
+                let member = current
                     .members
                     .iter()
                     .find(|m| m.endpoint.id() == endpoint.id() && m.endpoint.addr() == endpoint.addr())
                     .filter(|m| m.endpoint.tags() == endpoint.tags())
                     .cloned()
-                    .unwrap_or_else(|| Arc::new(Member::new(endpoint)))
+                    .unwrap_or_else(|| Arc::new(Member::new(endpoint)));
+                member.set_suspect(self.source.as_ref().is_some_and(|s| s.is_suspect(&member.endpoint)));
+                member
             })
             .collect();
         for gone in current.members.iter().filter(|m| !members.iter().any(|kept| Arc::ptr_eq(kept, m))) {
@@ -237,21 +258,33 @@ impl Balanced {
             if snapshot.members.is_empty() {
                 return Err(self.no_endpoint(&snapshot));
             }
+            // Most calls go to the healthy endpoints, a few to the suspect ones.
+            let suspects = health::to_suspects(
+                self.placed.fetch_add(1, Ordering::Relaxed),
+                snapshot.eligible.len(),
+                snapshot.suspects.len(),
+            );
+            let (first, second) = if suspects {
+                ((&snapshot.suspects, &snapshot.suspect_members), (&snapshot.eligible, &snapshot.eligible_members))
+            } else {
+                ((&snapshot.eligible, &snapshot.eligible_members), (&snapshot.suspects, &snapshot.suspect_members))
+            };
             // A retry avoids the endpoints that failed it, unless nothing else is left.
+            let untried = |members: &[Arc<Member>]| -> (Vec<Endpoint>, Vec<Arc<Member>>) {
+                members
+                    .iter()
+                    .filter(|m| !excluded.iter().any(|x| Arc::ptr_eq(x, m)))
+                    .map(|m| (m.endpoint.clone(), m.clone()))
+                    .unzip()
+            };
             let filtered: Option<(Vec<Endpoint>, Vec<Arc<Member>>)> = (!excluded.is_empty())
-                .then(|| {
-                    snapshot
-                        .eligible_members
-                        .iter()
-                        .filter(|m| !excluded.iter().any(|x| Arc::ptr_eq(x, m)))
-                        .map(|m| (m.endpoint.clone(), m.clone()))
-                        .unzip()
-                })
-                .filter(|(endpoints, _): &(Vec<Endpoint>, Vec<Arc<Member>>)| !endpoints.is_empty());
+                .then(|| Some(untried(first.1)).filter(|(e, _)| !e.is_empty()).unwrap_or_else(|| untried(second.1)))
+                .filter(|(endpoints, _)| !endpoints.is_empty());
             let (endpoints, members, generation) = match &filtered {
                 // Generation 0: a one-off set that balancers must not cache.
                 Some((endpoints, members)) => (endpoints.as_slice(), members.as_slice(), 0),
-                None => (snapshot.eligible.as_slice(), snapshot.eligible_members.as_slice(), snapshot.generation),
+                None if suspects => (first.0.as_slice(), first.1.as_slice(), 0),
+                None => (first.0.as_slice(), first.1.as_slice(), snapshot.generation),
             };
             let info = CallInfo { method, key: options.affinity_key(), now, generation };
             let Some(index) = self.balancer.pick(endpoints, &info).filter(|&i| i < endpoints.len()) else {
@@ -329,11 +362,10 @@ impl Balanced {
         self.balancer.observe(&member.endpoint, &Outcome { latency, success, now });
         member.metrics.calls.increment(1);
         member.metrics.latency.record(latency.as_secs_f64());
+        // Answers are not health signals: they come as often as the load sends calls, so a
+        // worker whose load stopped would look late. Pings are (`health.rs`).
         if success {
             member.succeeded();
-            if let Some(source) = &self.source {
-                source.answered(&member.endpoint);
-            }
         } else {
             member.metrics.errors.increment(1);
         }

@@ -1,9 +1,10 @@
 //! `Channel`: where a typed client's calls go. One server through an `RpcClient`, or many
-//! endpoints behind a balancer (`balanced.rs`, with `members.rs` and the retry budget in
-//! `retry.rs`). `ClientBuilder` makes either.
+//! endpoints behind a balancer (`balanced.rs`, with `members.rs`, suspects and pings in
+//! `health.rs` and the retry budget in `retry.rs`). `ClientBuilder` makes either.
 
 mod balanced;
 mod builder;
+mod health;
 mod members;
 mod retry;
 mod source;
@@ -11,6 +12,8 @@ mod source;
 pub use builder::{ClientBuilder, TypedClient};
 pub use members::EndpointStats;
 pub use source::EndpointSource;
+
+pub(crate) use health::to_suspects;
 
 use std::sync::Arc;
 

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::num::{NonZeroU8, NonZeroUsize};
 use std::time::Duration;
 
+use super::HealthCheckConfig;
 use super::core::CoreConfig;
 use super::seal::{ClusterKey, Keyring, SEAL_OVERHEAD};
 use super::wire::ENVELOPE_OVERHEAD;
@@ -43,7 +44,7 @@ pub struct ClusterConfig {
     pub(super) periodic_gossip: Duration,
     pub(super) sync_interval: Duration,
     pub(super) tag_interval: Duration,
-    pub(super) phi_threshold: f64,
+    pub(super) health: HealthCheckConfig,
     pub(super) partition_fraction: f64,
     pub(super) partition_window: Duration,
     pub(super) event_capacity: usize,
@@ -71,7 +72,7 @@ impl Default for ClusterConfig {
             periodic_gossip: Duration::from_millis(200),
             sync_interval: Duration::from_secs(10),
             tag_interval: Duration::from_millis(250),
-            phi_threshold: 8.0,
+            health: HealthCheckConfig::default(),
             partition_fraction: 0.3,
             partition_window: Duration::from_secs(10),
             event_capacity: 1024,
@@ -191,10 +192,26 @@ impl ClusterConfig {
         self
     }
 
-    /// φ above which a member counts as suspect for balancing. Default 8 (a one-in-10⁸
-    /// chance that a live member would be this late).
+    /// How workers' health is checked for balancing: how often clients ping the workers
+    /// they are connected to, and how the phi-accrual detector reads the answers. Default:
+    /// [`HealthCheckConfig::default`] (a ping a second, φ threshold 8).
+    pub fn with_health_check(mut self, health: HealthCheckConfig) -> Self {
+        self.health = health;
+        self
+    }
+
+    /// How often clients ping each worker they are connected to. Default 1 s. Shorthand
+    /// for [`HealthCheckConfig::with_interval`].
+    pub fn with_health_check_interval(mut self, interval: Duration) -> Self {
+        self.health = self.health.with_interval(interval);
+        self
+    }
+
+    /// φ at or above which a member counts as suspect for balancing. Default 8 (a
+    /// 1-in-10⁸ chance that a live member would be this late). Shorthand for
+    /// [`HealthCheckConfig::with_phi_threshold`].
     pub fn with_phi_threshold(mut self, phi: f64) -> Self {
-        self.phi_threshold = phi;
+        self.health = self.health.with_phi_threshold(phi);
         self
     }
 
@@ -242,8 +259,10 @@ impl ClusterConfig {
                 num_members: nonzero(self.gossip_fanout, "gossip fanout")?,
             }),
         };
+        self.health.check()?;
         Ok(CoreConfig {
             foca,
+            health: self.health.clone(),
             sync_interval: self.sync_interval,
             meta_interval: self.tag_interval,
             tick_interval: (self.gossip_interval / 2).max(Duration::from_millis(50)),
@@ -299,8 +318,8 @@ impl ClusterConfig {
         })
     }
 
-    pub(crate) fn phi_threshold(&self) -> f64 {
-        self.phi_threshold
+    pub(crate) fn health(&self) -> &HealthCheckConfig {
+        &self.health
     }
 }
 

@@ -35,7 +35,9 @@ pub struct NodeInfo {
     pub tags: BTreeMap<String, String>,
     /// Its state.
     pub state: NodeState,
-    /// The phi-accrual suspicion of it (0 when signals arrive on time), if it was heard from.
+    /// The phi-accrual suspicion of it from the answers to this node's pings (see
+    /// [`HealthCheckConfig`](super::HealthCheckConfig)): low while they arrive on time, 0
+    /// if no client of this node pings it.
     pub phi: f64,
 }
 

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::core::{Core, GossipStats, Transmit};
 use super::events::{ClusterEvent, ClusterEvents, NodeInfo};
-use super::{ClusterConfig, NodeId};
+use super::{ClusterConfig, HealthCheckConfig, NodeId};
 use crate::RpcError;
 
 struct Shared {
@@ -21,7 +21,7 @@ struct Shared {
     poke: Notify,
     stop: CancellationToken,
     gossip_addr: SocketAddr,
-    phi_threshold: f64,
+    health: HealthCheckConfig,
 }
 
 /// This node's membership in a cluster: SWIM gossip (foca) over sealed UDP datagrams, with
@@ -84,7 +84,7 @@ impl ClusterMembership {
             poke: Notify::new(),
             stop: CancellationToken::new(),
             gossip_addr,
-            phi_threshold: config.phi_threshold(),
+            health: config.health().clone(),
         });
         tokio::spawn(drive(shared.clone(), socket));
         let membership = Self { shared };
@@ -163,15 +163,30 @@ impl ClusterMembership {
         self.with_core(|core, _| core.quorum())
     }
 
-    /// Records a sign of life of the member at gossip address `addr` seen outside gossip
-    /// (an RPC answer), for its phi-accrual detector.
+    /// Records a sign of life of the member at gossip address `addr` seen outside gossip,
+    /// for its phi-accrual detector. Balanced clients following a
+    /// [`WorkerRegistry`](super::WorkerRegistry) record the answers to their pings here;
+    /// record only signals that come at a steady rhythm (see [`HealthCheckConfig`]).
+    /// Ignored for an address that is not a member up.
     pub fn record_heartbeat(&self, addr: SocketAddr) {
         self.with_core(|core, now| core.heartbeat(addr, now));
     }
 
+    /// φ of member `id` (see [`PhiAccrual`](super::PhiAccrual)), or `None` if it is not a
+    /// member up or no client of this node has pinged it in the last few health intervals.
+    /// Whether a member is alive is SWIM's call ([`NodeInfo::state`]); φ only steers load.
+    pub fn phi(&self, id: NodeId) -> Option<f64> {
+        self.with_core(|core, now| core.phi(id, now))
+    }
+
     /// The φ above which members count as suspect for balancing.
     pub fn phi_threshold(&self) -> f64 {
-        self.shared.phi_threshold
+        self.shared.health.phi_threshold()
+    }
+
+    /// How workers' health is checked (how often clients ping them, how φ is read).
+    pub fn health_check(&self) -> &HealthCheckConfig {
+        &self.shared.health
     }
 
     /// Leaves gracefully: members see `NodeLeft`, not `NodeFailed`. Gossip stops shortly

@@ -35,7 +35,7 @@ pub use self::client::{ClusterClient, ClusterClientConfig};
 pub use self::config::ClusterConfig;
 pub use self::core::GossipStats;
 pub use self::events::{ClusterEvent, ClusterEvents, NodeInfo, NodeState, PartitionInfo};
-pub use self::health::PhiAccrual;
+pub use self::health::{HealthCheckConfig, PhiAccrual};
 pub use self::identity::NodeId;
 pub use self::membership::ClusterMembership;
 pub use self::partition::{PartitionDetector, PartitionStatus};

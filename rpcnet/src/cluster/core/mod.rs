@@ -25,7 +25,7 @@ use self::partition_watch::PartitionWatch;
 use self::sync::SYNC_CHUNK;
 use super::NodeId;
 use super::events::{ClusterEvent, NodeInfo, NodeState};
-use super::health::PhiAccrual;
+use super::health::{HealthCheckConfig, PhiAccrual};
 use super::meta::{MetaBroadcasts, MetaTable, NodeMeta, broadcast_bytes};
 use super::seal::{Keyring, ReplayWindow};
 use super::wire::{Envelope, FocaCodec, Message};
@@ -42,6 +42,8 @@ pub(crate) const FORGET_DOWN_AFTER: Duration = Duration::from_secs(60 * 60);
 #[derive(Debug, Clone)]
 pub(crate) struct CoreConfig {
     pub(crate) foca: foca::Config,
+    /// How the answers to clients' pings are read (φ).
+    pub(crate) health: HealthCheckConfig,
     /// Push-pull with one random member this often.
     pub(crate) sync_interval: Duration,
     /// At most one metadata broadcast this often: tag changes in between are coalesced.
@@ -135,6 +137,9 @@ pub(crate) struct Core {
     /// When to try the seeds next, and the back-off after that.
     seed_retry: (Instant, Duration),
 }
+
+/// Health intervals without a ping answer after which a member's detector is stale.
+const STALE_INTERVALS: u32 = 5;
 
 /// First wait before a node that knows no member tries its seeds again; doubles up to
 /// [`MAX_SEED_RETRY`].
@@ -314,9 +319,6 @@ impl Core {
         }
         self.stats.datagrams_received += 1;
         self.stats.bytes_received += data.len() as u64;
-        if self.known.get(&from).is_some_and(|k| is_up(k.state)) {
-            self.health.entry(from).or_default().heartbeat(now);
-        }
         let message = envelope.message;
         match message {
             Message::Swim(bytes) => {
@@ -377,9 +379,42 @@ impl Core {
         tracing::debug!(%from, error = why, "gossip datagram refused");
     }
 
-    /// A signal of life from a member outside gossip (an RPC response).
+    /// A sign of life of the member at `addr` outside gossip: the answer to a client's ping.
+    /// Only members up have a detector, and one not fed for a few intervals is started
+    /// afresh (the client that pinged stopped, and the gap is no interval of the signal).
     pub(crate) fn heartbeat(&mut self, addr: SocketAddr, now: Instant) {
-        self.health.entry(addr).or_default().heartbeat(now);
+        if !self.known.get(&addr).is_some_and(|k| is_up(k.state)) {
+            return;
+        }
+        let stale = self.stale_after();
+        let health = &self.config.health;
+        let detector = self.health.entry(addr).or_insert_with(|| PhiAccrual::with_config(health));
+        if detector.last_heard().is_some_and(|last| now.saturating_duration_since(last) > stale) {
+            *detector = PhiAccrual::with_config(health);
+        }
+        detector.heartbeat(now);
+    }
+
+    /// Silence after which a detector no longer speaks for its member.
+    fn stale_after(&self) -> Duration {
+        self.config.health.interval() * STALE_INTERVALS
+    }
+
+    /// φ of the member at `addr`: 0 without a detector or once it is stale.
+    fn phi_of(&self, addr: &SocketAddr, now: Instant) -> f64 {
+        self.fresh_detector(addr, now).map_or(0.0, |h| h.phi(now))
+    }
+
+    fn fresh_detector(&self, addr: &SocketAddr, now: Instant) -> Option<&PhiAccrual> {
+        let detector = self.health.get(addr)?;
+        let last = detector.last_heard()?;
+        (now.saturating_duration_since(last) <= self.stale_after()).then_some(detector)
+    }
+
+    /// φ of member `id`, if it is known, up, and pinged by a client of this node lately.
+    pub(crate) fn phi(&self, id: NodeId, now: Instant) -> Option<f64> {
+        let known = self.known.get(&id.addr).filter(|k| k.id == id && is_up(k.state))?;
+        self.fresh_detector(&known.id.addr, now).map(|h| h.phi(now))
     }
 
     pub(crate) fn handle_timeout(&mut self, now: Instant) {
@@ -475,7 +510,7 @@ impl Core {
             rpc_addr: meta.and_then(|m| m.rpc_addr),
             tags: meta.map(|m| m.tags.clone()).unwrap_or_default(),
             state: known.state,
-            phi: self.health.get(&known.id.addr).map_or(0.0, |h| h.phi(now)),
+            phi: self.phi_of(&known.id.addr, now),
         }
     }
 
