@@ -42,6 +42,9 @@ struct Worker {
     rpc_addr: SocketAddr,
     gossip_addr: SocketAddr,
     calls: Arc<AtomicUsize>,
+    /// Its membership, to set tags or listen to events from the test (the handle works from
+    /// any runtime; the membership runs in the worker's).
+    cluster: ClusterMembership,
     runtime: Option<tokio::runtime::Runtime>,
 }
 
@@ -64,7 +67,7 @@ impl Worker {
             let runtime =
                 tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
             let calls = Arc::new(AtomicUsize::new(0));
-            let (rpc_addr, gossip_addr) = runtime.block_on(async {
+            let (rpc_addr, gossip_addr, handle) = runtime.block_on(async {
                 // A restarted worker takes its old ports back: they free up once the dead
                 // runtime has dropped its sockets.
                 let (rpc_addr, cluster) = retry_bind(|| async {
@@ -83,14 +86,14 @@ impl Worker {
                     Ok((rpc_addr, ClusterMembership::new(config).await?))
                 })
                 .await;
-                let gossip_addr = cluster.gossip_addr();
+                let (gossip_addr, handle) = (cluster.gossip_addr(), cluster.clone());
                 tokio::spawn(async move {
                     let _alive_until_killed = cluster;
                     std::future::pending::<()>().await
                 });
-                (rpc_addr, gossip_addr)
+                (rpc_addr, gossip_addr, handle)
             });
-            Worker { rpc_addr, gossip_addr, calls, runtime: Some(runtime) }
+            Worker { rpc_addr, gossip_addr, calls, cluster: handle, runtime: Some(runtime) }
         })
         .join()
         .expect("worker thread")
@@ -416,6 +419,46 @@ async fn an_idle_clusters_workers_do_not_become_suspect() {
         );
     }
     assert!(client.endpoint_stats().iter().all(|s| !s.suspect), "{:?}", client.endpoint_stats());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tag_change_keeps_the_worker_its_calls_in_flight_and_its_counters() {
+    let secret = "a_tag_change_keeps_the_worker_its_calls_in_flight_and_its_counters";
+    let seed = member(secret, "client", vec![]).await;
+    let worker = Worker::start(
+        secret,
+        "w1",
+        any_port(),
+        any_port(),
+        vec![seed.gossip_addr()],
+        &[("role", "worker"), ("label", "alpha")],
+    );
+    let registry = Arc::new(WorkerRegistry::new(seed.clone(), LoadBalancingStrategy::RoundRobin));
+    registry.start().await;
+    eventually(Duration::from_secs(15), "the worker", async || registry.worker_count().await == 1).await;
+    assert_eq!(registry.workers().await[0].label, "alpha", "the `label` tag names the worker, as in the book");
+    let client = WorkClient::builder().registry(registry.clone()).filter("role=worker").connect().await.unwrap();
+    for _ in 0..5 {
+        assert_eq!(client.read(0).await.unwrap(), "w1");
+    }
+    // An idempotent call is in flight when the worker changes a tag: were the change a
+    // departure, the call would be cancelled and made again.
+    let (read, ()) = tokio::join!(client.read(1_000), async {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        worker.cluster.set_tag("zone", "eu-2");
+        eventually(Duration::from_secs(5), "the client's registry sees the new tag", async || {
+            registry.workers().await.iter().any(|w| w.tags.get("zone").map(String::as_str) == Some("eu-2"))
+        })
+        .await;
+    });
+    assert_eq!(read.unwrap(), "w1");
+    assert_eq!(worker.calls.load(Ordering::SeqCst), 6, "the call in flight ran once");
+    let stats = client.endpoint_stats();
+    assert_eq!(stats.len(), 1, "{stats:?}");
+    assert_eq!(stats[0].tags.get("zone").map(String::as_str), Some("eu-2"), "the endpoint has the new tags");
+    assert_eq!(stats[0].successes, 6, "and the counters from before the change: {stats:?}");
+    worker.cluster.set_tag("label", "beta");
+    eventually(Duration::from_secs(5), "the new label", async || registry.workers().await[0].label == "beta").await;
 }
 
 /// Counts a load's outcomes per worker.

@@ -169,27 +169,34 @@ impl Balanced {
         self.snapshot.store(Arc::new(Snapshot::new(generation, members, now)));
     }
 
-    /// Replaces the endpoints; members whose id stays keep their connection and counters,
-    /// and take the health the source gives them now. Idempotent calls in flight on a
-    /// member that goes move to another endpoint; a member that stays, suspect or not,
-    /// keeps its calls.
+    /// Replaces the endpoints; members whose id and address stay keep their connection and
+    /// counters (with new tags, if those changed), and take the health the source gives them
+    /// now. Idempotent calls in flight on a member that goes move to another endpoint; a
+    /// member that stays, retagged or suspect, keeps its calls.
     pub(crate) fn set_endpoints(&self, endpoints: Vec<Endpoint>) {
         let current = self.snapshot.load();
+        let mut kept: Vec<&Arc<Member>> = Vec::new();
         let members: Vec<Arc<Member>> = endpoints
             .into_iter()
             .map(|endpoint| {
-                let member = current
+                let known = current
                     .members
                     .iter()
-                    .find(|m| m.endpoint.id() == endpoint.id() && m.endpoint.addr() == endpoint.addr())
-                    .filter(|m| m.endpoint.tags() == endpoint.tags())
-                    .cloned()
-                    .unwrap_or_else(|| Arc::new(Member::new(endpoint)));
+                    .find(|m| m.endpoint.id() == endpoint.id() && m.endpoint.addr() == endpoint.addr());
+                let member = match known {
+                    Some(old) => {
+                        kept.push(old);
+                        let unchanged =
+                            old.endpoint.tags() == endpoint.tags() && old.endpoint.label() == endpoint.label();
+                        if unchanged { old.clone() } else { Arc::new(old.updated(endpoint)) }
+                    }
+                    None => Arc::new(Member::new(endpoint)),
+                };
                 member.set_suspect(self.source.as_ref().is_some_and(|s| s.is_suspect(&member.endpoint)));
                 member
             })
             .collect();
-        for gone in current.members.iter().filter(|m| !members.iter().any(|kept| Arc::ptr_eq(kept, m))) {
+        for gone in current.members.iter().filter(|m| !kept.iter().any(|kept| Arc::ptr_eq(kept, m))) {
             gone.depart();
         }
         self.rebuild(Some(members));

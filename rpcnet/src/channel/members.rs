@@ -58,6 +58,22 @@ impl Member {
         self.client.get_or_try_init(|| RpcClient::connect_via(shared.clone(), self.endpoint.addr(), config)).await
     }
 
+    /// The same member under `endpoint` (the same server with new tags): it keeps the
+    /// connection, the back-off and the departure signal, and `endpoint` shares its
+    /// counters (see [`Endpoint::updated`]).
+    pub(crate) fn updated(&self, endpoint: Endpoint) -> Self {
+        let metrics = MemberMetrics::new(&endpoint);
+        Self {
+            endpoint,
+            client: OnceCell::new_with(self.client.get().cloned()),
+            ejected_until: AtomicU64::new(self.ejected_until()),
+            failures_in_row: AtomicU32::new(self.failures_in_row.load(Ordering::Relaxed)),
+            departed: self.departed.clone(),
+            suspect: AtomicBool::new(self.is_suspect()),
+            metrics,
+        }
+    }
+
     /// The connection, if one was made and is live now (without connecting).
     pub(crate) fn connected_client(&self) -> Option<RpcClient> {
         self.client.get().filter(|client| client.is_connected()).cloned()

@@ -83,7 +83,8 @@ impl NodeRegistry {
 pub struct WorkerInfo {
     /// Its identity.
     pub id: NodeId,
-    /// Its name.
+    /// Its `label` tag, as the rpcnet book's tutorial sets it (`set_tag("label", ..)`), or
+    /// else its name.
     pub label: String,
     /// Where it serves RPC.
     pub addr: SocketAddr,
@@ -287,7 +288,7 @@ impl Inner {
     fn info(&self, worker: &Worker) -> WorkerInfo {
         WorkerInfo {
             id: worker.node.id,
-            label: worker.node.name.clone(),
+            label: label_of(&worker.node).to_owned(),
             addr: worker.endpoint.addr(),
             tags: worker.node.tags.clone(),
             active_connections: worker.endpoint.in_flight(),
@@ -303,22 +304,22 @@ impl Inner {
     }
 
     /// Rebuilds the worker list from the membership, keeping the endpoints (and their load
-    /// counters) of workers whose address and tags did not change, and publishes it for
-    /// channels when a worker or a health flag changed.
+    /// counters) of workers whose identity and address did not change, retagged if their
+    /// tags did, and publishes it for channels when a worker or a health flag changed.
     fn refresh(&self) {
         let nodes = self.cluster.nodes();
         let mut workers = self.workers.lock().unwrap_or_else(|p| p.into_inner());
         let mut next = Vec::new();
         for node in nodes.into_iter().filter(NodeInfo::is_up) {
             let Some(rpc_addr) = node.rpc_addr else { continue };
-            let id = node.id.to_string();
-            let endpoint = workers
-                .iter()
-                .find(|w| w.endpoint.id() == id && w.endpoint.addr() == rpc_addr && w.node.tags == node.tags)
-                .map(|w| w.endpoint.clone())
-                .unwrap_or_else(|| {
-                    Endpoint::new(id, rpc_addr).with_label(node.name.clone()).with_tags(node.tags.clone())
-                });
+            let (id, label) = (node.id.to_string(), label_of(&node).to_owned());
+            // A worker whose tags (or label) change stays the same endpoint, with its load.
+            let known = workers.iter().find(|w| w.endpoint.id() == id && w.endpoint.addr() == rpc_addr);
+            let endpoint = match known {
+                Some(w) if w.endpoint.tags() == &node.tags && w.endpoint.label() == label => w.endpoint.clone(),
+                Some(w) => w.endpoint.updated(label, node.tags.clone()),
+                None => Endpoint::new(id, rpc_addr).with_label(label).with_tags(node.tags.clone()),
+            };
             let suspect = self.is_suspect(&node);
             next.push(Worker { endpoint, node, suspect });
         }
@@ -342,6 +343,13 @@ impl Inner {
             self.published.send_replace(Arc::new(published));
         }
     }
+}
+
+/// Tag a member may set to be shown under another name than its own, as in the book.
+const LABEL_TAG: &str = "label";
+
+fn label_of(node: &NodeInfo) -> &str {
+    node.tag(LABEL_TAG).unwrap_or(&node.name)
 }
 
 impl EndpointSource for WorkerRegistry {
