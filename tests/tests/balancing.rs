@@ -350,3 +350,56 @@ async fn an_endpoint_that_turns_suspect_keeps_its_calls_in_flight() {
     assert_eq!(servers[1].calls.load(Ordering::SeqCst), 1, "b ran it once");
     assert_eq!(servers[0].calls.load(Ordering::SeqCst), 0, "and it was not repeated on a");
 }
+
+/// A server that takes one call at a time, busy with a long one: it refuses every other
+/// call with `Overloaded` before running it, which is safe to retry elsewhere.
+async fn busy_server(name: &str) -> (Server, tokio::task::JoinHandle<()>) {
+    rpcnet_tests::subscribe();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let mut server = RpcServer::new(RpcConfig::dev("127.0.0.1:0").with_max_in_flight_calls(1));
+    server.add_service(WhoamiServer::new(Named { name: name.to_owned(), calls: calls.clone() }));
+    let (addr, shutdown) = server.spawn().unwrap();
+    let occupant = WhoamiClient::builder().endpoint(addr).config(config()).connect().await.unwrap();
+    let busy = tokio::spawn(async move {
+        let _ = occupant.work(2_000).await;
+    });
+    for _ in 0..200 {
+        if calls.load(Ordering::SeqCst) == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "the long call occupies {name}");
+    (Server { addr, shutdown, calls }, busy)
+}
+
+/// Attempts made by `calls` sequential calls that all fail, with this retry budget.
+async fn attempts(servers: &[Server], calls: usize, ratio: f64, min_per_second: u32) -> u64 {
+    let client = WhoamiClient::builder()
+        .endpoints(servers.iter().map(|s| s.addr))
+        .config(config())
+        .strategy(LoadBalancingStrategy::RoundRobin)
+        .max_attempts(3)
+        .retry_budget(ratio)
+        .min_retries_per_second(min_per_second)
+        .connect()
+        .await
+        .unwrap();
+    for _ in 0..calls {
+        let err = client.name().await.unwrap_err();
+        assert!(matches!(err, RpcError::Overloaded(_)), "every server refuses: {err:?}");
+    }
+    client.endpoint_stats().iter().map(|s| s.failures).sum()
+}
+
+#[tokio::test]
+async fn once_the_retry_budget_is_spent_calls_fail_instead_of_retrying() {
+    let (a, busy_a) = busy_server("a").await;
+    let (b, busy_b) = busy_server("b").await;
+    let servers = [a, b];
+    // Each call puts half a retry into the budget: every second call can be retried once.
+    assert_eq!(attempts(&servers, 20, 0.5, 0).await, 30, "20 calls, 10 retries: the budget, and not one more");
+    assert_eq!(attempts(&servers, 20, 0.0, 0).await, 20, "no budget, no retry: each call fails on its first refusal");
+    busy_a.await.unwrap();
+    busy_b.await.unwrap();
+}

@@ -461,6 +461,98 @@ async fn a_tag_change_keeps_the_worker_its_calls_in_flight_and_its_counters() {
     eventually(Duration::from_secs(5), "the new label", async || registry.workers().await[0].label == "beta").await;
 }
 
+/// A worker of raw methods `jobs.read` and `jobs.write` (each sleeps `u64` ms, then
+/// answers its name), whose RPC server the test can stop while its membership lives on.
+struct RawWorker {
+    cluster: ClusterMembership,
+    shutdown: rpcnet::ShutdownHandle,
+    calls: Arc<AtomicUsize>,
+}
+
+async fn raw_worker(secret: &str, name: &str, seed: SocketAddr) -> RawWorker {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let config = RpcConfig::dev("127.0.0.1:0").with_shutdown_grace_period(Duration::from_millis(50));
+    let mut server = RpcServer::new(config);
+    for method in ["jobs.read", "jobs.write"] {
+        let (calls, name) = (calls.clone(), name.to_owned());
+        server
+            .register(method, move |request| {
+                let (calls, name) = (calls.clone(), name.clone());
+                async move {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    let millis = u64::from_le_bytes(request.try_into().unwrap_or_default());
+                    tokio::time::sleep(Duration::from_millis(millis)).await;
+                    Ok(name.into_bytes())
+                }
+            })
+            .await;
+    }
+    let (addr, shutdown) = server.spawn().unwrap();
+    let config = ClusterConfig::default()
+        .with_secret(secret)
+        .with_name(name)
+        .with_rpc_addr(addr)
+        .with_seeds([seed])
+        .with_tag("role", "worker");
+    RawWorker { cluster: ClusterMembership::new(config).await.unwrap(), shutdown, calls }
+}
+
+/// Starts `method` (1 s of work) and stops the RPC server of the worker that runs it.
+async fn call_and_stop_its_worker(
+    client: &ClusterClient,
+    workers: &[RawWorker],
+    method: &str,
+) -> (Result<Vec<u8>, RpcError>, usize) {
+    let call = client.call_worker(method, 1_000u64.to_le_bytes().to_vec(), Some("role=worker"));
+    let before: Vec<usize> = workers.iter().map(|w| w.calls.load(Ordering::SeqCst)).collect();
+    let stop = async {
+        for _ in 0..200 {
+            if let Some(i) = workers.iter().zip(&before).position(|(w, &b)| w.calls.load(Ordering::SeqCst) > b) {
+                workers[i].shutdown.shutdown().await;
+                return i;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("no worker started {method}");
+    };
+    tokio::join!(call, stop)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_client_repeats_only_the_methods_marked_idempotent() {
+    let secret = "a_cluster_client_repeats_only_the_methods_marked_idempotent";
+    let seed = member(secret, "client", vec![]).await;
+    let mut workers = Vec::new();
+    for name in ["a", "b", "c"] {
+        workers.push(raw_worker(secret, name, seed.gossip_addr()).await);
+    }
+    let registry = Arc::new(WorkerRegistry::new(seed.clone(), LoadBalancingStrategy::RoundRobin));
+    registry.start().await;
+    eventually(Duration::from_secs(15), "three workers", async || registry.worker_count().await == 3).await;
+    let config = ClusterClientConfig::default()
+        .with_rpc_config(RpcConfig::dev("127.0.0.1:0").with_connect_timeout(Duration::from_millis(300)))
+        .with_idempotent_methods(["jobs.read"]);
+    assert!(config.is_idempotent("jobs.read") && !config.is_idempotent("jobs.write"));
+    let client = ClusterClient::new(registry.clone(), config);
+
+    let (read, stopped) = call_and_stop_its_worker(&client, &workers, "jobs.read").await;
+    let total: usize = workers.iter().map(|w| w.calls.load(Ordering::SeqCst)).sum();
+    assert!(read.is_ok(), "a read whose worker stopped mid-call is repeated elsewhere: {read:?}");
+    assert_eq!(total, 2, "it ran on the stopped worker, then once more on another");
+    assert_ne!(String::from_utf8(read.unwrap()).unwrap(), ["a", "b", "c"][stopped]);
+
+    let before: Vec<usize> = workers.iter().map(|w| w.calls.load(Ordering::SeqCst)).collect();
+    let (write, stopped_too) = call_and_stop_its_worker(&client, &workers, "jobs.write").await;
+    assert_ne!(stopped, stopped_too, "the write ran on a worker whose server was still up");
+    assert!(matches!(write, Err(RpcError::ConnectionLost(_))), "a write is not repeated: {write:?}");
+    let after: Vec<usize> = workers.iter().map(|w| w.calls.load(Ordering::SeqCst)).collect();
+    let ran: usize = after.iter().zip(&before).map(|(a, b)| a - b).sum();
+    assert_eq!(ran, 1, "the write ran once, on the worker that stopped");
+    for worker in &workers {
+        worker.cluster.shutdown();
+    }
+}
+
 /// Counts a load's outcomes per worker.
 #[derive(Default)]
 struct Tally {

@@ -33,13 +33,22 @@ pub(crate) struct Policy {
     pub(crate) max_attempts: u32,
     /// Extra load retries may add (0.2 = 20%).
     pub(crate) retry_ratio: f64,
+    /// Retries allowed each second whatever the ratio.
+    pub(crate) min_retries_per_second: u32,
     /// The tag filter that chooses the endpoints.
     pub(crate) filter: Option<TagFilter>,
 }
 
 impl Default for Policy {
     fn default() -> Self {
-        Self { max_in_flight: None, queue: false, max_attempts: 3, retry_ratio: 0.2, filter: None }
+        Self {
+            max_in_flight: None,
+            queue: false,
+            max_attempts: 3,
+            retry_ratio: 0.2,
+            min_retries_per_second: super::DEFAULT_MIN_RETRIES_PER_SECOND,
+            filter: None,
+        }
     }
 }
 
@@ -99,7 +108,7 @@ impl Balanced {
         source: Option<Arc<dyn EndpointSource>>,
     ) -> Result<Self, RpcError> {
         let endpoint = ClientEndpoint::new(&config)?;
-        let budget = RetryBudget::new(policy.retry_ratio, 10);
+        let budget = RetryBudget::new(policy.retry_ratio, policy.min_retries_per_second);
         let epoch = Instant::now();
         let members = endpoints.into_iter().map(|e| Arc::new(Member::new(e))).collect();
         Ok(Self {

@@ -15,6 +15,9 @@ pub use source::EndpointSource;
 
 pub(crate) use health::to_suspects;
 
+/// Retries a balanced channel allows each second whatever its retry ratio.
+pub(crate) const DEFAULT_MIN_RETRIES_PER_SECOND: u32 = 10;
+
 use std::sync::Arc;
 
 use bytes::Bytes;
