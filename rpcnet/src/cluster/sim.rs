@@ -547,6 +547,39 @@ mod tests {
     }
 
     #[test]
+    fn tag_changes_coalesce_into_at_most_four_broadcasts_a_second() {
+        // The default tag interval is 250 ms: a change is broadcast at once, and changes
+        // within the next 250 ms go out together at its end.
+        let mut sim = Simulation::new(SimConfig { nodes: 6, seed: 9, ..SimConfig::default() });
+        assert!(sim.run_until(Duration::from_secs(30), Simulation::converged).is_some());
+        let (changed_from, broadcasts) = (sim.elapsed(), sim.stats(4).tag_broadcasts);
+        for version in 0..20 {
+            sim.set_tag(4, "version", &version.to_string());
+            sim.run_for(Duration::from_millis(50));
+        }
+        assert!(
+            sim.run_until(Duration::from_secs(5), |s| s.all_see_tag(4, "version", "19")).is_some(),
+            "the last wins"
+        );
+        assert_eq!(
+            sim.stats(4).tag_broadcasts - broadcasts,
+            5,
+            "20 changes over 950 ms go out in 5 broadcasts: at 0, 250, 500, 750 and 1000 ms"
+        );
+        for i in [0, 1, 2, 3, 5] {
+            let updates = sim
+                .events(i)
+                .iter()
+                .filter(|(at, e)| {
+                    *at >= changed_from && matches!(e, ClusterEvent::NodeTagsUpdated(n) if n.name == "node-4")
+                })
+                .count();
+            // Push-pull sync may hand over a version between two broadcasts, once.
+            assert!((1..=6).contains(&updates), "node {i} saw {updates} updates for 20 changes");
+        }
+    }
+
+    #[test]
     fn a_small_cluster_converges_detects_a_crash_and_spreads_tags() {
         let mut sim = Simulation::new(SimConfig { nodes: 10, ..SimConfig::default() });
         let joined = sim.run_until(Duration::from_secs(30), Simulation::converged);

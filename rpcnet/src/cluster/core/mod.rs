@@ -74,8 +74,11 @@ pub struct GossipStats {
     pub datagrams_received: u64,
     /// Bytes received and accepted.
     pub bytes_received: u64,
-    /// Datagrams refused: not sealed with a cluster key, stale, malformed or spoofed.
+    /// Datagrams refused: not sealed with a cluster key, stale, replayed, malformed, or
+    /// naming another sender than the one they came from.
     pub rejected: u64,
+    /// Broadcasts of this node's tags: changes made within one tag interval go out together.
+    pub tag_broadcasts: u64,
 }
 
 #[derive(Debug)]
@@ -476,6 +479,7 @@ impl Core {
         }
         self.meta_dirty = false;
         self.meta_published_at = Some(now);
+        self.stats.tag_broadcasts += 1;
         let bytes = broadcast_bytes(&self.my_meta);
         if let Err(err) = self.foca.add_broadcast(&bytes) {
             tracing::warn!(error = %err, "tags too large to broadcast; they still travel by sync");
