@@ -103,8 +103,10 @@ impl<C: TypedClient> ClientBuilder<C> {
     }
 
     /// Endpoints that change at run time, such as a cluster's
-    /// [`WorkerRegistry`](crate::cluster::WorkerRegistry): the client follows them as members
-    /// join, fail and change their tags.
+    #[cfg_attr(feature = "cluster", doc = "[`WorkerRegistry`](crate::cluster::WorkerRegistry):")]
+    #[cfg_attr(not(feature = "cluster"), doc = "`WorkerRegistry` (feature `cluster`):")]
+    /// the client follows them as members join, fail and change their tags, and gives
+    /// suspect ones a small share of the calls.
     pub fn registry(mut self, source: impl EndpointSource) -> Self {
         self.source = Some(Arc::new(source));
         self

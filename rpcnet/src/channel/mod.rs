@@ -13,6 +13,7 @@ pub use builder::{ClientBuilder, TypedClient};
 pub use members::EndpointStats;
 pub use source::EndpointSource;
 
+#[cfg(feature = "cluster")]
 pub(crate) use health::to_suspects;
 
 /// Retries a balanced channel allows each second whatever its retry ratio.

@@ -1,6 +1,7 @@
-//! Clusters: membership by SWIM gossip (foca) over sealed UDP, tags, phi-accrual health,
-//! events and partition detection (`core.rs`, driven by `membership.rs`), and the views
-//! that route calls: `NodeRegistry`, `WorkerRegistry`, `ClusterClient`.
+//! Clusters: membership by SWIM gossip (foca) over sealed UDP, tags, events and partition
+//! detection (the sans-IO state machine in `core/`, driven by `membership.rs` and by the
+//! simulator in [`sim`]), health as a soft signal for balancing (`health.rs`), and the
+//! views that route calls: [`NodeRegistry`], [`WorkerRegistry`], [`ClusterClient`].
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), rpcnet::RpcError> {
@@ -15,6 +16,10 @@
 //! let reply = client.call_worker("compute", b"input".to_vec(), Some("role=worker")).await?;
 //! # Ok(()) }
 //! ```
+//!
+//! This module is behind the `cluster` cargo feature, on by default.
+//!
+#![doc = include_str!("book.md")]
 
 mod client;
 mod config;

@@ -130,7 +130,7 @@ impl Keyring {
     }
 
     /// Opens a datagram sealed by any key of the ring, returning the message. Does not
-    /// remember it: a node keeps a [`ReplayWindow`] for that.
+    /// remember it: every member also refuses a datagram it accepted before.
     pub fn open(&self, datagram: &[u8], now: SystemTime) -> Result<Vec<u8>, OpenError> {
         self.open_sealed(datagram, now).map(|opened| opened.message)
     }
