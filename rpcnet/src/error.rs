@@ -110,7 +110,8 @@ impl RpcError {
 
     /// True when the call certainly did not run on a server, so it may go to another one
     /// whatever the method does: the request was never sent, or the server refused it
-    /// before starting the handler.
+    /// before starting the handler. A handler that returns `Overloaded` or `Unavailable`
+    /// itself says the same of its call, so return those only for work not done.
     pub fn is_retry_safe(&self) -> bool {
         matches!(self, Self::Connection(_) | Self::Overloaded(_) | Self::Unavailable(_))
     }

@@ -20,9 +20,12 @@
 //! ```
 //!
 //! Layers, lowest first: `wire` (bytes), `codec` (values), `transport` (QUIC and TLS),
-//! `server` and `client` (calls). A lower layer never uses a higher one.
+//! `server` and `client` (calls), `balance` and the balanced channels, and `cluster`
+//! (gossip membership and worker registries, behind the default `cluster` feature). A
+//! lower layer never uses a higher one.
 
 pub mod balance;
+#[cfg(feature = "cluster")]
 pub mod cluster;
 pub mod codec;
 pub mod server;

@@ -106,3 +106,27 @@ async fn a_call_kind_mismatch_is_a_protocol_error() {
     let err = client.call("test.count", 3u32.to_le_bytes().to_vec()).await.unwrap_err();
     assert!(matches!(err, RpcError::Protocol(ref m) if m.contains("test.count")), "got {err:?}");
 }
+
+#[tokio::test]
+async fn a_server_at_its_limit_still_answers_pings() {
+    let server = TestServer::start_with(rpcnet::RpcConfig::dev("127.0.0.1:0").with_max_in_flight_calls(1)).await;
+    let client = server.client().await;
+    let pong = client.ping(Duration::from_secs(5)).await;
+    assert!(pong.is_ok(), "every server answers the built-in ping: {pong:?}");
+    let busy = tokio::spawn({
+        let client = client.clone();
+        async move { client.call("test.sleep", ms(500)).await }
+    });
+    assert!(eventually(200, || server.probes.running.load(Ordering::SeqCst) == 1).await);
+    let refused = client.call("test.echo", b"x".to_vec()).await.unwrap_err();
+    assert!(matches!(refused, RpcError::Overloaded(_)), "the one slot is taken: {refused:?}");
+    assert!(client.ping(Duration::from_secs(5)).await.is_ok(), "a ping is a sign of life, not work: it gets through");
+    assert_eq!(busy.await.unwrap().unwrap(), b"slept");
+}
+
+#[tokio::test]
+#[should_panic(expected = "reserves for its built-in methods")]
+async fn method_names_of_rpcnet_itself_are_refused() {
+    let mut server = rpcnet::RpcServer::new(rpcnet::RpcConfig::dev("127.0.0.1:0"));
+    server.register("rpcnet.ping", |req| async move { Ok(req) }).await;
+}

@@ -509,3 +509,128 @@ async fn a_queued_server_stream_waits_for_a_slot_no_longer_than_the_default_dead
     let numbers: Vec<_> = client.count(2).await.unwrap().collect().await;
     assert_eq!(numbers.len(), 2, "once the slot is free, the stream runs (with no deadline of its own)");
 }
+
+/// A source of endpoints whose health the test sets.
+struct Marked {
+    endpoints: tokio::sync::watch::Sender<Arc<Vec<Endpoint>>>,
+    suspects: std::sync::Mutex<Vec<String>>,
+}
+
+impl Marked {
+    fn new(endpoints: Vec<Endpoint>) -> Arc<Self> {
+        Arc::new(Self {
+            endpoints: tokio::sync::watch::Sender::new(Arc::new(endpoints)),
+            suspects: std::sync::Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Marks the endpoint labelled `label` suspect, and publishes the same set again.
+    fn suspect(&self, label: &str) {
+        self.suspects.lock().unwrap().push(label.to_owned());
+        self.endpoints.send_modify(|_| {});
+    }
+}
+
+impl rpcnet::EndpointSource for Marked {
+    fn endpoints(&self) -> tokio::sync::watch::Receiver<Arc<Vec<Endpoint>>> {
+        self.endpoints.subscribe()
+    }
+
+    fn is_suspect(&self, endpoint: &Endpoint) -> bool {
+        self.suspects.lock().unwrap().iter().any(|label| label == endpoint.label())
+    }
+}
+
+fn labelled(servers: &[Server], labels: &[&str]) -> Vec<Endpoint> {
+    servers.iter().zip(labels).map(|(s, label)| Endpoint::new(*label, s.addr).with_label(*label)).collect()
+}
+
+#[tokio::test]
+async fn a_suspect_endpoint_gets_some_but_less_traffic() {
+    let servers = [start("a"), start("b"), start("c")];
+    let source = Marked::new(labelled(&servers, &["a", "b", "c"]));
+    source.suspect("c");
+    let client = WhoamiClient::builder()
+        .registry(source.clone())
+        .config(config())
+        .strategy(LoadBalancingStrategy::RoundRobin)
+        .connect()
+        .await
+        .unwrap();
+    let counts = tally(&client, 210).await;
+    let (a, b, c) = (counts["a"], counts["b"], counts.get("c").copied().unwrap_or(0));
+    assert!(c > 0, "a suspect still gets calls, so that it is seen to recover: {counts:?}");
+    assert!(c * 5 < a && c * 5 < b, "but far fewer than a healthy endpoint: {counts:?}");
+    assert_eq!(a + b + c, 210);
+    let stats = client.endpoint_stats();
+    assert!(stats.iter().any(|s| s.label == "c" && s.suspect), "endpoint_stats shows it: {stats:?}");
+}
+
+#[tokio::test]
+async fn an_endpoint_that_turns_suspect_keeps_its_calls_in_flight() {
+    let servers = [start("a"), start("b")];
+    let source = Marked::new(labelled(&servers, &["a", "b"]));
+    let client =
+        WhoamiClient::builder().registry(source.clone()).config(config()).balancer(OnlyB).connect().await.unwrap();
+    // An idempotent call, which would be repeated elsewhere if its endpoint left the set.
+    let (read, ()) = tokio::join!(client.read(400), async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        source.suspect("b");
+    });
+    assert_eq!(read.unwrap(), "b", "the call finishes where it started");
+    assert_eq!(servers[1].calls.load(Ordering::SeqCst), 1, "b ran it once");
+    assert_eq!(servers[0].calls.load(Ordering::SeqCst), 0, "and it was not repeated on a");
+}
+
+/// A server that takes one call at a time, busy with a long one: it refuses every other
+/// call with `Overloaded` before running it, which is safe to retry elsewhere.
+async fn busy_server(name: &str) -> (Server, tokio::task::JoinHandle<()>) {
+    rpcnet_tests::subscribe();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let mut server = RpcServer::new(RpcConfig::dev("127.0.0.1:0").with_max_in_flight_calls(1));
+    server.add_service(WhoamiServer::new(Named { name: name.to_owned(), calls: calls.clone(), delay: Duration::ZERO }));
+    let (addr, shutdown) = server.spawn().unwrap();
+    let occupant = WhoamiClient::builder().endpoint(addr).config(config()).connect().await.unwrap();
+    let busy = tokio::spawn(async move {
+        let _ = occupant.work(2_000).await;
+    });
+    for _ in 0..200 {
+        if calls.load(Ordering::SeqCst) == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "the long call occupies {name}");
+    (Server { addr, shutdown, calls }, busy)
+}
+
+/// Attempts made by `calls` sequential calls that all fail, with this retry budget.
+async fn attempts(servers: &[Server], calls: usize, ratio: f64, min_per_second: u32) -> u64 {
+    let client = WhoamiClient::builder()
+        .endpoints(servers.iter().map(|s| s.addr))
+        .config(config())
+        .strategy(LoadBalancingStrategy::RoundRobin)
+        .max_attempts(3)
+        .retry_budget(ratio)
+        .min_retries_per_second(min_per_second)
+        .connect()
+        .await
+        .unwrap();
+    for _ in 0..calls {
+        let err = client.name().await.unwrap_err();
+        assert!(matches!(err, RpcError::Overloaded(_)), "every server refuses: {err:?}");
+    }
+    client.endpoint_stats().iter().map(|s| s.failures).sum()
+}
+
+#[tokio::test]
+async fn once_the_retry_budget_is_spent_calls_fail_instead_of_retrying() {
+    let (a, busy_a) = busy_server("a").await;
+    let (b, busy_b) = busy_server("b").await;
+    let servers = [a, b];
+    // Each call puts half a retry into the budget: every second call can be retried once.
+    assert_eq!(attempts(&servers, 20, 0.5, 0).await, 30, "20 calls, 10 retries: the budget, and not one more");
+    assert_eq!(attempts(&servers, 20, 0.0, 0).await, 20, "no budget, no retry: each call fails on its first refusal");
+    busy_a.await.unwrap();
+    busy_b.await.unwrap();
+}

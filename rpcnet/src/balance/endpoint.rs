@@ -90,7 +90,8 @@ struct Inner {
     addr: SocketAddr,
     tags: BTreeMap<String, String>,
     weight: u32,
-    load: Load,
+    /// Shared with the endpoint's [`updated`](Endpoint::updated) versions.
+    load: Arc<Load>,
 }
 
 /// Live counters, updated without locks. The latency estimate is updated by a
@@ -119,7 +120,6 @@ impl Endpoint {
         // Instants before the epoch count as the epoch itself: start it no later than the
         // first endpoint, so that every call to an endpoint is after it.
         LazyLock::force(&EPOCH);
-        let weight = tags.get(CAPACITY_TAG).and_then(|v| v.parse::<u32>().ok());
         let load = Load {
             in_flight: AtomicU32::new(0),
             successes: AtomicU64::new(0),
@@ -127,7 +127,19 @@ impl Endpoint {
             latency_ns: AtomicU64::new(0f64.to_bits()),
             updated_ns: AtomicU64::new(0),
         };
+        Self::with_load(id, label, addr, tags, Arc::new(load))
+    }
+
+    fn with_load(id: String, label: String, addr: SocketAddr, tags: BTreeMap<String, String>, load: Arc<Load>) -> Self {
+        let weight = tags.get(CAPACITY_TAG).and_then(|v| v.parse::<u32>().ok());
         Self { inner: Arc::new(Inner { id, label, addr, tags, weight: weight.unwrap_or(DEFAULT_WEIGHT), load }) }
+    }
+
+    /// The same endpoint with a new label and tags, sharing its live counters (calls in
+    /// flight, latency estimate, successes and failures): a server whose metadata changed
+    /// is still the same server. The two handles are not [`same`](Self::same).
+    pub fn updated(&self, label: impl Into<String>, tags: BTreeMap<String, String>) -> Self {
+        Self::with_load(self.inner.id.clone(), label.into(), self.inner.addr, tags, self.inner.load.clone())
     }
 
     /// The same endpoint with a human-readable label. The copy has fresh counters.
@@ -281,7 +293,7 @@ impl Endpoint {
         Some(InFlight { endpoint: self.clone() })
     }
 
-    /// Whether two handles are the same endpoint (same counters).
+    /// Whether two handles are the same endpoint: same identity, label, tags and counters.
     pub fn same(&self, other: &Endpoint) -> bool {
         Arc::ptr_eq(&self.inner, &other.inner)
     }
@@ -431,6 +443,21 @@ mod tests {
         }
         assert_eq!(e.latency_estimate(now), Some(peak));
         assert_eq!(e.successes(), 80_000);
+    }
+
+    #[test]
+    fn an_updated_endpoint_keeps_its_counters() {
+        let e = endpoint().with_tag("zone", "eu-1");
+        let call = e.start_call();
+        e.record(Duration::from_millis(5), true, Instant::now());
+        let moved = e.updated("a, now in eu-2", BTreeMap::from([("zone".to_owned(), "eu-2".to_owned())]));
+        assert_eq!((moved.id(), moved.label(), moved.tag("zone")), ("a", "a, now in eu-2", Some("eu-2")));
+        assert_eq!((moved.in_flight(), moved.successes()), (1, 1), "the counters go along");
+        drop(call);
+        assert_eq!(moved.in_flight(), 0, "and stay shared");
+        assert!(!moved.same(&e), "a handle with other tags is not the same handle");
+        let capacity = e.updated("a", BTreeMap::from([("capacity".to_owned(), "8".to_owned())]));
+        assert_eq!(capacity.weight(), 8, "the weight follows the new tags");
     }
 
     #[test]

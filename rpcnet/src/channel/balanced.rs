@@ -1,7 +1,8 @@
 //! A channel over many endpoints: each call is placed by the balancer on an eligible
-//! endpoint under its in-flight cap (or waits for a slot, or is shed), and a call that never
-//! reached a server (or, for idempotent methods, whose server died) goes to another one,
-//! within the retry budget and the call's deadline.
+//! endpoint under its in-flight cap (or waits for a slot, or is shed), suspect endpoints
+//! getting a small share (`health.rs`), and a call that never reached a server (or, for
+//! idempotent methods, whose server died) goes to another one, within the retry budget and
+//! the call's deadline.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use bytes::Bytes;
 use futures::Stream;
 use tokio::sync::Notify;
 
+use super::health;
 use super::members::{EndpointStats, Member, Snapshot};
 use super::retry::RetryBudget;
 use super::source::EndpointSource;
@@ -33,13 +35,22 @@ pub(crate) struct Policy {
     pub(crate) max_attempts: u32,
     /// Extra load retries may add (0.2 = 20%).
     pub(crate) retry_ratio: f64,
+    /// Retries allowed each second whatever the ratio.
+    pub(crate) min_retries_per_second: u32,
     /// The tag filter that chooses the endpoints.
     pub(crate) filter: Option<TagFilter>,
 }
 
 impl Default for Policy {
     fn default() -> Self {
-        Self { max_in_flight: None, queue: false, max_attempts: 3, retry_ratio: 0.2, filter: None }
+        Self {
+            max_in_flight: None,
+            queue: false,
+            max_attempts: 3,
+            retry_ratio: 0.2,
+            min_retries_per_second: super::DEFAULT_MIN_RETRIES_PER_SECOND,
+            filter: None,
+        }
     }
 }
 
@@ -65,6 +76,8 @@ pub(crate) struct Balanced {
     shed: metrics::Counter,
     /// Where the endpoints come from, when they change at run time.
     source: Option<Arc<dyn EndpointSource>>,
+    /// Calls placed so far: which of them go to suspect endpoints follows from it.
+    placed: AtomicU64,
 }
 
 impl std::fmt::Debug for Balanced {
@@ -101,7 +114,7 @@ impl Balanced {
         source: Option<Arc<dyn EndpointSource>>,
     ) -> Result<Self, RpcError> {
         let endpoint = ClientEndpoint::new(&config)?;
-        let budget = RetryBudget::new(policy.retry_ratio, 10);
+        let budget = RetryBudget::new(policy.retry_ratio, policy.min_retries_per_second);
         let epoch = Instant::now();
         let members = endpoints.into_iter().map(|e| Arc::new(Member::new(e))).collect();
         Ok(Self {
@@ -119,6 +132,7 @@ impl Balanced {
             retries: metrics::counter!("rpcnet_client_retries_total"),
             shed: metrics::counter!("rpcnet_client_shed_total"),
             source,
+            placed: AtomicU64::new(0),
         })
     }
 
@@ -137,6 +151,9 @@ impl Balanced {
             balanced.set_endpoints(selected);
         };
         apply(self, &updates.borrow_and_update());
+        if let Some(interval) = source.ping_interval() {
+            super::health::spawn_pings(Arc::downgrade(self), interval);
+        }
         tokio::spawn(async move {
             while updates.changed().await.is_ok() {
                 let Some(balanced) = weak.upgrade() else { return };
@@ -144,6 +161,15 @@ impl Balanced {
                 apply(&balanced, &endpoints);
             }
         });
+    }
+
+    /// Every member of the current set.
+    pub(crate) fn members(&self) -> Vec<Arc<Member>> {
+        self.snapshot.load().members.clone()
+    }
+
+    pub(crate) fn source(&self) -> Option<Arc<dyn EndpointSource>> {
+        self.source.clone()
     }
 
     fn nanos(&self, now: Instant) -> u64 {
@@ -164,23 +190,34 @@ impl Balanced {
         self.snapshot.store(Arc::new(Snapshot::new(generation, members, now)));
     }
 
-    /// Replaces the endpoints; members whose id stays keep their connection and counters.
-    /// Idempotent calls in flight on a member that goes move to another endpoint.
+    /// Replaces the endpoints; members whose id and address stay keep their connection and
+    /// counters (with new tags, if those changed), and take the health the source gives them
+    /// now. Idempotent calls in flight on a member that goes move to another endpoint; a
+    /// member that stays, retagged or suspect, keeps its calls.
     pub(crate) fn set_endpoints(&self, endpoints: Vec<Endpoint>) {
         let current = self.snapshot.load();
+        let mut kept: Vec<&Arc<Member>> = Vec::new();
         let members: Vec<Arc<Member>> = endpoints
             .into_iter()
             .map(|endpoint| {
-                current
+                let known = current
                     .members
                     .iter()
-                    .find(|m| m.endpoint.id() == endpoint.id() && m.endpoint.addr() == endpoint.addr())
-                    .filter(|m| m.endpoint.tags() == endpoint.tags())
-                    .cloned()
-                    .unwrap_or_else(|| Arc::new(Member::new(endpoint)))
+                    .find(|m| m.endpoint.id() == endpoint.id() && m.endpoint.addr() == endpoint.addr());
+                let member = match known {
+                    Some(old) => {
+                        kept.push(old);
+                        let unchanged =
+                            old.endpoint.tags() == endpoint.tags() && old.endpoint.label() == endpoint.label();
+                        if unchanged { old.clone() } else { Arc::new(old.updated(endpoint)) }
+                    }
+                    None => Arc::new(Member::new(endpoint)),
+                };
+                member.set_suspect(self.source.as_ref().is_some_and(|s| s.is_suspect(&member.endpoint)));
+                member
             })
             .collect();
-        for gone in current.members.iter().filter(|m| !members.iter().any(|kept| Arc::ptr_eq(kept, m))) {
+        for gone in current.members.iter().filter(|m| !kept.iter().any(|kept| Arc::ptr_eq(kept, m))) {
             gone.depart();
         }
         self.rebuild(Some(members));
@@ -265,21 +302,33 @@ impl Balanced {
             if snapshot.members.is_empty() {
                 return Err(self.no_endpoint(&snapshot));
             }
+            // Most calls go to the healthy endpoints, a few to the suspect ones.
+            let suspects = health::to_suspects(
+                self.placed.fetch_add(1, Ordering::Relaxed),
+                snapshot.eligible.len(),
+                snapshot.suspects.len(),
+            );
+            let (first, second) = if suspects {
+                ((&snapshot.suspects, &snapshot.suspect_members), (&snapshot.eligible, &snapshot.eligible_members))
+            } else {
+                ((&snapshot.eligible, &snapshot.eligible_members), (&snapshot.suspects, &snapshot.suspect_members))
+            };
             // A retry avoids the endpoints that failed it, unless nothing else is left.
+            let untried = |members: &[Arc<Member>]| -> (Vec<Endpoint>, Vec<Arc<Member>>) {
+                members
+                    .iter()
+                    .filter(|m| !excluded.iter().any(|x| Arc::ptr_eq(x, m)))
+                    .map(|m| (m.endpoint.clone(), m.clone()))
+                    .unzip()
+            };
             let filtered: Option<(Vec<Endpoint>, Vec<Arc<Member>>)> = (!excluded.is_empty())
-                .then(|| {
-                    snapshot
-                        .eligible_members
-                        .iter()
-                        .filter(|m| !excluded.iter().any(|x| Arc::ptr_eq(x, m)))
-                        .map(|m| (m.endpoint.clone(), m.clone()))
-                        .unzip()
-                })
-                .filter(|(endpoints, _): &(Vec<Endpoint>, Vec<Arc<Member>>)| !endpoints.is_empty());
+                .then(|| Some(untried(first.1)).filter(|(e, _)| !e.is_empty()).unwrap_or_else(|| untried(second.1)))
+                .filter(|(endpoints, _)| !endpoints.is_empty());
             let (endpoints, members, generation) = match &filtered {
                 // Generation 0: a one-off set that balancers must not cache.
                 Some((endpoints, members)) => (endpoints.as_slice(), members.as_slice(), 0),
-                None => (snapshot.eligible.as_slice(), snapshot.eligible_members.as_slice(), snapshot.generation),
+                None if suspects => (first.0.as_slice(), first.1.as_slice(), 0),
+                None => (first.0.as_slice(), first.1.as_slice(), snapshot.generation),
             };
             // Calls already waiting for a slot go first: a new call queues behind them.
             let behind_others = self.policy.queue && waiting.is_none() && self.queued.load(Ordering::Acquire) > 0;
@@ -378,11 +427,10 @@ impl Balanced {
         self.balancer.observe(&member.endpoint, &Outcome { latency, success, now });
         member.metrics.calls.increment(1);
         member.metrics.latency.record(latency.as_secs_f64());
+        // Answers are not health signals: they come as often as the load sends calls, so a
+        // worker whose load stopped would look late. Pings are (`health.rs`).
         if success {
             member.succeeded();
-            if let Some(source) = &self.source {
-                source.answered(&member.endpoint);
-            }
         } else {
             member.metrics.errors.increment(1);
         }

@@ -36,7 +36,8 @@ pub trait TypedClient: Sized {
 /// Every call picks one endpoint. An endpoint whose connection fails is left out for a
 /// back-off that doubles with each failure (500 ms to 30 s); a call that never reached a
 /// server goes to another endpoint, at most three attempts in all and within a retry budget
-/// of 20% extra calls.
+/// of 20% extra calls plus 10 retries a second
+/// ([`retry_budget`](Self::retry_budget), [`min_retries_per_second`](Self::min_retries_per_second)).
 ///
 /// Metrics go through the `metrics` facade: per endpoint, `rpcnet_client_calls_total`,
 /// `rpcnet_client_errors_total` (failures of the endpoint; a service's own error is an
@@ -110,8 +111,10 @@ impl<C: TypedClient> ClientBuilder<C> {
     }
 
     /// Endpoints that change at run time, such as a cluster's
-    /// [`WorkerRegistry`](crate::cluster::WorkerRegistry): the client follows them as members
-    /// join, fail and change their tags.
+    #[cfg_attr(feature = "cluster", doc = "[`WorkerRegistry`](crate::cluster::WorkerRegistry):")]
+    #[cfg_attr(not(feature = "cluster"), doc = "`WorkerRegistry` (feature `cluster`):")]
+    /// the client follows them as members join, fail and change their tags, and gives
+    /// suspect ones a small share of the calls.
     pub fn registry(mut self, source: impl EndpointSource) -> Self {
         self.source = Some(Arc::new(source));
         self
@@ -167,8 +170,19 @@ impl<C: TypedClient> ClientBuilder<C> {
     }
 
     /// Extra load that retries may add, as a fraction of calls (0.2 = 20%, the default).
+    /// Every call puts `ratio` of a retry into the budget, every retry takes one out, and at
+    /// most the budget of 1,000 calls is saved up; once it is spent, calls that fail in a
+    /// retryable way fail instead of being retried.
     pub fn retry_budget(mut self, ratio: f64) -> Self {
         self.policy.retry_ratio = ratio;
+        self
+    }
+
+    /// Retries allowed each second on top of the budget, so that a channel with few calls
+    /// can still fail over. Default 10: below about 50 calls a second these, not the ratio,
+    /// bound the retries. 0: only the ratio.
+    pub fn min_retries_per_second(mut self, retries: u32) -> Self {
+        self.policy.min_retries_per_second = retries;
         self
     }
 

@@ -1,11 +1,12 @@
 //! The endpoints of a balanced channel: each with its connection (made on first use), its
-//! passive ejection, and its metrics; and the snapshot of those eligible for new calls,
-//! rebuilt (with a new generation) whenever the set or an ejection changes.
+//! passive ejection, its health as the source sees it, and its metrics; and the snapshot of
+//! those eligible for new calls, healthy and suspect apart, rebuilt (with a new generation)
+//! whenever the set, an ejection or a health flag changes.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::OnceCell;
@@ -32,6 +33,8 @@ pub(crate) struct Member {
     failures_in_row: AtomicU32,
     /// Cancelled when the endpoint leaves the channel's set (its node failed or left).
     departed: CancellationToken,
+    /// Whether the source says it is suspect: it then gets a small share of the calls.
+    suspect: AtomicBool,
     pub(crate) metrics: MemberMetrics,
 }
 
@@ -44,6 +47,7 @@ impl Member {
             ejected_until: AtomicU64::new(0),
             failures_in_row: AtomicU32::new(0),
             departed: CancellationToken::new(),
+            suspect: AtomicBool::new(false),
             metrics,
         }
     }
@@ -52,6 +56,35 @@ impl Member {
     /// reconnects by itself if lost).
     pub(crate) async fn client(&self, shared: &ClientEndpoint, config: &RpcConfig) -> Result<&RpcClient, RpcError> {
         self.client.get_or_try_init(|| RpcClient::connect_via(shared.clone(), self.endpoint.addr(), config)).await
+    }
+
+    /// The same member under `endpoint` (the same server with new tags): it keeps the
+    /// connection, the back-off and the departure signal, and `endpoint` shares its
+    /// counters (see [`Endpoint::updated`]).
+    pub(crate) fn updated(&self, endpoint: Endpoint) -> Self {
+        let metrics = MemberMetrics::new(&endpoint);
+        Self {
+            endpoint,
+            client: OnceCell::new_with(self.client.get().cloned()),
+            ejected_until: AtomicU64::new(self.ejected_until()),
+            failures_in_row: AtomicU32::new(self.failures_in_row.load(Ordering::Relaxed)),
+            departed: self.departed.clone(),
+            suspect: AtomicBool::new(self.is_suspect()),
+            metrics,
+        }
+    }
+
+    /// The connection, if one was made and is live now (without connecting).
+    pub(crate) fn connected_client(&self) -> Option<RpcClient> {
+        self.client.get().filter(|client| client.is_connected()).cloned()
+    }
+
+    pub(crate) fn set_suspect(&self, suspect: bool) {
+        self.suspect.store(suspect, Ordering::Relaxed);
+    }
+
+    pub(crate) fn is_suspect(&self) -> bool {
+        self.suspect.load(Ordering::Relaxed)
     }
 
     /// The endpoint left the channel's set: calls that may move elsewhere stop waiting for it.
@@ -94,15 +127,20 @@ impl Member {
     }
 }
 
-/// The members as of one moment, and those of them eligible for new calls.
+/// The members as of one moment, and those of them eligible for new calls: the healthy
+/// ones, and apart from them the suspect ones, which get a small share (`health.rs`).
 #[derive(Debug)]
 pub(crate) struct Snapshot {
     pub(crate) generation: u64,
     pub(crate) members: Vec<Arc<Member>>,
-    /// Eligible endpoints, in the order balancers see them.
+    /// Eligible healthy endpoints (every eligible one if none is healthy), in the order
+    /// balancers see them.
     pub(crate) eligible: Vec<Endpoint>,
     /// For each eligible endpoint, its member.
     pub(crate) eligible_members: Vec<Arc<Member>>,
+    /// Eligible suspect endpoints; empty when none is healthy (they are `eligible` then).
+    pub(crate) suspects: Vec<Endpoint>,
+    pub(crate) suspect_members: Vec<Arc<Member>>,
     /// The earliest end of an ejection, in nanoseconds since the channel's epoch; `u64::MAX`
     /// if none: once it passes, the snapshot is rebuilt to readmit the endpoint.
     pub(crate) next_readmission: u64,
@@ -112,15 +150,27 @@ impl Snapshot {
     /// The snapshot of `members` at `now_ns`. If every member is ejected, all are eligible
     /// anyway: a call that may fail is better than one refused for sure.
     pub(crate) fn new(generation: u64, members: Vec<Arc<Member>>, now_ns: u64) -> Self {
-        let mut eligible_members: Vec<Arc<Member>> =
-            members.iter().filter(|m| !m.is_ejected(now_ns)).cloned().collect();
+        let mut eligible: Vec<Arc<Member>> = members.iter().filter(|m| !m.is_ejected(now_ns)).cloned().collect();
+        if eligible.is_empty() {
+            eligible = members.clone();
+        }
+        let (mut suspect_members, mut eligible_members): (Vec<Arc<Member>>, Vec<Arc<Member>>) =
+            eligible.into_iter().partition(|m| m.is_suspect());
         if eligible_members.is_empty() {
-            eligible_members = members.clone();
+            eligible_members = std::mem::take(&mut suspect_members);
         }
         let next_readmission =
             members.iter().map(|m| m.ejected_until()).filter(|&until| until > now_ns).min().unwrap_or(u64::MAX);
-        let eligible = eligible_members.iter().map(|m| m.endpoint.clone()).collect();
-        Self { generation, members, eligible, eligible_members, next_readmission }
+        let endpoints = |members: &[Arc<Member>]| members.iter().map(|m| m.endpoint.clone()).collect();
+        Self {
+            generation,
+            eligible: endpoints(&eligible_members),
+            suspects: endpoints(&suspect_members),
+            members,
+            eligible_members,
+            suspect_members,
+            next_readmission,
+        }
     }
 }
 
@@ -145,6 +195,8 @@ pub struct EndpointStats {
     pub latency: Option<Duration>,
     /// Whether the endpoint is kept away from new calls after connection failures.
     pub ejected: bool,
+    /// Whether its source says it is suspect, so that it gets a small share of the calls.
+    pub suspect: bool,
 }
 
 impl EndpointStats {
@@ -160,6 +212,7 @@ impl EndpointStats {
             failures: e.failures(),
             latency: e.latency_estimate(now),
             ejected: member.is_ejected(now_ns),
+            suspect: member.is_suspect(),
         }
     }
 }

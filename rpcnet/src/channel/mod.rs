@@ -1,9 +1,10 @@
 //! `Channel`: where a typed client's calls go. One server through an `RpcClient`, or many
-//! endpoints behind a balancer (`balanced.rs`, with `members.rs` and the retry budget in
-//! `retry.rs`). `ClientBuilder` makes either.
+//! endpoints behind a balancer (`balanced.rs`, with `members.rs`, suspects and pings in
+//! `health.rs` and the retry budget in `retry.rs`). `ClientBuilder` makes either.
 
 mod balanced;
 mod builder;
+mod health;
 mod members;
 mod retry;
 mod source;
@@ -11,6 +12,12 @@ mod source;
 pub use builder::{ClientBuilder, TypedClient};
 pub use members::EndpointStats;
 pub use source::EndpointSource;
+
+#[cfg(feature = "cluster")]
+pub(crate) use health::to_suspects;
+
+/// Retries a balanced channel allows each second whatever its retry ratio.
+pub(crate) const DEFAULT_MIN_RETRIES_PER_SECOND: u32 = 10;
 
 use std::sync::Arc;
 

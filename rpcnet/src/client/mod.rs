@@ -278,6 +278,16 @@ impl RpcClient {
         }
     }
 
+    /// Calls the server's built-in ping ([`PING_METHOD`](crate::wire::PING_METHOD)) and
+    /// returns the round trip. The server answers it outside its limit of calls in flight,
+    /// so it tells whether the server is alive and reachable, not whether it is busy.
+    pub async fn ping(&self, timeout: Duration) -> Result<Duration, RpcError> {
+        let started = std::time::Instant::now();
+        let options = CallOptions::new().with_timeout(timeout);
+        self.call_with(crate::wire::PING_METHOD, Bytes::new(), options).await?;
+        Ok(started.elapsed())
+    }
+
     /// A unary call with the default deadline.
     pub async fn call(&self, method: &str, payload: Vec<u8>) -> Result<Vec<u8>, RpcError> {
         self.call_with(method, payload, CallOptions::default()).await.map(Vec::from)

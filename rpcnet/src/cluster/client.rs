@@ -2,7 +2,7 @@
 //! as the rpcnet book shows it. Typed clients get the same through
 //! `XClient::builder().registry(registry)`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,12 +21,17 @@ pub struct ClusterClientConfig {
     max_attempts: u32,
     retry_budget: f64,
     max_in_flight_per_worker: Option<u32>,
-    idempotent: bool,
+    min_retries_per_second: u32,
+    /// Every method is safe to repeat.
+    all_idempotent: bool,
+    /// These methods are safe to repeat.
+    idempotent_methods: BTreeSet<String>,
 }
 
 impl Default for ClusterClientConfig {
     /// The development TLS configuration, a 30 s deadline, three attempts per call within a
-    /// 20% retry budget, no per-worker cap, calls not idempotent.
+    /// retry budget of 20% of calls plus 10 retries a second, no per-worker cap, no method
+    /// idempotent.
     fn default() -> Self {
         Self {
             rpc: RpcConfig::dev("127.0.0.1:0"),
@@ -34,7 +39,9 @@ impl Default for ClusterClientConfig {
             max_attempts: 3,
             retry_budget: 0.2,
             max_in_flight_per_worker: None,
-            idempotent: false,
+            min_retries_per_second: crate::channel::DEFAULT_MIN_RETRIES_PER_SECOND,
+            all_idempotent: false,
+            idempotent_methods: BTreeSet::new(),
         }
     }
 }
@@ -58,9 +65,17 @@ impl ClusterClientConfig {
         self
     }
 
-    /// Extra load retries may add (0.2 = 20%). Default 0.2.
+    /// Extra load retries may add, as a fraction of calls (0.2 = 20%). Default 0.2.
     pub fn with_retry_budget(mut self, ratio: f64) -> Self {
         self.retry_budget = ratio;
+        self
+    }
+
+    /// Retries allowed each second whatever the ratio, so that a channel with few calls can
+    /// still fail over. Default 10 (so the ratio is what binds only above about 50 calls a
+    /// second); 0 leaves the ratio alone.
+    pub fn with_min_retries_per_second(mut self, retries: u32) -> Self {
+        self.min_retries_per_second = retries;
         self
     }
 
@@ -70,12 +85,26 @@ impl ClusterClientConfig {
         self
     }
 
-    /// Whether the methods called are safe to repeat, so that a call whose worker died
-    /// before answering goes to another worker. Default false: only calls that never
-    /// reached a worker are repeated.
+    /// Whether every method called is safe to repeat, so that a call whose worker died
+    /// before answering goes to another worker. Default false: only calls that never reached
+    /// a worker are repeated (and those of [`with_idempotent_methods`](Self::with_idempotent_methods)).
     pub fn with_idempotent(mut self, idempotent: bool) -> Self {
-        self.idempotent = idempotent;
+        self.all_idempotent = idempotent;
         self
+    }
+
+    /// Methods safe to repeat (added to those given before): a call to one of them whose
+    /// worker died before answering goes to another worker. Calls to other methods are
+    /// repeated only when they never reached a worker (it could not be connected to, or
+    /// refused the call before running it).
+    pub fn with_idempotent_methods<S: Into<String>>(mut self, methods: impl IntoIterator<Item = S>) -> Self {
+        self.idempotent_methods.extend(methods.into_iter().map(Into::into));
+        self
+    }
+
+    /// Whether a call to `method` may be repeated after its worker died mid-call.
+    pub fn is_idempotent(&self, method: &str) -> bool {
+        self.all_idempotent || self.idempotent_methods.contains(method)
     }
 }
 
@@ -148,7 +177,8 @@ impl ClusterClient {
             .config(config.rpc.clone().with_default_timeout(config.timeout))
             .strategy(self.registry.strategy().clone())
             .max_attempts(config.max_attempts)
-            .retry_budget(config.retry_budget);
+            .retry_budget(config.retry_budget)
+            .min_retries_per_second(config.min_retries_per_second);
         if let Some(filter) = filter {
             builder = builder.filter(filter);
         }
@@ -161,12 +191,12 @@ impl ClusterClient {
     }
 
     /// Calls `method` on one worker matching `filter` (`None`: any worker), chosen by the
-    /// registry's strategy; a call that never reached its worker (or, with
-    /// [`with_idempotent`](ClusterClientConfig::with_idempotent), whose worker died) goes to
-    /// another.
+    /// registry's strategy; a call that never reached its worker goes to another, and so
+    /// does one whose worker died mid-call if `method` is idempotent
+    /// ([`with_idempotent_methods`](ClusterClientConfig::with_idempotent_methods)).
     pub async fn call_worker(&self, method: &str, payload: Vec<u8>, filter: Option<&str>) -> Result<Vec<u8>, RpcError> {
         let channel = self.lane(filter).await?;
-        channel.unary(method, self.config.idempotent, Bytes::from(payload)).await.map(Vec::from)
+        channel.unary(method, self.config.is_idempotent(method), Bytes::from(payload)).await.map(Vec::from)
     }
 
     /// Calls `method` on every worker matching `filter`, concurrently; one result each.

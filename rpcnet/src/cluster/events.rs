@@ -35,7 +35,9 @@ pub struct NodeInfo {
     pub tags: BTreeMap<String, String>,
     /// Its state.
     pub state: NodeState,
-    /// The phi-accrual suspicion of it (0 when signals arrive on time), if it was heard from.
+    /// The phi-accrual suspicion of it from the answers to this node's pings (see
+    /// [`HealthCheckConfig`](super::HealthCheckConfig)): low while they arrive on time, 0
+    /// if no client of this node pings it.
     pub phi: f64,
 }
 
@@ -59,14 +61,15 @@ impl NodeInfo {
 /// A partition seen from this node.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PartitionInfo {
-    /// Members this node can still reach, itself included.
+    /// Members this node can reach, itself included.
     pub reachable: usize,
-    /// Members of the cluster before it split (the largest recent view).
+    /// Members of the cluster: those reachable and those remembered as failed (for an
+    /// hour after they went down). Members that left gracefully do not count.
     pub expected: usize,
-    /// Whether this node's side holds less than a majority: it should stop doing what
-    /// needs one (writes, leadership) until the partition heals.
+    /// Whether this node's side holds half of the cluster or less: it should stop doing
+    /// what needs a majority (writes, leadership) until the partition heals.
     pub minority: bool,
-    /// The members lost in the split.
+    /// The members lost in the split (for `PartitionHealed`: those still lost).
     pub lost: Vec<NodeId>,
 }
 
@@ -88,6 +91,9 @@ pub enum ClusterEvent {
     NodeTagsUpdated(NodeInfo),
     /// Many members became unreachable at once: see [`PartitionInfo::minority`].
     PartitionDetected(PartitionInfo),
+    /// The members lost in the last partition are back (all but fewer than would count as
+    /// a partition): the sides merged their views.
+    PartitionHealed(PartitionInfo),
     /// This subscriber fell behind and missed this many events; it should re-read the
     /// state it needs (`ClusterMembership::nodes`).
     Lagged {

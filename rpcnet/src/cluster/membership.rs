@@ -1,269 +1,18 @@
 //! `ClusterMembership`: a node's membership in a cluster, running the sans-IO core on a
-//! UDP socket from one tokio task. `ClusterConfig` holds its settings.
+//! UDP socket from one tokio task. Its settings are `ClusterConfig` (`config.rs`).
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::num::{NonZeroU8, NonZeroUsize};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
 use tokio::net::UdpSocket;
 use tokio::sync::{Notify, broadcast};
 use tokio_util::sync::CancellationToken;
 
-use super::NodeId;
-use super::core::{Core, CoreConfig, GossipStats, Transmit};
+use super::core::{Core, GossipStats, Transmit};
 use super::events::{ClusterEvent, ClusterEvents, NodeInfo};
-use super::seal::{ClusterKey, Keyring, SEAL_OVERHEAD};
+use super::{ClusterConfig, HealthCheckConfig, NodeId};
 use crate::RpcError;
-
-/// The secret of [`ClusterConfig::dev`]: for demos and tests on one machine only.
-const DEV_SECRET: &str = "rpcnet development cluster";
-/// Largest gossip datagram: fits a 1500-byte MTU with IPv6 and UDP headers.
-const MAX_DATAGRAM: usize = 1400;
-
-/// How a node takes part in a cluster.
-///
-/// ```
-/// use std::time::Duration;
-/// use rpcnet::cluster::ClusterConfig;
-/// let config = ClusterConfig::dev()
-///     .with_bind_addr("127.0.0.1:0".parse().unwrap())
-///     .with_name("worker-1")
-///     .with_gossip_interval(Duration::from_millis(500));
-/// ```
-#[derive(Debug, Clone)]
-pub struct ClusterConfig {
-    bind_addr: SocketAddr,
-    seeds: Vec<SocketAddr>,
-    name: Option<String>,
-    rpc_addr: Option<SocketAddr>,
-    tags: BTreeMap<String, String>,
-    keyring: Option<Keyring>,
-    gossip_interval: Duration,
-    probe_timeout: Duration,
-    indirect_probes: usize,
-    suspicion_timeout: Duration,
-    gossip_fanout: usize,
-    periodic_gossip: Duration,
-    sync_interval: Duration,
-    tag_interval: Duration,
-    phi_threshold: f64,
-    partition_fraction: f64,
-    partition_window: Duration,
-    event_capacity: usize,
-}
-
-impl Default for ClusterConfig {
-    /// Loopback, port 0, no seeds, and no key: set one with
-    /// [`with_secret`](Self::with_secret) or [`with_keyring`](Self::with_keyring) (or use
-    /// [`ClusterConfig::dev`]). Timings suit a LAN: a dead node is declared down within
-    /// about 3.5 s and the rest of the cluster knows within a few hundred ms.
-    fn default() -> Self {
-        Self {
-            bind_addr: "127.0.0.1:0".parse().expect("valid address"),
-            seeds: Vec::new(),
-            name: None,
-            rpc_addr: None,
-            tags: BTreeMap::new(),
-            keyring: None,
-            gossip_interval: Duration::from_secs(1),
-            probe_timeout: Duration::from_millis(500),
-            indirect_probes: 3,
-            suspicion_timeout: Duration::from_millis(2000),
-            gossip_fanout: 3,
-            periodic_gossip: Duration::from_millis(200),
-            sync_interval: Duration::from_secs(10),
-            tag_interval: Duration::from_millis(250),
-            phi_threshold: 8.0,
-            partition_fraction: 0.3,
-            partition_window: Duration::from_secs(10),
-            event_capacity: 1024,
-        }
-    }
-}
-
-impl ClusterConfig {
-    /// The defaults with a development secret: every process using it can join, so only
-    /// for demos and tests on one machine.
-    pub fn dev() -> Self {
-        Self::default().with_secret(DEV_SECRET)
-    }
-
-    /// The gossip address (UDP). Default `127.0.0.1:0`.
-    pub fn with_bind_addr(mut self, addr: SocketAddr) -> Self {
-        self.bind_addr = addr;
-        self
-    }
-
-    /// Members to contact when joining.
-    pub fn with_seeds(mut self, seeds: impl IntoIterator<Item = SocketAddr>) -> Self {
-        self.seeds = seeds.into_iter().collect();
-        self
-    }
-
-    /// This node's name, as others see it. Default: its gossip address.
-    pub fn with_name(mut self, name: impl Into<String>) -> Self {
-        self.name = Some(name.into());
-        self
-    }
-
-    /// Where this node serves RPC, so that others can call it.
-    pub fn with_rpc_addr(mut self, addr: SocketAddr) -> Self {
-        self.rpc_addr = Some(addr);
-        self
-    }
-
-    /// A tag to start with (more can be set later with `set_tag`).
-    pub fn with_tag(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.tags.insert(key.into(), value.into());
-        self
-    }
-
-    /// The cluster secret, from which the key sealing all gossip is derived.
-    pub fn with_secret(mut self, secret: &str) -> Self {
-        self.keyring = Some(Keyring::new(ClusterKey::from_secret(secret)));
-        self
-    }
-
-    /// The cluster keys (to rotate: see [`Keyring`]).
-    pub fn with_keyring(mut self, keyring: Keyring) -> Self {
-        self.keyring = Some(keyring);
-        self
-    }
-
-    /// How often a member is probed (SWIM's protocol period). Default 1 s.
-    pub fn with_gossip_interval(mut self, interval: Duration) -> Self {
-        self.gossip_interval = interval;
-        self
-    }
-
-    /// How long a probe waits for its answer before asking others to probe. Default 500 ms.
-    pub fn with_probe_timeout(mut self, timeout: Duration) -> Self {
-        self.probe_timeout = timeout;
-        self
-    }
-
-    /// Members asked to probe indirectly. Default 3.
-    pub fn with_indirect_probes(mut self, probes: usize) -> Self {
-        self.indirect_probes = probes;
-        self
-    }
-
-    /// How long a suspect has to refute before it is declared down. Default 2 s.
-    pub fn with_suspicion_timeout(mut self, timeout: Duration) -> Self {
-        self.suspicion_timeout = timeout;
-        self
-    }
-
-    /// Members updates are gossiped to each round. Default 3.
-    pub fn with_gossip_fanout(mut self, fanout: usize) -> Self {
-        self.gossip_fanout = fanout;
-        self
-    }
-
-    /// How often pending updates are gossiped between probes. Default 200 ms.
-    pub fn with_periodic_gossip(mut self, interval: Duration) -> Self {
-        self.periodic_gossip = interval;
-        self
-    }
-
-    /// How often this node compares its view with a random member's (by hash) and, if they
-    /// differ, exchanges the full member list (push-pull). Default 10 s.
-    pub fn with_sync_interval(mut self, interval: Duration) -> Self {
-        self.sync_interval = interval;
-        self
-    }
-
-    /// At most one tag broadcast per interval; changes in between are sent together.
-    /// Default 250 ms.
-    pub fn with_tag_interval(mut self, interval: Duration) -> Self {
-        self.tag_interval = interval;
-        self
-    }
-
-    /// φ above which a member counts as suspect for balancing. Default 8 (a one-in-10⁸
-    /// chance that a live member would be this late).
-    pub fn with_phi_threshold(mut self, phi: f64) -> Self {
-        self.phi_threshold = phi;
-        self
-    }
-
-    /// Report a partition when this share of the members fails within the window. Defaults
-    /// 0.3 and 10 s.
-    pub fn with_partition_detection(mut self, fraction: f64, window: Duration) -> Self {
-        self.partition_fraction = fraction;
-        self.partition_window = window;
-        self
-    }
-
-    /// Events buffered per subscriber before it lags. Default 1,024.
-    pub fn with_event_capacity(mut self, capacity: usize) -> Self {
-        self.event_capacity = capacity.max(1);
-        self
-    }
-
-    pub(crate) fn core_config(&self) -> Result<CoreConfig, RpcError> {
-        let nonzero = |n: usize, what: &str| {
-            NonZeroUsize::new(n).ok_or_else(|| RpcError::Config(format!("{what} must be at least 1")))
-        };
-        if self.gossip_interval <= self.probe_timeout {
-            return Err(RpcError::Config(
-                "the gossip interval must exceed the probe timeout: fix with_gossip_interval or with_probe_timeout"
-                    .into(),
-            ));
-        }
-        let foca = foca::Config {
-            probe_period: self.gossip_interval,
-            probe_rtt: self.probe_timeout,
-            num_indirect_probes: nonzero(self.indirect_probes, "indirect probes")?,
-            max_transmissions: NonZeroU8::new(10).expect("10 is not zero"),
-            suspect_to_down_after: self.suspicion_timeout,
-            remove_down_after: Some(Duration::from_secs(60 * 60)),
-            max_packet_size: NonZeroUsize::new(MAX_DATAGRAM - SEAL_OVERHEAD - 1).expect("positive"),
-            // With it on, a suspicion that was refuted can still turn the member down.
-            notify_down_members: false,
-            periodic_announce: None,
-            periodic_announce_to_down_members: Some(foca::PeriodicParams {
-                frequency: Duration::from_secs(30),
-                num_members: NonZeroUsize::new(2).expect("positive"),
-            }),
-            periodic_gossip: Some(foca::PeriodicParams {
-                frequency: self.periodic_gossip,
-                num_members: nonzero(self.gossip_fanout, "gossip fanout")?,
-            }),
-        };
-        Ok(CoreConfig {
-            foca,
-            sync_interval: self.sync_interval,
-            meta_interval: self.tag_interval,
-            tick_interval: (self.gossip_interval / 2).max(Duration::from_millis(50)),
-            partition_fraction: self.partition_fraction,
-            partition_window: self.partition_window,
-        })
-    }
-
-    pub(crate) fn bind_addr(&self) -> SocketAddr {
-        self.bind_addr
-    }
-
-    pub(crate) fn rpc_addr(&self) -> Option<SocketAddr> {
-        self.rpc_addr
-    }
-
-    pub(crate) fn keyring(&self) -> Result<Keyring, RpcError> {
-        self.keyring.clone().ok_or_else(|| {
-            RpcError::Config(
-                "a cluster needs a key: set ClusterConfig::with_secret (or with_keyring), or use ClusterConfig::dev() on one machine"
-                    .into(),
-            )
-        })
-    }
-
-    pub(crate) fn phi_threshold(&self) -> f64 {
-        self.phi_threshold
-    }
-}
 
 struct Shared {
     core: Mutex<Core>,
@@ -272,7 +21,7 @@ struct Shared {
     poke: Notify,
     stop: CancellationToken,
     gossip_addr: SocketAddr,
-    phi_threshold: f64,
+    health: HealthCheckConfig,
 }
 
 /// This node's membership in a cluster: SWIM gossip (foca) over sealed UDP datagrams, with
@@ -303,13 +52,17 @@ impl std::fmt::Debug for ClusterMembership {
 
 impl ClusterMembership {
     /// Binds the gossip socket, starts gossiping, and joins through the configured seeds.
+    /// Fails with [`RpcError::Config`] without a key, with invalid timings, or when bound to
+    /// a wildcard address with no [`with_advertise_addr`](ClusterConfig::with_advertise_addr).
     pub async fn new(config: ClusterConfig) -> Result<Self, RpcError> {
         let core_config = config.core_config()?;
         let keyring = config.keyring()?;
+        config.check_addresses()?;
         let socket = UdpSocket::bind(config.bind_addr)
             .await
             .map_err(|e| RpcError::Config(format!("cannot bind the gossip socket {}: {e}", config.bind_addr)))?;
-        let gossip_addr = socket.local_addr().map_err(|e| RpcError::Config(format!("gossip socket: {e}")))?;
+        let bound = socket.local_addr().map_err(|e| RpcError::Config(format!("gossip socket: {e}")))?;
+        let gossip_addr = config.gossip_identity(bound)?;
         let me = NodeId::starting(gossip_addr);
         let name = config.name.clone().unwrap_or_else(|| gossip_addr.to_string());
         let now = Instant::now();
@@ -331,7 +84,7 @@ impl ClusterMembership {
             poke: Notify::new(),
             stop: CancellationToken::new(),
             gossip_addr,
-            phi_threshold: config.phi_threshold(),
+            health: config.health().clone(),
         });
         tokio::spawn(drive(shared.clone(), socket));
         let membership = Self { shared };
@@ -393,7 +146,8 @@ impl ClusterMembership {
         self.with_core(|core, _| core.me())
     }
 
-    /// The gossip address.
+    /// The gossip address other members know this node by (the advertised one, if set):
+    /// the address to give them as a seed.
     pub fn gossip_addr(&self) -> SocketAddr {
         self.shared.gossip_addr
     }
@@ -403,20 +157,36 @@ impl ClusterMembership {
         self.with_core(|core, _| core.stats())
     }
 
-    /// (members reachable, itself included; members of the recent full view).
+    /// (members reachable, itself included; those plus the members remembered as failed),
+    /// as [`PartitionDetector`](super::PartitionDetector) reads it.
     pub fn quorum(&self) -> (usize, usize) {
         self.with_core(|core, _| core.quorum())
     }
 
-    /// Records a sign of life of the member at gossip address `addr` seen outside gossip
-    /// (an RPC answer), for its phi-accrual detector.
+    /// Records a sign of life of the member at gossip address `addr` seen outside gossip,
+    /// for its phi-accrual detector. Balanced clients following a
+    /// [`WorkerRegistry`](super::WorkerRegistry) record the answers to their pings here;
+    /// record only signals that come at a steady rhythm (see [`HealthCheckConfig`]).
+    /// Ignored for an address that is not a member up.
     pub fn record_heartbeat(&self, addr: SocketAddr) {
         self.with_core(|core, now| core.heartbeat(addr, now));
     }
 
+    /// φ of member `id` (see [`PhiAccrual`](super::PhiAccrual)), or `None` if it is not a
+    /// member up or no client of this node has pinged it in the last few health intervals.
+    /// Whether a member is alive is SWIM's call ([`NodeInfo::state`]); φ only steers load.
+    pub fn phi(&self, id: NodeId) -> Option<f64> {
+        self.with_core(|core, now| core.phi(id, now))
+    }
+
     /// The φ above which members count as suspect for balancing.
     pub fn phi_threshold(&self) -> f64 {
-        self.shared.phi_threshold
+        self.shared.health.phi_threshold()
+    }
+
+    /// How workers' health is checked (how often clients ping them, how φ is read).
+    pub fn health_check(&self) -> &HealthCheckConfig {
+        &self.shared.health
     }
 
     /// Leaves gracefully: members see `NodeLeft`, not `NodeFailed`. Gossip stops shortly
@@ -495,5 +265,44 @@ fn drain(shared: &Shared, core: &mut Core, outbox: &mut Vec<Transmit>) {
     while let Some(event) = core.poll_event() {
         tracing::debug!(?event, "cluster event");
         let _ = shared.events.send(event);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_wildcard_bind_without_an_advertised_address_is_refused_before_binding() {
+        let wildcard = ClusterConfig::dev().with_bind_addr("0.0.0.0:0".parse().unwrap());
+        let err = ClusterMembership::new(wildcard).await.unwrap_err();
+        assert!(matches!(err, RpcError::Config(_)), "{err:?}");
+        assert!(err.to_string().contains("with_advertise_addr"), "the error names the fix: {err}");
+    }
+
+    #[tokio::test]
+    async fn members_know_a_node_by_its_advertised_address() {
+        let loopback = "127.0.0.1:0".parse().unwrap();
+        let advertised =
+            ClusterMembership::new(ClusterConfig::dev().with_name("advertised").with_advertise_addr(loopback))
+                .await
+                .unwrap();
+        let addr = advertised.gossip_addr();
+        assert!(addr.ip().is_loopback() && addr.port() != 0, "port 0 advertises the bound port: {addr}");
+        assert_eq!(advertised.local_node_id().addr, addr, "it gossips under the advertised address");
+        let peer = ClusterMembership::new(ClusterConfig::dev().with_seeds([addr])).await.unwrap();
+        let mut seen = false;
+        for _ in 0..100 {
+            seen = peer.nodes().iter().any(|n| n.name == "advertised" && n.id.addr == addr && n.is_up());
+            if seen {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(seen, "the peer sees it at its advertised address: {:?}", peer.nodes());
+        advertised.shutdown();
+        peer.shutdown();
     }
 }

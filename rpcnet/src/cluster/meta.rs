@@ -2,7 +2,7 @@
 //! and tags, versioned so newer always wins. Disseminated as foca custom broadcasts and
 //! repaired by push-pull sync (see `core.rs`).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
@@ -34,7 +34,8 @@ impl NodeMeta {
 /// The newest metadata of every member, by gossip address.
 #[derive(Debug, Default)]
 pub(crate) struct MetaTable {
-    by_addr: HashMap<SocketAddr, NodeMeta>,
+    /// Ordered, so that sync digests list members in the same order on every run.
+    by_addr: BTreeMap<SocketAddr, NodeMeta>,
     /// Addresses whose metadata changed since the core last looked.
     changed: Vec<SocketAddr>,
 }

@@ -1,6 +1,7 @@
-//! Clusters: membership by SWIM gossip (foca) over sealed UDP, tags, phi-accrual health,
-//! events and partition detection (`core.rs`, driven by `membership.rs`), and the views
-//! that route calls: `NodeRegistry`, `WorkerRegistry`, `ClusterClient`.
+//! Clusters: membership by SWIM gossip (foca) over sealed UDP, tags, events and partition
+//! detection (the sans-IO state machine in `core/`, driven by `membership.rs` and by the
+//! simulator in [`sim`]), health as a soft signal for balancing (`health.rs`), and the
+//! views that route calls: [`NodeRegistry`], [`WorkerRegistry`], [`ClusterClient`].
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), rpcnet::RpcError> {
@@ -15,8 +16,13 @@
 //! let reply = client.call_worker("compute", b"input".to_vec(), Some("role=worker")).await?;
 //! # Ok(()) }
 //! ```
+//!
+//! This module is behind the `cluster` cargo feature, on by default.
+//!
+#![doc = include_str!("book.md")]
 
 mod client;
+mod config;
 mod core;
 mod events;
 mod health;
@@ -31,11 +37,12 @@ pub mod sim;
 mod wire;
 
 pub use self::client::{ClusterClient, ClusterClientConfig};
+pub use self::config::ClusterConfig;
 pub use self::core::GossipStats;
 pub use self::events::{ClusterEvent, ClusterEvents, NodeInfo, NodeState, PartitionInfo};
-pub use self::health::PhiAccrual;
+pub use self::health::{HealthCheckConfig, PhiAccrual};
 pub use self::identity::NodeId;
-pub use self::membership::{ClusterConfig, ClusterMembership};
+pub use self::membership::ClusterMembership;
 pub use self::partition::{PartitionDetector, PartitionStatus};
 pub use self::registry::{NodeRegistry, WorkerInfo, WorkerRegistry};
 pub use self::seal::{ClusterKey, Keyring, OpenError};

@@ -14,7 +14,7 @@ use super::events::{ClusterEvent, ClusterEvents, NodeInfo, NodeState};
 use super::{ClusterMembership, NodeId};
 use crate::RpcError;
 use crate::balance::{Balancer, CallInfo, Endpoint, LoadBalancingStrategy, TagFilter};
-use crate::channel::EndpointSource;
+use crate::channel::{EndpointSource, to_suspects};
 
 /// Every member of the cluster with its state and tags, kept current from cluster events
 /// once started.
@@ -83,7 +83,8 @@ impl NodeRegistry {
 pub struct WorkerInfo {
     /// Its identity.
     pub id: NodeId,
-    /// Its name.
+    /// Its `label` tag, as the rpcnet book's tutorial sets it (`set_tag("label", ..)`), or
+    /// else its name.
     pub label: String,
     /// Where it serves RPC.
     pub addr: SocketAddr,
@@ -93,14 +94,29 @@ pub struct WorkerInfo {
     pub active_connections: u32,
     /// Its `capacity` tag (1 if absent or invalid).
     pub capacity: u32,
-    /// Whether it is suspect (by SWIM, or by its φ), and so gets traffic only when no
-    /// healthy worker does.
+    /// Whether it is suspect: SWIM suspects it, or it answers this node's pings late (φ at
+    /// or above the threshold of [`HealthCheckConfig`](super::HealthCheckConfig)). A
+    /// suspect still gets calls, about a tenth of a healthy worker's share, and keeps those
+    /// in flight; it is dropped only once SWIM declares it down.
     pub suspect: bool,
+}
+
+impl WorkerInfo {
+    /// Whether it is healthy: up and not suspect.
+    pub fn is_healthy(&self) -> bool {
+        !self.suspect
+    }
+
+    /// Whether it is up but suspect, and so gets less traffic.
+    pub fn is_degraded(&self) -> bool {
+        self.suspect
+    }
 }
 
 struct Worker {
     endpoint: Endpoint,
     node: NodeInfo,
+    suspect: bool,
 }
 
 struct Inner {
@@ -108,10 +124,13 @@ struct Inner {
     strategy: LoadBalancingStrategy,
     balancer: Arc<dyn Balancer>,
     workers: Mutex<Vec<Worker>>,
-    /// The healthy workers' endpoints (all of them if none is healthy), for channels.
+    /// Every worker's endpoint, for channels; republished when only health changes.
     published: watch::Sender<Arc<Vec<Endpoint>>>,
-    /// Endpoint id → gossip address, for health signals from RPC answers.
+    /// Endpoint id → (gossip address, when a ping answer was last recorded, in ns since
+    /// `epoch`), for the health signals that channels report.
     gossip_addrs: Mutex<HashMap<String, (SocketAddr, AtomicU64)>>,
+    /// Selections made so far: which of them go to suspects follows from it.
+    selections: AtomicU64,
     started: AtomicBool,
     epoch: Instant,
 }
@@ -145,10 +164,6 @@ impl std::fmt::Debug for WorkerRegistry {
 /// How often the registry re-reads its workers' health between membership events.
 const HEALTH_REFRESH: Duration = Duration::from_millis(500);
 
-/// Least time between two health signals recorded for one worker from RPC answers: the
-/// detector needs their rhythm, not every call.
-const ANSWER_SIGNAL_INTERVAL_NS: u64 = 100_000_000;
-
 impl WorkerRegistry {
     /// A registry of `cluster`'s workers choosing with `strategy`.
     pub fn new(cluster: ClusterMembership, strategy: LoadBalancingStrategy) -> Self {
@@ -160,6 +175,7 @@ impl WorkerRegistry {
             workers: Mutex::new(Vec::new()),
             published: watch::Sender::new(Arc::new(Vec::new())),
             gossip_addrs: Mutex::new(HashMap::new()),
+            selections: AtomicU64::new(0),
             started: AtomicBool::new(false),
             epoch: Instant::now(),
         };
@@ -186,7 +202,9 @@ impl WorkerRegistry {
             loop {
                 let refresh = tokio::select! {
                     event = events.recv() => match event {
-                        Some(event) => !matches!(event, ClusterEvent::PartitionDetected(_)),
+                        Some(event) => {
+                            !matches!(event, ClusterEvent::PartitionDetected(_) | ClusterEvent::PartitionHealed(_))
+                        }
                         None => return,
                     },
                     _ = health.tick() => true,
@@ -222,7 +240,7 @@ impl WorkerRegistry {
     }
 
     /// One worker matching `filter` (`"role=worker,zone=eu-1"`; `None`: any), chosen by the
-    /// strategy among the healthy ones (among all matching if none is healthy).
+    /// strategy; suspect workers are chosen about a tenth as often as healthy ones.
     pub async fn select_worker(&self, filter: Option<&str>) -> Result<WorkerInfo, RpcError> {
         let parsed: Option<TagFilter> = filter
             .map(str::parse)
@@ -230,21 +248,22 @@ impl WorkerRegistry {
             .map_err(|e: crate::balance::FilterError| RpcError::Config(e.to_string()))?;
         self.inner.refresh_unless_started();
         let workers = self.inner.workers.lock().unwrap_or_else(|p| p.into_inner());
-        let matching: Vec<&Worker> =
-            workers.iter().filter(|w| parsed.as_ref().is_none_or(|f| f.matches(&w.node.tags))).collect();
-        let healthy: Vec<&Worker> = matching.iter().copied().filter(|w| !self.inner.suspect(&w.node)).collect();
-        let candidates = if healthy.is_empty() { &matching } else { &healthy };
+        let matching = workers.iter().filter(|w| parsed.as_ref().is_none_or(|f| f.matches(&w.node.tags)));
+        let (suspects, healthy): (Vec<&Worker>, Vec<&Worker>) = matching.partition(|w| w.suspect);
         let no_worker = || RpcError::NoEndpointAvailable {
             filter: filter.map(str::to_owned),
             known: workers.len(),
             healthy: healthy.len(),
         };
+        let call = self.inner.selections.fetch_add(1, Ordering::Relaxed);
+        let candidates =
+            if to_suspects(call, healthy.len(), suspects.len()) || healthy.is_empty() { &suspects } else { &healthy };
         if candidates.is_empty() {
             return Err(no_worker());
         }
         let endpoints: Vec<Endpoint> = candidates.iter().map(|w| w.endpoint.clone()).collect();
         let index = self.inner.balancer.pick(&endpoints, &CallInfo::new("select_worker")).ok_or_else(no_worker)?;
-        Ok(self.inner.info(candidates[index]))
+        Ok(self.inner.info(candidates.get(index).ok_or_else(no_worker)?))
     }
 
     /// Cluster events from now on.
@@ -261,19 +280,20 @@ impl WorkerRegistry {
 }
 
 impl Inner {
-    fn suspect(&self, node: &NodeInfo) -> bool {
+    /// Suspect by SWIM, or late with the answers to this node's pings.
+    fn is_suspect(&self, node: &NodeInfo) -> bool {
         node.state == NodeState::Suspect || node.phi >= self.cluster.phi_threshold()
     }
 
     fn info(&self, worker: &Worker) -> WorkerInfo {
         WorkerInfo {
             id: worker.node.id,
-            label: worker.node.name.clone(),
+            label: label_of(&worker.node).to_owned(),
             addr: worker.endpoint.addr(),
             tags: worker.node.tags.clone(),
             active_connections: worker.endpoint.in_flight(),
             capacity: worker.endpoint.weight(),
-            suspect: self.suspect(&worker.node),
+            suspect: worker.suspect,
         }
     }
 
@@ -284,27 +304,28 @@ impl Inner {
     }
 
     /// Rebuilds the worker list from the membership, keeping the endpoints (and their load
-    /// counters) of workers whose address and tags did not change.
+    /// counters) of workers whose identity and address did not change, retagged if their
+    /// tags did, and publishes it for channels when a worker or a health flag changed.
     fn refresh(&self) {
         let nodes = self.cluster.nodes();
         let mut workers = self.workers.lock().unwrap_or_else(|p| p.into_inner());
         let mut next = Vec::new();
         for node in nodes.into_iter().filter(NodeInfo::is_up) {
             let Some(rpc_addr) = node.rpc_addr else { continue };
-            let id = node.id.to_string();
-            let endpoint = workers
-                .iter()
-                .find(|w| w.endpoint.id() == id && w.endpoint.addr() == rpc_addr && w.node.tags == node.tags)
-                .map(|w| w.endpoint.clone())
-                .unwrap_or_else(|| {
-                    Endpoint::new(id, rpc_addr).with_label(node.name.clone()).with_tags(node.tags.clone())
-                });
-            next.push(Worker { endpoint, node });
+            let (id, label) = (node.id.to_string(), label_of(&node).to_owned());
+            // A worker whose tags (or label) change stays the same endpoint, with its load.
+            let known = workers.iter().find(|w| w.endpoint.id() == id && w.endpoint.addr() == rpc_addr);
+            let endpoint = match known {
+                Some(w) if w.endpoint.tags() == &node.tags && w.endpoint.label() == label => w.endpoint.clone(),
+                Some(w) => w.endpoint.updated(label, node.tags.clone()),
+                None => Endpoint::new(id, rpc_addr).with_label(label).with_tags(node.tags.clone()),
+            };
+            let suspect = self.is_suspect(&node);
+            next.push(Worker { endpoint, node, suspect });
         }
         next.sort_by(|a, b| a.node.name.cmp(&b.node.name).then(a.node.id.cmp(&b.node.id)));
-        let healthy: Vec<Endpoint> =
-            next.iter().filter(|w| !self.suspect(&w.node)).map(|w| w.endpoint.clone()).collect();
-        let published = if healthy.is_empty() { next.iter().map(|w| w.endpoint.clone()).collect() } else { healthy };
+        let unchanged = workers.len() == next.len()
+            && workers.iter().zip(&next).all(|(a, b)| a.endpoint.same(&b.endpoint) && a.suspect == b.suspect);
         {
             let mut addrs = self.gossip_addrs.lock().unwrap_or_else(|p| p.into_inner());
             addrs.retain(|id, _| next.iter().any(|w| w.endpoint.id() == id));
@@ -314,16 +335,21 @@ impl Inner {
                     .or_insert_with(|| (worker.node.id.addr, AtomicU64::new(0)));
             }
         }
+        let published: Vec<Endpoint> = next.iter().map(|w| w.endpoint.clone()).collect();
         *workers = next;
         drop(workers);
-        self.published.send_if_modified(|current| {
-            let same = current.len() == published.len() && current.iter().zip(&published).all(|(a, b)| a.same(b));
-            if !same {
-                *current = Arc::new(published);
-            }
-            !same
-        });
+        if !unchanged {
+            // Channels read each endpoint's health when a set is published.
+            self.published.send_replace(Arc::new(published));
+        }
     }
+}
+
+/// Tag a member may set to be shown under another name than its own, as in the book.
+const LABEL_TAG: &str = "label";
+
+fn label_of(node: &NodeInfo) -> &str {
+    node.tag(LABEL_TAG).unwrap_or(&node.name)
 }
 
 impl EndpointSource for WorkerRegistry {
@@ -333,13 +359,26 @@ impl EndpointSource for WorkerRegistry {
         self.inner.published.subscribe()
     }
 
+    fn is_suspect(&self, endpoint: &Endpoint) -> bool {
+        let workers = self.inner.workers.lock().unwrap_or_else(|p| p.into_inner());
+        workers.iter().find(|w| w.endpoint.id() == endpoint.id()).is_some_and(|w| w.suspect)
+    }
+
+    /// The cluster's [`HealthCheckConfig::interval`](super::HealthCheckConfig::interval).
+    fn ping_interval(&self) -> Option<Duration> {
+        Some(self.inner.cluster.health_check().interval())
+    }
+
+    /// Records the answer for the worker's φ, at most one per half interval: several
+    /// channels pinging the same worker must not look like a faster rhythm.
     fn answered(&self, endpoint: &Endpoint) {
         let now = self.inner.epoch.elapsed().as_nanos() as u64;
+        let least_gap = (self.inner.cluster.health_check().interval() / 2).as_nanos() as u64;
         let addrs = self.inner.gossip_addrs.lock().unwrap_or_else(|p| p.into_inner());
         let Some((addr, last)) = addrs.get(endpoint.id()) else { return };
         let previous = last.load(Ordering::Relaxed);
-        if now.saturating_sub(previous) >= ANSWER_SIGNAL_INTERVAL_NS
-            && last.compare_exchange(previous, now, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+        if (previous == 0 || now.saturating_sub(previous) >= least_gap)
+            && last.compare_exchange(previous, now.max(1), Ordering::Relaxed, Ordering::Relaxed).is_ok()
         {
             self.inner.cluster.record_heartbeat(*addr);
         }

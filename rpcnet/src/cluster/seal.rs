@@ -1,19 +1,21 @@
 //! Sealing gossip datagrams with the cluster key: XChaCha20-Poly1305 with a random 192-bit
-//! nonce per datagram, and a keyring so keys can be rotated without a flag day. A node
-//! without a key of the ring can neither read nor forge membership traffic.
+//! nonce per datagram, a keyring so keys can be rotated without a flag day, and a replay
+//! window. A node without a key of the ring can neither read nor forge membership traffic,
+//! and a datagram it captured is accepted at most once, within `max_age` of being sealed.
 //!
 //! ```text
 //! datagram = version:u8 key_hint:u8 nonce:[u8; 24] ciphertext-with-tag
-//! plaintext = sent_at_ms:u64 message     (sent_at bounds how long a datagram can be replayed)
+//! plaintext = sent_at_ms:u64 message     (sent_at bounds how long a nonce is remembered)
 //! ```
 
+use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 
-/// Version of the sealed format.
-const SEAL_VERSION: u8 = 1;
+/// Version of the sealed format (2: the message names its sender, see `wire.rs`).
+const SEAL_VERSION: u8 = 2;
 const NONCE_LEN: usize = 24;
 const HEADER_LEN: usize = 2 + NONCE_LEN;
 /// Bytes sealing adds to a message: header, timestamp and the 16-byte tag.
@@ -64,6 +66,18 @@ pub enum OpenError {
     /// Sealed too long ago (or too far in the future): a replay, or clocks too far apart.
     #[error("datagram sealed {0:?} away from now: rejected as a possible replay")]
     Stale(Duration),
+    /// Accepted once already: a copy, replayed by someone who captured it.
+    #[error("datagram already received: rejected as a replay")]
+    Replayed,
+}
+
+/// An authenticated datagram: its message, and what the replay window needs to know.
+#[derive(Debug)]
+pub(crate) struct Opened {
+    pub(crate) message: Vec<u8>,
+    sent_ms: u64,
+    /// The first 128 bits of the nonce: random, so as unique as the whole.
+    nonce: u128,
 }
 
 /// The keys a node accepts: it seals with the first and opens with any. To rotate, add the
@@ -115,8 +129,13 @@ impl Keyring {
         out
     }
 
-    /// Opens a datagram sealed by any key of the ring, returning the message.
+    /// Opens a datagram sealed by any key of the ring, returning the message. Does not
+    /// remember it: every member also refuses a datagram it accepted before.
     pub fn open(&self, datagram: &[u8], now: SystemTime) -> Result<Vec<u8>, OpenError> {
+        self.open_sealed(datagram, now).map(|opened| opened.message)
+    }
+
+    pub(crate) fn open_sealed(&self, datagram: &[u8], now: SystemTime) -> Result<Opened, OpenError> {
         if datagram.len() < SEAL_OVERHEAD || datagram[0] != SEAL_VERSION {
             return Err(OpenError::Malformed);
         }
@@ -126,20 +145,77 @@ impl Keyring {
         let ordered =
             self.keys.iter().filter(|k| k.hint == header[1]).chain(self.keys.iter().filter(|k| k.hint != header[1]));
         for key in ordered {
-            let Ok(plaintext) =
+            let Ok(mut plaintext) =
                 Self::cipher(key).decrypt(XNonce::from_slice(nonce), Payload { msg: ciphertext, aad: header })
             else {
                 continue;
             };
-            let (stamp, message) = plaintext.split_at(8);
-            let sent = u64::from_be_bytes(stamp.try_into().expect("split at 8"));
-            let skew = millis(now).abs_diff(sent);
+            let sent_ms = u64::from_be_bytes(plaintext[..8].try_into().expect("at least 8 bytes"));
+            let skew = millis(now).abs_diff(sent_ms);
             if skew > self.max_age.as_millis() as u64 {
                 return Err(OpenError::Stale(Duration::from_millis(skew)));
             }
-            return Ok(message.to_vec());
+            plaintext.drain(..8);
+            let nonce = u128::from_be_bytes(nonce[..16].try_into().expect("24-byte nonce"));
+            return Ok(Opened { message: plaintext, sent_ms, nonce });
         }
         Err(OpenError::Unauthenticated)
+    }
+}
+
+/// Nonces of the datagrams accepted within the ring's `max_age`: a copy of one is refused,
+/// and an older datagram is refused as stale by [`Keyring::open`] already, so a captured
+/// datagram is accepted at most once. Bounded: when full, the oldest entry goes and the
+/// window refuses anything sealed before it (which only a flood of genuine traffic, or
+/// reordering by more than the window holds, could make a live datagram be).
+#[derive(Debug)]
+pub(crate) struct ReplayWindow {
+    /// (sealed at, nonce), oldest first.
+    seen: BTreeSet<(u64, u128)>,
+    /// Datagrams sealed at or before this (ms) are refused: their entries were evicted.
+    floor: u64,
+    max_age_ms: u64,
+    capacity: usize,
+}
+
+/// Datagrams remembered at most: about 550 a second for the default 60 s `max_age`, far
+/// above what a member receives (tens a second), in about 2 MiB at worst.
+const REPLAY_CAPACITY: usize = 32_768;
+
+impl ReplayWindow {
+    /// A window for datagrams of `ring`.
+    pub(crate) fn new(ring: &Keyring) -> Self {
+        Self::with_capacity(ring, REPLAY_CAPACITY)
+    }
+
+    fn with_capacity(ring: &Keyring, capacity: usize) -> Self {
+        Self { seen: BTreeSet::new(), floor: 0, max_age_ms: ring.max_age.as_millis() as u64, capacity: capacity.max(1) }
+    }
+
+    /// Accepts `opened` unless it was accepted before; remembers it if so.
+    pub(crate) fn admit(&mut self, opened: &Opened, now: SystemTime) -> Result<(), OpenError> {
+        let now_ms = millis(now);
+        // Entries the ring refuses as stale by now need not be kept.
+        while self.seen.first().is_some_and(|&(sent, _)| sent.saturating_add(self.max_age_ms) < now_ms) {
+            self.seen.pop_first();
+        }
+        let entry = (opened.sent_ms, opened.nonce);
+        if opened.sent_ms <= self.floor || self.seen.contains(&entry) {
+            return Err(OpenError::Replayed);
+        }
+        if self.seen.len() >= self.capacity
+            && let Some((evicted, _)) = self.seen.pop_first()
+        {
+            self.floor = self.floor.max(evicted);
+        }
+        self.seen.insert(entry);
+        Ok(())
+    }
+
+    /// Entries held, for memory estimates.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.seen.len()
     }
 }
 
@@ -184,6 +260,46 @@ mod tests {
         assert!(rotating.open(&old_node.seal(b"x", now()), now()).is_ok(), "the old key is still accepted");
         assert!(new_node.open(&rotating.seal(b"x", now()), now()).is_ok(), "sealed with the new primary");
         assert!(old_node.open(&new_node.seal(b"x", now()), now()).is_err(), "a node without the new key is out");
+    }
+
+    fn admit(ring: &Keyring, window: &mut ReplayWindow, datagram: &[u8], at: SystemTime) -> Result<(), OpenError> {
+        window.admit(&ring.open_sealed(datagram, at)?, at)
+    }
+
+    #[test]
+    fn a_datagram_is_accepted_once() {
+        let ring = Keyring::new(ClusterKey::from_secret("k"));
+        let mut window = ReplayWindow::new(&ring);
+        let t0 = now();
+        let (first, second) = (ring.seal(b"summary", t0), ring.seal(b"summary", t0));
+        assert_eq!(admit(&ring, &mut window, &first, t0), Ok(()));
+        assert_eq!(admit(&ring, &mut window, &second, t0), Ok(()), "the same message sealed again is a new datagram");
+        let later = t0 + Duration::from_secs(30);
+        assert_eq!(admit(&ring, &mut window, &first, later), Err(OpenError::Replayed), "a copy is a replay");
+        let too_late = t0 + Duration::from_secs(61);
+        assert!(matches!(admit(&ring, &mut window, &first, too_late), Err(OpenError::Stale(_))));
+        assert_eq!(admit(&ring, &mut window, &ring.seal(b"fresh", too_late), too_late), Ok(()));
+        assert_eq!(window.len(), 1, "entries older than max_age are dropped: the ring refuses those datagrams anyway");
+    }
+
+    #[test]
+    fn a_full_window_refuses_what_it_can_no_longer_tell_apart() {
+        let ring = Keyring::new(ClusterKey::from_secret("k"));
+        let mut window = ReplayWindow::with_capacity(&ring, 3);
+        let t0 = now();
+        let sealed: Vec<Vec<u8>> = (0..5).map(|i| ring.seal(b"x", t0 + Duration::from_millis(i * 10))).collect();
+        let at = t0 + Duration::from_secs(1);
+        for datagram in &sealed[..4] {
+            assert_eq!(admit(&ring, &mut window, datagram, at), Ok(()));
+        }
+        assert_eq!(window.len(), 3, "bounded");
+        assert_eq!(
+            admit(&ring, &mut window, &sealed[0], at),
+            Err(OpenError::Replayed),
+            "the evicted entry is still refused: it is at or below the floor"
+        );
+        assert_eq!(admit(&ring, &mut window, &sealed[4], at), Ok(()), "newer datagrams still get in");
+        assert_eq!(admit(&ring, &mut window, &sealed[3], at), Err(OpenError::Replayed));
     }
 
     #[test]

@@ -20,7 +20,7 @@ use rand::{RngExt, SeedableRng};
 
 use super::core::Core;
 use super::events::ClusterEvent;
-use super::{ClusterConfig, GossipStats, NodeId, NodeState};
+use super::{ClusterConfig, GossipStats, NodeId, NodeState, PartitionStatus};
 
 /// What to simulate.
 #[derive(Debug, Clone)]
@@ -83,6 +83,9 @@ pub struct Simulation {
     sequence: u64,
     /// Each node's side of a network partition; datagrams only flow within a side.
     sides: Option<Vec<usize>>,
+    /// When each crashed node crashed, by address: a `NodeFailed` about it before then
+    /// (or about a node never crashed) is a false failure.
+    crashed_at: BTreeMap<SocketAddr, Duration>,
 }
 
 impl std::fmt::Debug for Simulation {
@@ -145,6 +148,7 @@ impl Simulation {
             config,
             sequence: 0,
             sides: None,
+            crashed_at: BTreeMap::new(),
         }
     }
 
@@ -270,6 +274,8 @@ impl Simulation {
     /// Crashes node `i`: it stops, its socket is gone, nothing it had queued is sent.
     pub fn crash(&mut self, i: usize) {
         self.nodes[i].alive = false;
+        let (addr, now) = (address(i), self.elapsed());
+        self.crashed_at.entry(addr).or_insert(now);
     }
 
     /// Node `i` leaves gracefully.
@@ -328,14 +334,24 @@ impl Simulation {
             .all(|n| n.core.nodes(now).iter().any(|info| info.id == id && info.tag(key) == Some(value)))
     }
 
-    /// `NodeFailed` events, anywhere, about nodes that were running when reported.
+    /// `NodeFailed` events, anywhere, about nodes that had not crashed when reported. Counted
+    /// by address, not identity: a node falsely declared down rejoins as its next
+    /// incarnation, and its false failure must still count once it has healed.
     pub fn false_failures(&self) -> usize {
-        let running: Vec<NodeId> = self.alive().map(|n| n.core.me()).collect();
         self.nodes
             .iter()
             .flat_map(|n| &n.events)
-            .filter(|(_, event)| matches!(event, ClusterEvent::NodeFailed(info) if running.contains(&info.id)))
+            .filter(|(at, event)| match event {
+                ClusterEvent::NodeFailed(info) => self.crashed_at.get(&info.id.addr).is_none_or(|crashed| at < crashed),
+                _ => false,
+            })
             .count()
+    }
+
+    /// Whether node `i` holds a majority, as [`PartitionDetector::status`](super::PartitionDetector::status)
+    /// would tell it.
+    pub fn partition_status(&self, i: usize) -> PartitionStatus {
+        PartitionStatus::new(self.nodes[i].core.quorum())
     }
 
     /// Every event node `i` emitted, with its virtual time.
@@ -375,6 +391,44 @@ mod tests {
                 _ => None,
             })
             .collect()
+    }
+
+    fn heals_seen(sim: &Simulation, i: usize) -> usize {
+        sim.events(i).iter().filter(|(_, e)| matches!(e, ClusterEvent::PartitionHealed(_))).count()
+    }
+
+    #[test]
+    fn the_minority_still_knows_it_is_the_minority_minutes_into_a_split() {
+        let mut sim = Simulation::new(SimConfig { nodes: 10, seed: 6, ..SimConfig::default() });
+        assert!(sim.run_until(Duration::from_secs(30), Simulation::converged).is_some());
+        assert!((0..10).all(|i| sim.partition_status(i).has_quorum()), "one whole cluster has a quorum everywhere");
+        sim.partition(&[vec![0, 1, 2, 3], vec![4, 5, 6, 7, 8, 9]]);
+        // Well past the minute after which the old detector took the smaller view as the
+        // whole cluster, so that both sides believed they were the majority.
+        for minute in 1..=3 {
+            sim.run_for(Duration::from_secs(60));
+            for i in 0..10 {
+                let status = sim.partition_status(i);
+                assert_eq!(
+                    status.expected, 10,
+                    "node {i} still counts the whole cluster after {minute} min: {status:?}"
+                );
+                assert_eq!(status.is_minority(), i < 4, "node {i} after {minute} min of a 4/6 split: {status:?}");
+            }
+        }
+        sim.heal();
+        assert!(sim.run_until(Duration::from_secs(120), Simulation::converged).is_some(), "the sides merge");
+        sim.run_for(Duration::from_secs(2));
+        for i in 0..10 {
+            assert!(sim.partition_status(i).has_quorum(), "node {i} has a quorum again: {:?}", sim.partition_status(i));
+            assert_eq!(
+                partitions_seen(&sim, i).len(),
+                1,
+                "node {i} reported the split once: {:?}",
+                sim.events(i).iter().filter(|(_, e)| !matches!(e, ClusterEvent::NodeJoined(_))).collect::<Vec<_>>()
+            );
+            assert_eq!(heals_seen(&sim, i), 1, "node {i} reported it healed: {:?}", sim.events(i));
+        }
     }
 
     #[test]
@@ -422,21 +476,107 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_hundred_nodes_converge_detect_a_crash_and_gossip_lightly() {
-        let mut sim = Simulation::new(SimConfig { nodes: 100, loss: 0.05, seed: 11, ..SimConfig::default() });
+    /// What one run of the 100-node scenario shows: every node's events and counters, and
+    /// the figures its targets are about.
+    #[derive(Debug, PartialEq)]
+    struct HundredNodes {
+        joined: Option<Duration>,
+        gossip_per_node: f64,
+        detected: Option<Duration>,
+        false_failures: usize,
+        events: Vec<Vec<(Duration, ClusterEvent)>>,
+        stats: Vec<GossipStats>,
+    }
+
+    /// 100 nodes at 5% loss join, gossip for 20 s, then node 50 crashes.
+    fn hundred_nodes(seed: u64) -> HundredNodes {
+        let mut sim = Simulation::new(SimConfig { nodes: 100, loss: 0.05, seed, ..SimConfig::default() });
         let joined = sim.run_until(Duration::from_secs(30), Simulation::converged);
-        assert!(joined.is_some(), "100 nodes at 5% loss must converge within 30 s");
         let (bytes, start) = (sim.total_bytes_sent(), sim.elapsed());
         sim.run_for(Duration::from_secs(20));
-        let rate = (sim.total_bytes_sent() - bytes) as f64 / 100.0 / (sim.elapsed() - start).as_secs_f64();
-        assert!(rate < 2048.0, "gossip must stay under 2 KB/s per node, was {rate:.0} B/s");
+        let gossip_per_node = (sim.total_bytes_sent() - bytes) as f64 / 100.0 / (sim.elapsed() - start).as_secs_f64();
         sim.crash(50);
+        let detected = sim.run_until(Duration::from_secs(15), |s| s.all_know_down(&[50]));
+        HundredNodes {
+            joined,
+            gossip_per_node,
+            detected,
+            false_failures: sim.false_failures(),
+            events: (0..sim.len()).map(|i| sim.events(i).to_vec()).collect(),
+            stats: (0..sim.len()).map(|i| sim.stats(i)).collect(),
+        }
+    }
+
+    #[test]
+    fn a_hundred_nodes_converge_detect_a_crash_and_gossip_lightly_the_same_way_every_run() {
+        let run = hundred_nodes(11);
+        assert!(run.joined.is_some(), "100 nodes at 5% loss must converge within 30 s");
+        let rate = run.gossip_per_node;
+        assert!(rate < 2048.0, "gossip must stay under 2 KB/s per node, was {rate:.0} B/s");
+        assert!(run.detected.is_some(), "a crash is known to all within 15 s");
+        assert_eq!(run.false_failures, 0, "no live node may be declared failed at 5% loss");
+        assert!(run.events.iter().all(|e| !e.is_empty()), "every node reported events");
+        let again = hundred_nodes(11);
         assert!(
-            sim.run_until(Duration::from_secs(15), |s| s.all_know_down(&[50])).is_some(),
-            "a crash is known to all within 15 s"
+            again == run,
+            "the same seed must give the same run: every event at the same virtual time, every counter equal \
+             (joined {:?} vs {:?}, {} vs {} events)",
+            again.joined,
+            run.joined,
+            again.events.iter().map(Vec::len).sum::<usize>(),
+            run.events.iter().map(Vec::len).sum::<usize>()
         );
-        assert_eq!(sim.false_failures(), 0, "no live node may be declared failed at 5% loss");
+    }
+
+    #[test]
+    fn a_false_failure_counts_even_after_the_node_rejoins() {
+        let mut sim = Simulation::new(SimConfig { nodes: 10, seed: 8, ..SimConfig::default() });
+        assert!(sim.run_until(Duration::from_secs(30), Simulation::converged).is_some());
+        let first = sim.nodes[9].core.me();
+        // Node 9 is cut off (not crashed) long enough to be declared down, then returns.
+        sim.partition(&[(0..9).collect(), vec![9]]);
+        sim.run_for(Duration::from_secs(15));
+        sim.heal();
+        assert!(sim.run_until(Duration::from_secs(90), Simulation::converged).is_some(), "node 9 rejoins");
+        assert_ne!(sim.nodes[9].core.me(), first, "it rejoined as its next incarnation");
+        let reported: usize = (0..10)
+            .map(|i| sim.events(i).iter().filter(|(_, e)| matches!(e, ClusterEvent::NodeFailed(_))).count())
+            .sum();
+        assert!(reported >= 9, "the others declared node 9 failed: {reported} NodeFailed events");
+        assert_eq!(sim.false_failures(), reported, "no node crashed, so every NodeFailed was false");
+    }
+
+    #[test]
+    fn tag_changes_coalesce_into_at_most_four_broadcasts_a_second() {
+        // The default tag interval is 250 ms: a change is broadcast at once, and changes
+        // within the next 250 ms go out together at its end.
+        let mut sim = Simulation::new(SimConfig { nodes: 6, seed: 9, ..SimConfig::default() });
+        assert!(sim.run_until(Duration::from_secs(30), Simulation::converged).is_some());
+        let (changed_from, broadcasts) = (sim.elapsed(), sim.stats(4).tag_broadcasts);
+        for version in 0..20 {
+            sim.set_tag(4, "version", &version.to_string());
+            sim.run_for(Duration::from_millis(50));
+        }
+        assert!(
+            sim.run_until(Duration::from_secs(5), |s| s.all_see_tag(4, "version", "19")).is_some(),
+            "the last wins"
+        );
+        assert_eq!(
+            sim.stats(4).tag_broadcasts - broadcasts,
+            5,
+            "20 changes over 950 ms go out in 5 broadcasts: at 0, 250, 500, 750 and 1000 ms"
+        );
+        for i in [0, 1, 2, 3, 5] {
+            let updates = sim
+                .events(i)
+                .iter()
+                .filter(|(at, e)| {
+                    *at >= changed_from && matches!(e, ClusterEvent::NodeTagsUpdated(n) if n.name == "node-4")
+                })
+                .count();
+            // Push-pull sync may hand over a version between two broadcasts, once.
+            assert!((1..=6).contains(&updates), "node {i} saw {updates} updates for 20 changes");
+        }
     }
 
     #[test]

@@ -1,7 +1,13 @@
 //! What travels inside a sealed gossip datagram: foca's SWIM messages, and rpcnet's own
-//! push-pull sync and metadata exchange. Encoded with bincode under a size limit.
+//! push-pull sync and metadata exchange, each naming its sender. Encoded with bincode under
+//! a size limit.
 //!
 //! ```text
+//! envelope = sender body-of-message    sender: the gossip address (bincode SocketAddr) of the
+//!                                      member that sealed it; refused unless it is the
+//!                                      datagram's source, so a copy sent from elsewhere
+//!                                      (a replay meant to make a member answer someone
+//!                                      else) is refused whatever its kind
 //! message = kind:u8 body
 //!   0 SWIM        body = foca's message (header, updates, broadcasts)
 //!   1 SYNC        body = Sync { reply, members, digest }: push-pull of the member list and
@@ -12,11 +18,17 @@
 //!                        hashes differently answers with a SYNC asking for a reply
 //! ```
 
+use std::net::SocketAddr;
+
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::NodeId;
 use super::meta::NodeMeta;
+
+/// Bytes an envelope adds to a message at most: the sender (an IPv6 address and port) and
+/// the kind.
+pub(crate) const ENVELOPE_OVERHEAD: usize = 24;
 
 /// Largest message a decoder accepts: a datagram's worth, with room.
 const DECODE_LIMIT: usize = 64 * 1024;
@@ -92,6 +104,28 @@ impl Message {
     }
 }
 
+/// A message and the gossip address of the member that sent it.
+#[derive(Debug)]
+pub(crate) struct Envelope {
+    pub(crate) from: SocketAddr,
+    pub(crate) message: Message,
+}
+
+impl Envelope {
+    /// `message` sent by the member at gossip address `from`.
+    pub(crate) fn encode(from: SocketAddr, message: &Message) -> Vec<u8> {
+        let mut out = encode(&from);
+        out.extend_from_slice(&message.to_bytes());
+        out
+    }
+
+    pub(crate) fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
+        let (from, used): (SocketAddr, usize) =
+            bincode::serde::decode_from_slice(bytes, config()).map_err(|e| format!("sender: {e}"))?;
+        Ok(Self { from, message: Message::from_bytes(&bytes[used..])? })
+    }
+}
+
 /// foca's codec: its headers and members through bincode.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct FocaCodec;
@@ -144,5 +178,16 @@ mod tests {
         assert!(Message::from_bytes(&[9, 1, 2]).is_err(), "unknown kinds are errors, not panics");
         assert!(Message::from_bytes(&[]).is_err());
         assert!(Message::from_bytes(&[SYNC, 0xff, 0xff, 0xff]).is_err(), "garbage bodies are errors");
+    }
+
+    #[test]
+    fn an_envelope_names_its_sender() {
+        let from: SocketAddr = "127.0.0.1:7946".parse().unwrap();
+        let bytes = Envelope::encode(from, &Message::Summary(42));
+        let back = Envelope::from_bytes(&bytes).unwrap();
+        assert_eq!(back.from, from);
+        assert!(matches!(back.message, Message::Summary(42)));
+        assert!(Envelope::from_bytes(&bytes[..3]).is_err(), "a truncated sender is an error, not a panic");
+        assert!(Envelope::from_bytes(&[]).is_err());
     }
 }

@@ -73,7 +73,10 @@ pub(crate) async fn serve_call(send: SendStream, recv: RecvStream, shared: Arc<S
         refuse(&mut responder, StatusCode::Protocol, &message).await;
         return;
     }
-    let Some(_permit) = InFlight::acquire(&shared) else {
+    // A ping is a sign of life, not work: a server at its limit still answers it.
+    let ping = method.0 == crate::wire::PING_METHOD.as_bytes();
+    let permit = if ping { Some(None) } else { InFlight::acquire(&shared).map(Some) };
+    let Some(_permit) = permit else {
         tracing::warn!(%method, limit = shared.max_in_flight_calls, "refusing a call: too many calls in flight");
         reader.stop(StreamCode::Cancelled);
         refuse(&mut responder, StatusCode::Overloaded, "too many calls in flight on the server").await;

@@ -223,7 +223,7 @@ impl RpcServer {
     pub async fn start(self, endpoint: ServerEndpoint) -> Result<(), RpcError> {
         let endpoint = endpoint.endpoint;
         let shared = Arc::new(ServerShared {
-            routes: self.routes,
+            routes: self.routes.with_builtins(),
             limits: self.config.limits,
             request_read_timeout: self.config.request_read_timeout,
             max_in_flight_calls: self.config.max_in_flight_calls,

@@ -66,11 +66,21 @@ impl Routes {
         Self::default()
     }
 
+    #[track_caller]
     fn insert(&mut self, method: &str, handler: Handler) {
         assert!(
             !method.is_empty() && method.len() <= usize::from(u8::MAX),
             "method name `{method}` must be 1 to 255 bytes long: the wire format stores its length in one byte"
         );
+        assert!(
+            !method.starts_with(crate::wire::RESERVED_METHOD_PREFIX),
+            "method name `{method}` starts with `{}`, which rpcnet reserves for its built-in methods: rename it",
+            crate::wire::RESERVED_METHOD_PREFIX
+        );
+        self.insert_unchecked(method, handler);
+    }
+
+    fn insert_unchecked(&mut self, method: &str, handler: Handler) {
         if self.handlers.insert(method.as_bytes().into(), handler).is_some() {
             tracing::debug!(method, "handler replaced");
         }
@@ -134,6 +144,13 @@ impl Routes {
     /// The handler of `method` and its registered name (valid UTF-8).
     pub(crate) fn get(&self, method: &[u8]) -> Option<(&[u8], &Handler)> {
         self.handlers.get_key_value(method).map(|(name, handler)| (&**name, handler))
+    }
+
+    /// Adds the built-in methods (see [`crate::wire::PING_METHOD`]).
+    pub(crate) fn with_builtins(mut self) -> Self {
+        let pong: Arc<UnaryFn> = Arc::new(|_request| Box::pin(async { Ok(Bytes::new()) }));
+        self.insert_unchecked(crate::wire::PING_METHOD, Handler::Unary(pong));
+        self
     }
 }
 

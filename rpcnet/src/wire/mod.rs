@@ -48,6 +48,14 @@
 //!
 //! A side that gives up on a call resets its sending half and stops its receiving half with
 //! one of the [`StreamCode`]s, so the peer learns why without a frame.
+//!
+//! # Built-in methods
+//!
+//! Method names starting with `rpcnet.` are reserved. Every server answers
+//! [`PING_METHOD`] (`rpcnet.ping`), a unary call whose request and response are empty
+//! messages, outside its limit of calls in flight: a sign of life that costs one small
+//! stream. Clients following a cluster ping the workers they are connected to, at a
+//! steady rhythm, to feed the phi-accrual detector.
 
 mod frame;
 mod head;
@@ -61,6 +69,13 @@ use thiserror::Error;
 
 /// The only protocol version this build speaks.
 pub const PROTOCOL_VERSION: u8 = 1;
+
+/// The built-in ping: a unary call with empty request and response, answered by every
+/// server outside its limit of calls in flight.
+pub const PING_METHOD: &str = "rpcnet.ping";
+
+/// Method names starting with this are rpcnet's own; a server refuses to register them.
+pub const RESERVED_METHOD_PREFIX: &str = "rpcnet.";
 
 /// Bounds a decoder enforces before it allocates or reads further.
 ///

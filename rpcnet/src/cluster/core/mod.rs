@@ -1,11 +1,12 @@
 //! The membership state machine of one node, without I/O: datagrams and time go in
 //! (`handle_datagram`, `handle_timeout`), datagrams and events come out (`poll_transmit`,
 //! `poll_event`). foca runs SWIM (adapted in `foca_io.rs`); this adds sealing, metadata,
-//! push-pull sync (`sync.rs`), health, events and partition detection (`partition_watch.rs`).
+//! push-pull sync (`sync.rs`), members' events and health (`members.rs`) and partition
+//! detection (`partition_watch.rs`).
 //! The tokio shell (`membership.rs`) and the simulator (`sim.rs`) drive the same code.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -15,27 +16,37 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 
 mod foca_io;
+mod members;
 mod partition_watch;
 mod sync;
+#[cfg(test)]
+mod tests;
 
-use self::foca_io::{Io, Note};
+use self::foca_io::Io;
+use self::members::Known;
 use self::partition_watch::PartitionWatch;
 use self::sync::SYNC_CHUNK;
 use super::NodeId;
 use super::events::{ClusterEvent, NodeInfo, NodeState};
-use super::health::PhiAccrual;
+use super::health::{HealthCheckConfig, PhiAccrual};
 use super::meta::{MetaBroadcasts, MetaTable, NodeMeta, broadcast_bytes};
-use super::seal::Keyring;
-use super::wire::{FocaCodec, Message};
+use super::seal::{Keyring, ReplayWindow};
+use super::wire::{Envelope, FocaCodec, Message};
 
 /// Time between the leave notice and SWIM's departure, so members hear the notice first
 /// and report `NodeLeft`, not `NodeFailed`.
 pub(crate) const LEAVE_DELAY: Duration = Duration::from_millis(100);
 
+/// How long a member that failed or left is remembered (by foca too): a failed one still
+/// counts in the cluster's size for partition detection, and comes back as recovered.
+pub(crate) const FORGET_DOWN_AFTER: Duration = Duration::from_secs(60 * 60);
+
 /// Settings of the state machine (derived from `ClusterConfig`).
 #[derive(Debug, Clone)]
 pub(crate) struct CoreConfig {
     pub(crate) foca: foca::Config,
+    /// How the answers to clients' pings are read (φ).
+    pub(crate) health: HealthCheckConfig,
     /// Push-pull with one random member this often.
     pub(crate) sync_interval: Duration,
     /// At most one metadata broadcast this often: tag changes in between are coalesced.
@@ -66,8 +77,11 @@ pub struct GossipStats {
     pub datagrams_received: u64,
     /// Bytes received and accepted.
     pub bytes_received: u64,
-    /// Datagrams refused: not sealed with a cluster key, stale, malformed or spoofed.
+    /// Datagrams refused: not sealed with a cluster key, stale, replayed, malformed, or
+    /// naming another sender than the one they came from.
     pub rejected: u64,
+    /// Broadcasts of this node's tags: changes made within one tag interval go out together.
+    pub tag_broadcasts: u64,
 }
 
 #[derive(Debug)]
@@ -82,18 +96,6 @@ enum TimerEvent {
     PublishMeta,
 }
 
-/// What the core remembers of each member to turn changes into events.
-#[derive(Debug, Clone)]
-struct Known {
-    id: NodeId,
-    state: NodeState,
-    /// Whether `NodeJoined` (or `NodeRecovered`) was emitted for the current incarnation.
-    announced: bool,
-    /// Whether the member was down before this incarnation came up (a rejoin).
-    rejoining: bool,
-    tags: BTreeMap<String, String>,
-}
-
 /// One node's membership state machine.
 pub(crate) struct Core {
     foca: Foca<NodeId, FocaCodec, StdRng, MetaBroadcasts>,
@@ -103,14 +105,17 @@ pub(crate) struct Core {
     meta_dirty: bool,
     meta_published_at: Option<Instant>,
     keyring: Keyring,
+    replay: ReplayWindow,
     config: CoreConfig,
     timers: BinaryHeap<Reverse<(Instant, u64)>>,
-    timer_events: HashMap<u64, TimerEvent>,
+    timer_events: BTreeMap<u64, TimerEvent>,
     next_timer: u64,
     out: VecDeque<Transmit>,
     events: VecDeque<ClusterEvent>,
-    known: HashMap<SocketAddr, Known>,
-    health: HashMap<SocketAddr, PhiAccrual>,
+    /// Ordered maps, here and in the metadata table: the simulator's runs must depend on
+    /// the seed alone, and iteration order drives random choices and send order.
+    known: BTreeMap<SocketAddr, Known>,
+    health: BTreeMap<SocketAddr, PhiAccrual>,
     rng: StdRng,
     /// The same moment on the monotonic clock and the wall clock: sealing needs wall time,
     /// and the simulator's virtual `Instant`s stay consistent with it.
@@ -163,16 +168,17 @@ impl Core {
             // come up (and sync digests repair what is missed). Only changes are broadcast.
             meta_dirty: false,
             meta_published_at: None,
+            replay: ReplayWindow::new(&keyring),
             keyring,
             rng: StdRng::seed_from_u64(seed.rotate_left(17) ^ 0x5eed),
             config,
             timers: BinaryHeap::new(),
-            timer_events: HashMap::new(),
+            timer_events: BTreeMap::new(),
             next_timer: 0,
             out: VecDeque::new(),
             events: VecDeque::new(),
-            known: HashMap::new(),
-            health: HashMap::new(),
+            known: BTreeMap::new(),
+            health: BTreeMap::new(),
             clock: (now, wall),
             stats: GossipStats::default(),
             partition: PartitionWatch::default(),
@@ -225,7 +231,7 @@ impl Core {
     }
 
     fn send(&mut self, to: SocketAddr, message: &Message, now: Instant) {
-        let data = self.keyring.seal(&message.to_bytes(), self.wall(now));
+        let data = self.keyring.seal(&Envelope::encode(self.me.addr, message), self.wall(now));
         self.stats.datagrams_sent += 1;
         self.stats.bytes_sent += data.len() as u64;
         self.out.push_back(Transmit { to, data });
@@ -277,27 +283,32 @@ impl Core {
         }
     }
 
-    /// A datagram from `from`.
+    /// A datagram from `from`. Refused unless sealed with a key of the ring, sent by the
+    /// member it names (`from` itself), and not received before.
     pub(crate) fn handle_datagram(&mut self, from: SocketAddr, data: &[u8], now: Instant) {
-        let message = match self
-            .keyring
-            .open(data, self.wall(now))
-            .map_err(|e| e.to_string())
-            .and_then(|m| Message::from_bytes(&m))
-        {
-            Ok(message) => message,
-            Err(err) => {
-                self.stats.rejected += 1;
-                tracing::debug!(%from, error = %err, "gossip datagram refused");
-                return;
-            }
+        let wall = self.wall(now);
+        let opened = match self.keyring.open_sealed(data, wall) {
+            Ok(opened) => opened,
+            Err(err) => return self.refuse(from, &err.to_string()),
+        };
+        let envelope = match Envelope::from_bytes(&opened.message) {
+            Ok(envelope) => envelope,
+            Err(err) => return self.refuse(from, &err),
         };
         if self.left {
             return;
         }
+        if envelope.from != from {
+            self.stats.rejected += 1;
+            tracing::warn!(%from, claimed = %envelope.from, "gossip message names another sender; refused");
+            return;
+        }
+        if let Err(err) = self.replay.admit(&opened, wall) {
+            return self.refuse(from, &err.to_string());
+        }
         self.stats.datagrams_received += 1;
         self.stats.bytes_received += data.len() as u64;
-        self.health.entry(from).or_default().heartbeat(now);
+        let message = envelope.message;
         match message {
             Message::Swim(bytes) => {
                 // The sender named inside the message must be the one that sent it.
@@ -352,9 +363,9 @@ impl Core {
         }
     }
 
-    /// A signal of life from a member outside gossip (an RPC response).
-    pub(crate) fn heartbeat(&mut self, addr: SocketAddr, now: Instant) {
-        self.health.entry(addr).or_default().heartbeat(now);
+    fn refuse(&mut self, from: SocketAddr, why: &str) {
+        self.stats.rejected += 1;
+        tracing::debug!(%from, error = why, "gossip datagram refused");
     }
 
     pub(crate) fn handle_timeout(&mut self, now: Instant) {
@@ -416,6 +427,7 @@ impl Core {
         }
         self.meta_dirty = false;
         self.meta_published_at = Some(now);
+        self.stats.tag_broadcasts += 1;
         let bytes = broadcast_bytes(&self.my_meta);
         if let Err(err) = self.foca.add_broadcast(&bytes) {
             tracing::warn!(error = %err, "tags too large to broadcast; they still travel by sync");
@@ -441,128 +453,11 @@ impl Core {
         self.schedule(now + LEAVE_DELAY, TimerEvent::Leave);
     }
 
-    fn node_info(&self, known: &Known, now: Instant) -> NodeInfo {
-        let table = self.table.lock().unwrap_or_else(|p| p.into_inner());
-        let meta = table.get(&known.id.addr).filter(|m| m.node == known.id);
-        NodeInfo {
-            id: known.id,
-            name: meta.map_or_else(|| known.id.addr.to_string(), |m| m.name.clone()),
-            rpc_addr: meta.and_then(|m| m.rpc_addr),
-            tags: meta.map(|m| m.tags.clone()).unwrap_or_default(),
-            state: known.state,
-            phi: self.health.get(&known.id.addr).map_or(0.0, |h| h.phi(now)),
-        }
-    }
-
-    fn emit(&mut self, addr: SocketAddr, now: Instant, make: fn(NodeInfo) -> ClusterEvent) {
-        if let Some(known) = self.known.get(&addr) {
-            let info = self.node_info(known, now);
-            self.events.push_back(make(info));
-        }
-    }
-
-    fn has_meta(&self, id: &NodeId) -> bool {
-        self.table.lock().unwrap_or_else(|p| p.into_inner()).get(&id.addr).is_some_and(|m| m.node == *id)
-    }
-
-    fn on_note(&mut self, note: Note, now: Instant) {
-        match note {
-            Note::Up(id) => {
-                let rejoining = self.known.get(&id.addr).is_some_and(|k| !is_up(k.state) || k.id != id);
-                let known = Known { id, state: NodeState::Alive, announced: false, rejoining, tags: BTreeMap::new() };
-                self.known.insert(id.addr, known);
-                if self.has_meta(&id) {
-                    self.announce(id.addr, now);
-                } else {
-                    self.send(id.addr, &Message::MetaWanted(vec![id]), now);
-                }
-            }
-            Note::Down(id) => {
-                let leaving = self
-                    .table
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .get(&id.addr)
-                    .is_some_and(|m| m.node == id && m.leaving);
-                let Some(known) = self.known.get_mut(&id.addr).filter(|k| k.id == id) else { return };
-                if !is_up(known.state) {
-                    return;
-                }
-                if leaving {
-                    known.state = NodeState::Left;
-                    self.emit(id.addr, now, ClusterEvent::NodeLeft);
-                } else {
-                    known.state = NodeState::Failed;
-                    self.partition.failures.push_back((now, id));
-                    self.emit(id.addr, now, ClusterEvent::NodeFailed);
-                    self.check_partition(now);
-                }
-            }
-            Note::Rename(old, new) => {
-                if let Some(known) = self.known.get_mut(&old.addr) {
-                    known.id = new;
-                }
-            }
-            Note::Defunct => {
-                tracing::warn!(node = %self.me, "this node was declared down by the cluster");
-            }
-            Note::Rejoin(id) => {
-                // Declared down (a partition, a long pause): foca rejoined under a new
-                // incarnation, which the metadata must follow.
-                tracing::info!(old = %self.me, new = %id, "rejoining the cluster after being declared down");
-                self.me = id;
-                self.my_meta.node = id;
-                self.my_meta.version += 1;
-                self.meta_dirty = true;
-                self.publish_meta(now);
-            }
-        }
-    }
-
-    /// Emits `NodeJoined` (or `NodeRecovered`) once a member is up and its metadata known.
-    fn announce(&mut self, addr: SocketAddr, now: Instant) {
-        let tags =
-            self.table.lock().unwrap_or_else(|p| p.into_inner()).get(&addr).map(|m| m.tags.clone()).unwrap_or_default();
-        let Some(known) = self.known.get_mut(&addr) else { return };
-        if known.announced || !is_up(known.state) {
-            return;
-        }
-        known.announced = true;
-        known.tags = tags;
-        let event = if known.rejoining { ClusterEvent::NodeRecovered } else { ClusterEvent::NodeJoined };
-        self.emit(addr, now, event);
-    }
-
-    fn on_meta_changes(&mut self, now: Instant) {
-        let changed = self.table.lock().unwrap_or_else(|p| p.into_inner()).take_changed();
-        for addr in changed {
-            let Some(known) = self.known.get(&addr) else { continue };
-            if !self.has_meta(&known.id) {
-                continue;
-            }
-            if !known.announced {
-                self.announce(addr, now);
-                continue;
-            }
-            let tags = self
-                .table
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .get(&addr)
-                .map(|m| m.tags.clone())
-                .unwrap_or_default();
-            let known = self.known.get_mut(&addr).expect("looked up above");
-            if known.tags != tags && is_up(known.state) {
-                known.tags = tags;
-                self.emit(addr, now, ClusterEvent::NodeTagsUpdated);
-            }
-        }
-    }
-
     /// Turns SWIM's suspicion into events, asks again for metadata still missing (the request
     /// or its answer may have been lost), and looks for partitions.
     fn tick(&mut self, now: Instant) {
         self.retry_seeds(now);
+        self.forget_long_down(now);
         let missing: Vec<NodeId> =
             self.known.values().filter(|k| is_up(k.state) && !k.announced).map(|k| k.id).collect();
         for id in missing {
@@ -629,6 +524,12 @@ impl Core {
     /// Members SWIM considers up, for tests and the simulator.
     pub(crate) fn up_members(&self) -> usize {
         self.known.values().filter(|k| is_up(k.state)).count()
+    }
+
+    /// Members with a health detector, for tests.
+    #[cfg(test)]
+    pub(crate) fn health_entries(&self) -> usize {
+        self.health.len()
     }
 
     /// Metadata entries held, for memory estimates.

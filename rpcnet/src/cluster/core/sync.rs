@@ -75,7 +75,15 @@ impl Core {
     }
 
     pub(super) fn on_sync(&mut self, from: SocketAddr, sync: Sync, now: Instant) {
-        let members = sync.members.into_iter().filter(|m| m.id().bump != 0);
+        // Down members are taken from a sync only when it is this node that is down: that
+        // is how it learns to rejoin. Another member said to be down is left to SWIM, which
+        // probes it: after a partition heals, each side's view says the other side's
+        // members are down, and applying it would declare live neighbours failed.
+        let me = self.me.addr;
+        let members = sync
+            .members
+            .into_iter()
+            .filter(move |m| m.id().bump != 0 && (m.state() != State::Down || m.id().addr == me));
         self.with_foca(now, |foca, io| foca.apply_many(members, false, io));
         let (mut give, mut want) = (Vec::new(), Vec::new());
         {
