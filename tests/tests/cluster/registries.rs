@@ -164,8 +164,11 @@ async fn the_node_registry_lists_every_member_with_its_state_and_tags() {
     let registry = Arc::new(NodeRegistry::new(a.clone()));
     registry.start().await;
     let mut events = registry.subscribe();
-    eventually(Duration::from_secs(15), "three members, with their tags", async || {
-        registry.node_count().await == 3 && registry.nodes_with_tag("zone").await.len() == 2
+    // Names and tags travel as metadata, a moment after the member itself: wait for them.
+    eventually(Duration::from_secs(15), "three members, with their names and tags", async || {
+        registry.node_count().await == 3
+            && registry.nodes_with_tag("zone").await.len() == 2
+            && sorted_names(&registry.nodes().await) == ["b", "c", "d"]
     })
     .await;
     assert_eq!(sorted_names(&registry.nodes().await), ["b", "c", "d"]);
