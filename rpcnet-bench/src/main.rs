@@ -61,6 +61,10 @@ enum Impl {
     /// The control for `balanced`: typed calls to three servers in turn through three plain
     /// clients, no balancer; what three servers cost without the balancing layer.
     Spread,
+    /// The typed calls of `typed`, to its one server, through a balanced channel of one
+    /// endpoint: the balancing layer's own cost (pick, in-flight guard, statistics,
+    /// metrics), on the same network as `typed`.
+    Balanced1,
 }
 
 impl Impl {
@@ -210,7 +214,7 @@ async fn serve(implementation: Impl, cert_dir: &Path, tuning: Tuning) {
             println!("LISTENING {}", server.local_addr().unwrap());
             server.start(endpoint).await.unwrap();
         }
-        Impl::Typed | Impl::Balanced | Impl::Spread => {
+        Impl::Typed | Impl::Balanced | Impl::Spread | Impl::Balanced1 => {
             let (server, endpoint) = typed_echo::server(cert_dir, &tuning);
             println!("LISTENING {}", server.local_addr().unwrap());
             server.start(endpoint).await.unwrap();
@@ -245,8 +249,8 @@ async fn client(implementation: Impl, addrs: &[SocketAddr], cert_dir: &Path, tun
                     })
                     .await
                 }
-                Impl::Typed | Impl::Balanced => {
-                    let client = if implementation == Impl::Balanced {
+                Impl::Typed | Impl::Balanced | Impl::Balanced1 => {
+                    let client = if matches!(implementation, Impl::Balanced | Impl::Balanced1) {
                         typed_echo::connect_balanced(addrs, cert_dir, &tuning, strategy).await
                     } else {
                         typed_echo::connect(addr, cert_dir, &tuning).await

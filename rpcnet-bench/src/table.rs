@@ -47,7 +47,7 @@ pub(crate) fn print_table(args: &RunArgs, cells: &[Cell]) {
         );
     }
     println!("\n\"vs quinn\" and the ratios below are medians of runs made back to back.");
-    if cells.iter().any(|c| c.implementation == Impl::Balanced) {
+    if cells.iter().any(|c| matches!(c.implementation, Impl::Balanced | Impl::Balanced1)) {
         println!("balanced uses {}.", args.balanced_strategy);
     }
     let lines = [
@@ -61,6 +61,7 @@ pub(crate) fn print_table(args: &RunArgs, cells: &[Cell]) {
         (Impl::RpcnetDeadline, Impl::Rpcnet, "raw-bytes calls with / without a deadline, calls/s", ""),
         (Impl::Balanced, Impl::Typed, "balanced (3 servers) / typed (1 server), calls/s", " (target ≥ 97%)"),
         (Impl::Balanced, Impl::Spread, "balanced / spread (same 3 servers, no balancer), calls/s", ""),
+        (Impl::Balanced1, Impl::Typed, "balanced1 (one endpoint) / typed (same server, no balancer), calls/s", ""),
     ];
     for (of, to, what, target) in lines {
         let found = ratios(cells, of, to);

@@ -251,7 +251,8 @@ impl Endpoint {
         } else {
             load.failures.fetch_add(1, Ordering::Relaxed);
         }
-        let observed = latency.as_nanos() as f64;
+        // Not `as_nanos() as f64`: converting a u128 costs more than the rest of this.
+        let observed = latency.as_secs() as f64 * 1e9 + f64::from(latency.subsec_nanos());
         let now_ns = nanos_since_epoch(now);
         // The time stamp moves first, so that a call that reads the estimate stored below
         // also reads a time stamp at least this recent, and does not decay it as if it were

@@ -94,6 +94,9 @@ struct Slot {
     _in_flight: InFlight,
     member: Arc<Member>,
     freed: Option<Arc<Notify>>,
+    /// When the endpoint was picked: the call's latency counts from here (the clock is
+    /// read once for both).
+    picked: Instant,
 }
 
 impl Drop for Slot {
@@ -297,67 +300,10 @@ impl Balanced {
     ) -> Result<Slot, RpcError> {
         let mut waiting: Option<Waiting<'_>> = None;
         loop {
-            let now = Instant::now();
-            let snapshot = self.current(now);
-            if snapshot.members.is_empty() {
-                return Err(self.no_endpoint(&snapshot));
-            }
-            // Most calls go to the healthy endpoints, a few to the suspect ones.
-            let suspects = health::to_suspects(
-                self.placed.fetch_add(1, Ordering::Relaxed),
-                snapshot.eligible.len(),
-                snapshot.suspects.len(),
-            );
-            let (first, second) = if suspects {
-                ((&snapshot.suspects, &snapshot.suspect_members), (&snapshot.eligible, &snapshot.eligible_members))
-            } else {
-                ((&snapshot.eligible, &snapshot.eligible_members), (&snapshot.suspects, &snapshot.suspect_members))
-            };
-            // A retry avoids the endpoints that failed it, unless nothing else is left.
-            let untried = |members: &[Arc<Member>]| -> (Vec<Endpoint>, Vec<Arc<Member>>) {
-                members
-                    .iter()
-                    .filter(|m| !excluded.iter().any(|x| Arc::ptr_eq(x, m)))
-                    .map(|m| (m.endpoint.clone(), m.clone()))
-                    .unzip()
-            };
-            let filtered: Option<(Vec<Endpoint>, Vec<Arc<Member>>)> = (!excluded.is_empty())
-                .then(|| Some(untried(first.1)).filter(|(e, _)| !e.is_empty()).unwrap_or_else(|| untried(second.1)))
-                .filter(|(endpoints, _)| !endpoints.is_empty());
-            let (endpoints, members, generation) = match &filtered {
-                // Generation 0: a one-off set that balancers must not cache.
-                Some((endpoints, members)) => (endpoints.as_slice(), members.as_slice(), 0),
-                None if suspects => (first.0.as_slice(), first.1.as_slice(), 0),
-                None => (first.0.as_slice(), first.1.as_slice(), snapshot.generation),
-            };
-            // Calls already waiting for a slot go first: a new call queues behind them.
-            let behind_others = self.policy.queue && waiting.is_none() && self.queued.load(Ordering::Acquire) > 0;
-            if !behind_others {
-                let info = CallInfo { method, key: options.affinity_key(), now, generation };
-                let index = match self.balancer.pick(endpoints, &info) {
-                    Some(index) if index < endpoints.len() => index,
-                    Some(index) => return Err(RpcError::InvalidPick { index, endpoints: endpoints.len() }),
-                    None => return Err(self.no_endpoint(&snapshot)),
-                };
-                if let Some(slot) = self.take_slot(endpoints, members, index) {
-                    if let Some(waiting) = &mut waiting {
-                        waiting.served = true;
-                    }
-                    return Ok(slot);
-                }
-            }
-            // Every endpoint is at its cap.
-            if !self.policy.queue {
-                self.shed.increment(1);
-                let cap = self.policy.max_in_flight.unwrap_or(u32::MAX);
-                return Err(RpcError::Overloaded(format!(
-                    "all {} endpoints have {cap} calls in flight (the cap set with max_in_flight_per_endpoint)",
-                    endpoints.len()
-                )));
+            if let Some(slot) = self.try_acquire(method, options, excluded, waiting.as_mut())? {
+                return Ok(slot);
             }
             let freed = self.slot_freed.notified();
-            drop(filtered);
-            drop(snapshot);
             let waiting = waiting.get_or_insert_with(|| Waiting::new(self));
             match deadline {
                 Some(deadline) => {
@@ -371,15 +317,86 @@ impl Balanced {
         }
     }
 
+    /// One try of [`acquire`](Self::acquire), without waiting: the slot, an error, or `None`
+    /// when the call is to wait for one (the policy queues, and every endpoint is full or
+    /// calls queued earlier go first). `waiting` is the call's place in the queue, if any.
+    fn try_acquire(
+        &self,
+        method: &str,
+        options: &CallOptions,
+        excluded: &[Arc<Member>],
+        waiting: Option<&mut Waiting<'_>>,
+    ) -> Result<Option<Slot>, RpcError> {
+        let now = Instant::now();
+        let snapshot = self.current(now);
+        if snapshot.members.is_empty() {
+            return Err(self.no_endpoint(&snapshot));
+        }
+        // Most calls go to the healthy endpoints, a few to the suspect ones.
+        let suspects = health::to_suspects(
+            self.placed.fetch_add(1, Ordering::Relaxed),
+            snapshot.eligible.len(),
+            snapshot.suspects.len(),
+        );
+        let (first, second) = if suspects {
+            ((&snapshot.suspects, &snapshot.suspect_members), (&snapshot.eligible, &snapshot.eligible_members))
+        } else {
+            ((&snapshot.eligible, &snapshot.eligible_members), (&snapshot.suspects, &snapshot.suspect_members))
+        };
+        // A retry avoids the endpoints that failed it, unless nothing else is left.
+        let untried = |members: &[Arc<Member>]| -> (Vec<Endpoint>, Vec<Arc<Member>>) {
+            members
+                .iter()
+                .filter(|m| !excluded.iter().any(|x| Arc::ptr_eq(x, m)))
+                .map(|m| (m.endpoint.clone(), m.clone()))
+                .unzip()
+        };
+        let filtered: Option<(Vec<Endpoint>, Vec<Arc<Member>>)> = (!excluded.is_empty())
+            .then(|| Some(untried(first.1)).filter(|(e, _)| !e.is_empty()).unwrap_or_else(|| untried(second.1)))
+            .filter(|(endpoints, _)| !endpoints.is_empty());
+        let (endpoints, members, generation) = match &filtered {
+            // Generation 0: a one-off set that balancers must not cache.
+            Some((endpoints, members)) => (endpoints.as_slice(), members.as_slice(), 0),
+            None if suspects => (first.0.as_slice(), first.1.as_slice(), 0),
+            None => (first.0.as_slice(), first.1.as_slice(), snapshot.generation),
+        };
+        // Calls already waiting for a slot go first: a new call queues behind them.
+        let behind_others = self.policy.queue && waiting.is_none() && self.queued.load(Ordering::Acquire) > 0;
+        if !behind_others {
+            let info = CallInfo { method, key: options.affinity_key(), now, generation };
+            let index = match self.balancer.pick(endpoints, &info) {
+                Some(index) if index < endpoints.len() => index,
+                Some(index) => return Err(RpcError::InvalidPick { index, endpoints: endpoints.len() }),
+                None => return Err(self.no_endpoint(&snapshot)),
+            };
+            if let Some(slot) = self.take_slot(endpoints, members, index, now) {
+                if let Some(waiting) = waiting {
+                    waiting.served = true;
+                }
+                return Ok(Some(slot));
+            }
+        }
+        // Every endpoint is at its cap.
+        if !self.policy.queue {
+            self.shed.increment(1);
+            let cap = self.policy.max_in_flight.unwrap_or(u32::MAX);
+            return Err(RpcError::Overloaded(format!(
+                "all {} endpoints have {cap} calls in flight (the cap set with max_in_flight_per_endpoint)",
+                endpoints.len()
+            )));
+        }
+        Ok(None)
+    }
+
     /// A slot on the picked endpoint, or else on the others under their cap, least loaded
     /// first (ties: the first after the pick): if another call takes the room of the one
     /// tried in between, the next least loaded is tried, until none has room.
-    fn take_slot(&self, endpoints: &[Endpoint], members: &[Arc<Member>], picked: usize) -> Option<Slot> {
+    fn take_slot(&self, endpoints: &[Endpoint], members: &[Arc<Member>], picked: usize, now: Instant) -> Option<Slot> {
         let slot = |index: usize, in_flight: InFlight| {
             let member = members[index].clone();
             member.metrics.in_flight.increment(1.0);
             let freed = self.policy.queue.then(|| self.slot_freed.clone());
-            Slot { _in_flight: in_flight, member, freed }
+            Slot { _in_flight: in_flight, member, freed, picked: now }
         };
         let Some(cap) = self.policy.max_in_flight else {
             return Some(slot(picked, endpoints[picked].start_call()));
@@ -399,9 +416,13 @@ impl Balanced {
     }
 
     /// The connection of the slot's endpoint; a failure to connect ejects it.
-    async fn client(&self, slot: &Slot) -> Result<RpcClient, RpcError> {
-        match slot.member.client(&self.endpoint, &self.config).await {
-            Ok(client) => Ok(client.clone()),
+    async fn client<'s>(&self, slot: &'s Slot) -> Result<&'s RpcClient, RpcError> {
+        if let Some(client) = slot.member.made_client() {
+            return Ok(client);
+        }
+        // Boxed: connecting happens once per endpoint, and its future would bloat every call's.
+        match Box::pin(slot.member.client(&self.endpoint, &self.config)).await {
+            Ok(client) => Ok(client),
             Err(err) => {
                 self.eject(&slot.member, &err);
                 Err(err)
@@ -418,9 +439,9 @@ impl Balanced {
     /// Records a finished call on its endpoint, the balancer and the metrics. A service
     /// error is the server's own answer: for the endpoint it is a success (a sign of life,
     /// no error, no ejection), whatever it means to the caller.
-    fn finish<T>(&self, slot: &Slot, started: Instant, result: &Result<T, RpcError>) {
+    fn finish<T>(&self, slot: &Slot, result: &Result<T, RpcError>) {
         let now = Instant::now();
-        let latency = now.saturating_duration_since(started);
+        let latency = now.saturating_duration_since(slot.picked);
         let success = matches!(result, Ok(_) | Err(RpcError::Service(_)));
         let member = &slot.member;
         member.endpoint.record(latency, success, now);
@@ -475,8 +496,11 @@ impl Balanced {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let slot = self.acquire(method, &options, &failed, deadline).await?;
-            let started = Instant::now();
+            let slot = match self.try_acquire(method, &options, &failed, None)? {
+                Some(slot) => slot,
+                // Boxed: waiting for a slot is rare, and its state would bloat every call's.
+                None => Box::pin(self.acquire(method, &options, &failed, deadline)).await?,
+            };
             let result = match self.client(&slot).await {
                 Ok(client) => {
                     let call = client.call_with(method, payload.clone(), Self::options_for(options, deadline)?);
@@ -497,7 +521,7 @@ impl Balanced {
                 }
                 Err(err) => Err(err),
             };
-            self.finish(&slot, started, &result);
+            self.finish(&slot, &result);
             let err = match result {
                 Ok(response) => return Ok(response),
                 Err(err) => err,
@@ -531,7 +555,7 @@ impl Balanced {
         loop {
             attempt += 1;
             let slot = self.acquire(method, options, &failed, queue_deadline).await?;
-            match self.client(&slot).await {
+            match self.client(&slot).await.cloned() {
                 Ok(client) => return Ok((slot, client)),
                 Err(err) => {
                     let (retry, _) = self.after_failure(&err, false, attempt, deadline);
@@ -566,9 +590,8 @@ impl Balanced {
         let deadline = options.timeout().flatten().map(|t| Instant::now() + t);
         let queue_deadline = self.queue_deadline(&options);
         let (slot, client) = self.place_stream(method, &options, deadline, queue_deadline).await?;
-        let started = Instant::now();
         let result = client.server_streaming_with(method, payload, Self::stream_options(options, deadline)?).await;
-        self.finish(&slot, started, &result);
+        self.finish(&slot, &result);
         Ok(Self::hold(slot, result?))
     }
 
@@ -580,9 +603,8 @@ impl Balanced {
     ) -> Result<Bytes, RpcError> {
         let deadline = options.resolve(self.config.default_timeout).map(|t| Instant::now() + t);
         let (slot, client) = self.place_stream(method, &options, deadline, deadline).await?;
-        let started = Instant::now();
         let result = client.client_streaming_with(method, requests, Self::options_for(options, deadline)?).await;
-        self.finish(&slot, started, &result);
+        self.finish(&slot, &result);
         result
     }
 
@@ -595,9 +617,8 @@ impl Balanced {
         let deadline = options.timeout().flatten().map(|t| Instant::now() + t);
         let queue_deadline = self.queue_deadline(&options);
         let (slot, client) = self.place_stream(method, &options, deadline, queue_deadline).await?;
-        let started = Instant::now();
         let result = client.bidi_streaming_with(method, requests, Self::stream_options(options, deadline)?).await;
-        self.finish(&slot, started, &result);
+        self.finish(&slot, &result);
         Ok(Self::hold(slot, result?))
     }
 

@@ -74,6 +74,11 @@ impl Member {
         }
     }
 
+    /// The connection, if it was made (live or reconnecting by itself), without waiting.
+    pub(crate) fn made_client(&self) -> Option<&RpcClient> {
+        self.client.get()
+    }
+
     /// The connection, if one was made and is live now (without connecting).
     pub(crate) fn connected_client(&self) -> Option<RpcClient> {
         self.client.get().filter(|client| client.is_connected()).cloned()
