@@ -19,13 +19,16 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 }
 
 /// The same socket and transport settings rpcnet uses, so only the framework differs.
-fn endpoint(addr: SocketAddr, server: Option<quinn::ServerConfig>) -> quinn::Endpoint {
+fn endpoint(addr: SocketAddr, server: Option<quinn::ServerConfig>, tuning: &Tuning) -> quinn::Endpoint {
     let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
     socket.set_recv_buffer_size(4 << 20).unwrap();
     socket.set_send_buffer_size(4 << 20).unwrap();
     socket.bind(&addr.into()).unwrap();
-    quinn::Endpoint::new(quinn::EndpointConfig::default(), server, socket.into(), Arc::new(quinn::TokioRuntime))
-        .unwrap()
+    let mut config = quinn::EndpointConfig::default();
+    if let Some(size) = tuning.max_udp_payload {
+        config.max_udp_payload_size(size).unwrap();
+    }
+    quinn::Endpoint::new(config, server, socket.into(), Arc::new(quinn::TokioRuntime)).unwrap()
 }
 
 fn transport(tuning: &Tuning, server: bool) -> Arc<quinn::TransportConfig> {
@@ -37,6 +40,9 @@ fn transport(tuning: &Tuning, server: bool) -> Arc<quinn::TransportConfig> {
         let mut mtu = quinn::MtuDiscoveryConfig::default();
         mtu.upper_bound(size);
         transport.mtu_discovery_config(Some(mtu));
+        let mut cubic = quinn::congestion::CubicConfig::default();
+        cubic.initial_window(10 * u64::from(size));
+        transport.congestion_controller_factory(Arc::new(cubic));
     }
     Arc::new(transport)
 }
@@ -54,7 +60,7 @@ pub(crate) fn server(cert_dir: &Path, tuning: &Tuning) -> quinn::Endpoint {
     tls.alpn_protocols = vec![b"bench".to_vec()];
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(QuicServerConfig::try_from(tls).unwrap()));
     config.transport_config(transport(tuning, true));
-    endpoint("127.0.0.1:0".parse().unwrap(), Some(config))
+    endpoint("127.0.0.1:0".parse().unwrap(), Some(config), tuning)
 }
 
 pub(crate) async fn serve(endpoint: quinn::Endpoint) {
@@ -92,7 +98,7 @@ impl Client {
         tls.alpn_protocols = vec![b"bench".to_vec()];
         let mut config = quinn::ClientConfig::new(Arc::new(QuicClientConfig::try_from(tls).unwrap()));
         config.transport_config(transport(tuning, false));
-        let mut endpoint = endpoint("127.0.0.1:0".parse().unwrap(), None);
+        let mut endpoint = endpoint("127.0.0.1:0".parse().unwrap(), None, tuning);
         endpoint.set_default_client_config(config);
         let conn = endpoint.connect(addr, "localhost").unwrap().await.unwrap();
         Self { conn, _endpoint: endpoint }

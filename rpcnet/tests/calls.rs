@@ -130,3 +130,19 @@ async fn method_names_of_rpcnet_itself_are_refused() {
     let mut server = rpcnet::RpcServer::new(rpcnet::RpcConfig::dev("127.0.0.1:0"));
     server.register("rpcnet.ping", |req| async move { Ok(req) }).await;
 }
+
+#[tokio::test]
+async fn large_udp_packets_on_loopback_carry_calls() {
+    // 16 KiB packets: more than quinn's default receive size and initial congestion window
+    // allow, which used to stall the handshake until the connect timeout.
+    let config = |bind| rpcnet::RpcConfig::dev(bind).with_max_udp_payload_size(16_384);
+    let mut server = rpcnet::RpcServer::new(config("127.0.0.1:0"));
+    server.register("echo", |payload| async move { Ok(payload) }).await;
+    let (addr, shutdown) = server.spawn().unwrap();
+    let client = rpcnet::RpcClient::connect(addr, config("127.0.0.1:0").with_connect_timeout(Duration::from_secs(3)))
+        .await
+        .expect("the handshake completes with large packets");
+    let big: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    assert_eq!(client.call("echo", big.clone()).await.unwrap(), big);
+    shutdown.shutdown().await;
+}

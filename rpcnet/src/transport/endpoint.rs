@@ -29,8 +29,28 @@ fn transport(config: &RpcConfig, accepts_calls: bool) -> Result<TransportConfig,
         let mut mtu = MtuDiscoveryConfig::default();
         mtu.upper_bound(size);
         transport.mtu_discovery_config(Some(mtu));
+        // The congestion window starts at 10 packets of 1472 bytes: above that, not one
+        // packet of the larger size fits in it, and the handshake never starts.
+        let mut cubic = quinn::congestion::CubicConfig::default();
+        cubic.initial_window(10 * u64::from(size));
+        transport.congestion_controller_factory(Arc::new(cubic));
     }
     Ok(transport)
+}
+
+/// The endpoint settings: the largest UDP payload it accepts follows the configured packet
+/// size, or its receive buffers would cut larger packets short (a handshake with 16 KiB
+/// packets then never completes).
+fn endpoint_config(config: &RpcConfig) -> Result<EndpointConfig, RpcError> {
+    let mut endpoint = EndpointConfig::default();
+    if let Some(size) = config.max_udp_payload_size {
+        endpoint.max_udp_payload_size(size).map_err(|_| {
+            RpcError::Config(format!(
+                "max UDP payload size {size} is out of range 1200 to 65527 (with_max_udp_payload_size)"
+            ))
+        })?;
+    }
+    Ok(endpoint)
 }
 
 /// A UDP socket with the configured send and receive buffers.
@@ -56,7 +76,7 @@ pub(crate) fn server_endpoint(config: &RpcConfig) -> Result<quinn::Endpoint, Rpc
     let mut server_config = quinn::ServerConfig::with_crypto(tls::server_crypto(config)?);
     server_config.transport_config(Arc::new(transport(config, true)?));
     let socket = udp_socket(config.bind_addr, config.udp_buffer_size)?;
-    quinn::Endpoint::new(EndpointConfig::default(), Some(server_config), socket, Arc::new(TokioRuntime))
+    quinn::Endpoint::new(endpoint_config(config)?, Some(server_config), socket, Arc::new(TokioRuntime))
         .map_err(|e| RpcError::Config(format!("cannot start a QUIC endpoint on {}: {e}", config.bind_addr)))
 }
 
@@ -66,7 +86,7 @@ pub(crate) fn client_endpoint(config: &RpcConfig) -> Result<quinn::Endpoint, Rpc
     let mut client_config = quinn::ClientConfig::new(tls::client_crypto(config)?);
     client_config.transport_config(Arc::new(transport(config, false)?));
     let socket = udp_socket(config.bind_addr, config.udp_buffer_size)?;
-    let mut endpoint = quinn::Endpoint::new(EndpointConfig::default(), None, socket, Arc::new(TokioRuntime))
+    let mut endpoint = quinn::Endpoint::new(endpoint_config(config)?, None, socket, Arc::new(TokioRuntime))
         .map_err(|e| RpcError::Config(format!("cannot start a QUIC endpoint on {}: {e}", config.bind_addr)))?;
     endpoint.set_default_client_config(client_config);
     Ok(endpoint)
