@@ -245,6 +245,12 @@ impl Endpoint {
     /// slower with every failure instead of faster, and strategies that follow the estimate
     /// (PeakEwma) turn away from it; once it answers again, its estimate decays back.
     pub fn record(&self, latency: Duration, success: bool, now: Instant) {
+        self.record_at(latency, success, nanos_since_epoch(now));
+    }
+
+    /// [`record`](Self::record) with `now` already in nanoseconds since the shared epoch
+    /// ([`nanos_since_epoch`]), for a caller that has it anyway.
+    pub(crate) fn record_at(&self, latency: Duration, success: bool, now_ns: u64) {
         let load = &self.inner.load;
         if success {
             load.successes.fetch_add(1, Ordering::Relaxed);
@@ -253,7 +259,6 @@ impl Endpoint {
         }
         // Not `as_nanos() as f64`: converting a u128 costs more than the rest of this.
         let observed = latency.as_secs() as f64 * 1e9 + f64::from(latency.subsec_nanos());
-        let now_ns = nanos_since_epoch(now);
         // The time stamp moves first, so that a call that reads the estimate stored below
         // also reads a time stamp at least this recent, and does not decay it as if it were
         // older. The stamp it replaces dates the estimate this sample is blended into.

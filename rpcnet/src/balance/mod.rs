@@ -28,6 +28,7 @@ mod round_robin;
 mod weighted;
 
 pub use consistent_hash::{ConsistentHash, affinity_hash};
+pub(crate) use endpoint::nanos_since_epoch;
 pub use endpoint::{CAPACITY_TAG, Endpoint, InFlight, ZONE_TAG};
 pub use filter::{FilterError, TagFilter};
 pub use least_connections::LeastConnections;

@@ -8,7 +8,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
@@ -19,7 +19,7 @@ use super::health;
 use super::members::{EndpointStats, Member, Snapshot};
 use super::retry::RetryBudget;
 use super::source::EndpointSource;
-use crate::balance::{Balancer, CallInfo, Endpoint, InFlight, Outcome, TagFilter};
+use crate::balance::{Balancer, CallInfo, Endpoint, InFlight, Outcome, TagFilter, nanos_since_epoch};
 use crate::client::ClientEndpoint;
 use crate::{CallOptions, RpcClient, RpcConfig, RpcError, RpcStream};
 
@@ -71,7 +71,6 @@ pub(crate) struct Balanced {
     /// Calls waiting for a slot: while any wait, a new call joins the queue behind them
     /// instead of taking the slot that was freed for the oldest.
     queued: AtomicUsize,
-    epoch: Instant,
     retries: metrics::Counter,
     shed: metrics::Counter,
     /// Where the endpoints come from, when they change at run time.
@@ -94,9 +93,9 @@ struct Slot {
     _in_flight: InFlight,
     member: Arc<Member>,
     freed: Option<Arc<Notify>>,
-    /// When the endpoint was picked: the call's latency counts from here (the clock is
-    /// read once for both).
-    picked: Instant,
+    /// When the endpoint was picked, in nanoseconds since the endpoints' epoch: the call's
+    /// latency counts from here (the clock is read once for both).
+    picked_ns: u64,
 }
 
 impl Drop for Slot {
@@ -118,7 +117,6 @@ impl Balanced {
     ) -> Result<Self, RpcError> {
         let endpoint = ClientEndpoint::new(&config)?;
         let budget = RetryBudget::new(policy.retry_ratio, policy.min_retries_per_second);
-        let epoch = Instant::now();
         let members = endpoints.into_iter().map(|e| Arc::new(Member::new(e))).collect();
         Ok(Self {
             balancer,
@@ -131,7 +129,6 @@ impl Balanced {
             budget,
             slot_freed: Arc::new(Notify::new()),
             queued: AtomicUsize::new(0),
-            epoch,
             retries: metrics::counter!("rpcnet_client_retries_total"),
             shed: metrics::counter!("rpcnet_client_shed_total"),
             source,
@@ -175,8 +172,10 @@ impl Balanced {
         self.source.clone()
     }
 
+    /// The channel keeps time (ejections, readmissions) on the endpoints' clock, so that a
+    /// call converts its clock reading once for the channel and its endpoint.
     fn nanos(&self, now: Instant) -> u64 {
-        now.saturating_duration_since(self.epoch).as_nanos() as u64
+        nanos_since_epoch(now)
     }
 
     /// Rebuilds the snapshot from `members` (or the current ones) with a new generation.
@@ -227,9 +226,9 @@ impl Balanced {
     }
 
     /// The snapshot for a new call, readmitting endpoints whose ejection ended.
-    fn current(&self, now: Instant) -> arc_swap::Guard<Arc<Snapshot>> {
+    fn current(&self, now_ns: u64) -> arc_swap::Guard<Arc<Snapshot>> {
         let snapshot = self.snapshot.load();
-        if snapshot.next_readmission <= self.nanos(now) {
+        if snapshot.next_readmission <= now_ns {
             let seen = snapshot.generation;
             drop(snapshot);
             self.readmit(seen);
@@ -300,7 +299,7 @@ impl Balanced {
     ) -> Result<Slot, RpcError> {
         let mut waiting: Option<Waiting<'_>> = None;
         loop {
-            if let Some(slot) = self.try_acquire(method, options, excluded, waiting.as_mut())? {
+            if let Some(slot) = self.try_acquire(method, options, excluded, waiting.as_mut(), Instant::now())? {
                 return Ok(slot);
             }
             let freed = self.slot_freed.notified();
@@ -326,18 +325,20 @@ impl Balanced {
         options: &CallOptions,
         excluded: &[Arc<Member>],
         waiting: Option<&mut Waiting<'_>>,
+        now: Instant,
     ) -> Result<Option<Slot>, RpcError> {
-        let now = Instant::now();
-        let snapshot = self.current(now);
+        let now_ns = self.nanos(now);
+        let snapshot = self.current(now_ns);
         if snapshot.members.is_empty() {
             return Err(self.no_endpoint(&snapshot));
         }
         // Most calls go to the healthy endpoints, a few to the suspect ones.
-        let suspects = health::to_suspects(
-            self.placed.fetch_add(1, Ordering::Relaxed),
-            snapshot.eligible.len(),
-            snapshot.suspects.len(),
-        );
+        let suspects = !snapshot.suspects.is_empty()
+            && health::to_suspects(
+                self.placed.fetch_add(1, Ordering::Relaxed),
+                snapshot.eligible.len(),
+                snapshot.suspects.len(),
+            );
         let (first, second) = if suspects {
             ((&snapshot.suspects, &snapshot.suspect_members), (&snapshot.eligible, &snapshot.eligible_members))
         } else {
@@ -369,7 +370,7 @@ impl Balanced {
                 Some(index) => return Err(RpcError::InvalidPick { index, endpoints: endpoints.len() }),
                 None => return Err(self.no_endpoint(&snapshot)),
             };
-            if let Some(slot) = self.take_slot(endpoints, members, index, now) {
+            if let Some(slot) = self.take_slot(endpoints, members, index, now_ns) {
                 if let Some(waiting) = waiting {
                     waiting.served = true;
                 }
@@ -391,12 +392,12 @@ impl Balanced {
     /// A slot on the picked endpoint, or else on the others under their cap, least loaded
     /// first (ties: the first after the pick): if another call takes the room of the one
     /// tried in between, the next least loaded is tried, until none has room.
-    fn take_slot(&self, endpoints: &[Endpoint], members: &[Arc<Member>], picked: usize, now: Instant) -> Option<Slot> {
+    fn take_slot(&self, endpoints: &[Endpoint], members: &[Arc<Member>], picked: usize, now_ns: u64) -> Option<Slot> {
         let slot = |index: usize, in_flight: InFlight| {
             let member = members[index].clone();
             member.metrics.in_flight.increment(1.0);
             let freed = self.policy.queue.then(|| self.slot_freed.clone());
-            Slot { _in_flight: in_flight, member, freed, picked: now }
+            Slot { _in_flight: in_flight, member, freed, picked_ns: now_ns }
         };
         let Some(cap) = self.policy.max_in_flight else {
             return Some(slot(picked, endpoints[picked].start_call()));
@@ -441,10 +442,11 @@ impl Balanced {
     /// no error, no ejection), whatever it means to the caller.
     fn finish<T>(&self, slot: &Slot, result: &Result<T, RpcError>) {
         let now = Instant::now();
-        let latency = now.saturating_duration_since(slot.picked);
+        let now_ns = self.nanos(now);
+        let latency = Duration::from_nanos(now_ns.saturating_sub(slot.picked_ns));
         let success = matches!(result, Ok(_) | Err(RpcError::Service(_)));
         let member = &slot.member;
-        member.endpoint.record(latency, success, now);
+        member.endpoint.record_at(latency, success, now_ns);
         self.balancer.observe(&member.endpoint, &Outcome { latency, success, now });
         member.metrics.calls.increment(1);
         member.metrics.latency.record(latency.as_secs_f64());
@@ -473,10 +475,11 @@ impl Balanced {
         (retry, connection_failed)
     }
 
-    fn options_for(options: CallOptions, deadline: Option<Instant>) -> Result<CallOptions, RpcError> {
+    /// The options of one attempt: what is left of the call's deadline at `now`.
+    fn options_for(options: CallOptions, deadline: Option<Instant>, now: Instant) -> Result<CallOptions, RpcError> {
         match deadline {
             None => Ok(options.without_timeout()),
-            Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
+            Some(deadline) => match deadline.checked_duration_since(now) {
                 Some(left) if !left.is_zero() => Ok(options.with_timeout(left)),
                 _ => Err(RpcError::Timeout),
             },
@@ -490,33 +493,53 @@ impl Balanced {
         payload: Bytes,
         options: CallOptions,
     ) -> Result<Bytes, RpcError> {
-        let deadline = options.resolve(self.config.default_timeout).map(|t| Instant::now() + t);
+        // One clock reading serves the deadline, the pick and the first attempt's timeout,
+        // unless the call waits for a slot or a connection in between.
+        let mut now = Instant::now();
+        let deadline = options.resolve(self.config.default_timeout).map(|t| now + t);
         self.budget.deposit();
         let mut failed: Vec<Arc<Member>> = Vec::new();
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let slot = match self.try_acquire(method, &options, &failed, None)? {
+            if attempt > 1 {
+                now = Instant::now();
+            }
+            let slot = match self.try_acquire(method, &options, &failed, None, now)? {
                 Some(slot) => slot,
                 // Boxed: waiting for a slot is rare, and its state would bloat every call's.
-                None => Box::pin(self.acquire(method, &options, &failed, deadline)).await?,
+                None => {
+                    let slot = Box::pin(self.acquire(method, &options, &failed, deadline)).await?;
+                    now = Instant::now();
+                    slot
+                }
             };
-            let result = match self.client(&slot).await {
+            let client = match slot.member.made_client() {
+                Some(client) => Ok(client),
+                None => {
+                    let client = self.client(&slot).await;
+                    now = Instant::now();
+                    client
+                }
+            };
+            let result = match client {
                 Ok(client) => {
-                    let call = client.call_with(method, payload.clone(), Self::options_for(options, deadline)?);
+                    let options = Self::options_for(options, deadline, now)?;
+                    // The call future is built where it is awaited: built first and moved
+                    // there, it was copied once per call (~90 instructions).
                     if idempotent {
                         // A dead worker never answers and its connection takes the idle
                         // timeout to notice; once membership drops it, repeat the call elsewhere.
                         tokio::select! {
                             biased;
-                            result = call => result,
+                            result = client.call_with(method, payload.clone(), options) => result,
                             () = slot.member.departed() => Err(RpcError::ConnectionLost(format!(
                                 "endpoint {} left while the call was in flight",
                                 slot.member.endpoint.label()
                             ))),
                         }
                     } else {
-                        call.await
+                        client.call_with(method, payload.clone(), options).await
                     }
                 }
                 Err(err) => Err(err),
@@ -603,7 +626,8 @@ impl Balanced {
     ) -> Result<Bytes, RpcError> {
         let deadline = options.resolve(self.config.default_timeout).map(|t| Instant::now() + t);
         let (slot, client) = self.place_stream(method, &options, deadline, deadline).await?;
-        let result = client.client_streaming_with(method, requests, Self::options_for(options, deadline)?).await;
+        let result =
+            client.client_streaming_with(method, requests, Self::options_for(options, deadline, Instant::now())?).await;
         self.finish(&slot, &result);
         result
     }
@@ -626,7 +650,7 @@ impl Balanced {
     fn stream_options(options: CallOptions, deadline: Option<Instant>) -> Result<CallOptions, RpcError> {
         match deadline {
             None => Ok(options),
-            Some(_) => Self::options_for(options, deadline),
+            Some(_) => Self::options_for(options, deadline, Instant::now()),
         }
     }
 }
@@ -730,7 +754,7 @@ mod tests {
         assert_eq!(balanced.snapshot.load().eligible.len(), 1, "the ejected endpoint is left out");
         // Two calls saw the ejection's snapshot once its back-off had passed.
         let later = Instant::now() + Duration::from_secs(1);
-        let first = balanced.current(later).generation;
+        let first = balanced.current(balanced.nanos(later)).generation;
         balanced.readmit(ejected);
         assert_eq!(first, ejected + 1, "the first call rebuilds");
         assert_eq!(balanced.snapshot.load().generation, first, "the second finds it rebuilt and leaves it");
