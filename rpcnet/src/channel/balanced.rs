@@ -54,7 +54,9 @@ impl Default for Policy {
     }
 }
 
-/// The balanced channel shared by the clones of a typed client.
+/// The balanced channel shared by the clones of a typed client. It keeps time (ejections,
+/// readmissions) in nanoseconds on the endpoints' clock ([`nanos_since_epoch`]), so that a
+/// call converts a clock reading once for the channel and the endpoint.
 pub(crate) struct Balanced {
     balancer: Arc<dyn Balancer>,
     snapshot: ArcSwap<Snapshot>,
@@ -172,12 +174,6 @@ impl Balanced {
         self.source.clone()
     }
 
-    /// The channel keeps time (ejections, readmissions) on the endpoints' clock, so that a
-    /// call converts its clock reading once for the channel and its endpoint.
-    fn nanos(&self, now: Instant) -> u64 {
-        nanos_since_epoch(now)
-    }
-
     /// Rebuilds the snapshot from `members` (or the current ones) with a new generation.
     fn rebuild(&self, members: Option<Vec<Arc<Member>>>) {
         let _one_at_a_time = self.rebuilding.lock().unwrap_or_else(|p| p.into_inner());
@@ -188,7 +184,7 @@ impl Balanced {
     /// Stores the snapshot of `members` with a new generation; the caller holds `rebuilding`.
     fn store_snapshot(&self, members: Vec<Arc<Member>>) {
         let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
-        let now = self.nanos(Instant::now());
+        let now = nanos_since_epoch(Instant::now());
         self.snapshot.store(Arc::new(Snapshot::new(generation, members, now)));
     }
 
@@ -276,7 +272,7 @@ impl Balanced {
 
     pub(crate) fn endpoint_stats(&self) -> Vec<EndpointStats> {
         let now = Instant::now();
-        let now_ns = self.nanos(now);
+        let now_ns = nanos_since_epoch(now);
         self.snapshot.load().members.iter().map(|m| EndpointStats::of(m, now, now_ns)).collect()
     }
 
@@ -327,7 +323,7 @@ impl Balanced {
         waiting: Option<&mut Waiting<'_>>,
         now: Instant,
     ) -> Result<Option<Slot>, RpcError> {
-        let now_ns = self.nanos(now);
+        let now_ns = nanos_since_epoch(now);
         let snapshot = self.current(now_ns);
         if snapshot.members.is_empty() {
             return Err(self.no_endpoint(&snapshot));
@@ -416,11 +412,9 @@ impl Balanced {
         None
     }
 
-    /// The connection of the slot's endpoint; a failure to connect ejects it.
-    async fn client<'s>(&self, slot: &'s Slot) -> Result<&'s RpcClient, RpcError> {
-        if let Some(client) = slot.member.made_client() {
-            return Ok(client);
-        }
+    /// Makes the connection of the slot's endpoint, which has none yet (see
+    /// [`Member::made_client`]); a failure to connect ejects the endpoint.
+    async fn connect<'s>(&self, slot: &'s Slot) -> Result<&'s RpcClient, RpcError> {
         // Boxed: connecting happens once per endpoint, and its future would bloat every call's.
         match Box::pin(slot.member.client(&self.endpoint, &self.config)).await {
             Ok(client) => Ok(client),
@@ -432,7 +426,7 @@ impl Balanced {
     }
 
     fn eject(&self, member: &Member, err: &RpcError) {
-        let backoff = member.eject(self.nanos(Instant::now()));
+        let backoff = member.eject(nanos_since_epoch(Instant::now()));
         tracing::warn!(endpoint = member.endpoint.id(), error = %err, ?backoff, "endpoint ejected");
         self.rebuild(None);
     }
@@ -442,7 +436,7 @@ impl Balanced {
     /// no error, no ejection), whatever it means to the caller.
     fn finish<T>(&self, slot: &Slot, result: &Result<T, RpcError>) {
         let now = Instant::now();
-        let now_ns = self.nanos(now);
+        let now_ns = nanos_since_epoch(now);
         let latency = Duration::from_nanos(now_ns.saturating_sub(slot.picked_ns));
         let success = matches!(result, Ok(_) | Err(RpcError::Service(_)));
         let member = &slot.member;
@@ -517,7 +511,7 @@ impl Balanced {
             let client = match slot.member.made_client() {
                 Some(client) => Ok(client),
                 None => {
-                    let client = self.client(&slot).await;
+                    let client = self.connect(&slot).await;
                     now = Instant::now();
                     client
                 }
@@ -551,7 +545,7 @@ impl Balanced {
             };
             let (retry, eject) = self.after_failure(&err, idempotent, attempt, deadline);
             let gone = slot.member.has_departed();
-            if eject && !gone && !slot.member.is_ejected(self.nanos(Instant::now())) {
+            if eject && !gone && !slot.member.is_ejected(nanos_since_epoch(Instant::now())) {
                 self.eject(&slot.member, &err);
             }
             if !retry {
@@ -578,7 +572,11 @@ impl Balanced {
         loop {
             attempt += 1;
             let slot = self.acquire(method, options, &failed, queue_deadline).await?;
-            match self.client(&slot).await.cloned() {
+            let client = match slot.member.made_client() {
+                Some(client) => Ok(client),
+                None => self.connect(&slot).await,
+            };
+            match client.cloned() {
                 Ok(client) => return Ok((slot, client)),
                 Err(err) => {
                     let (retry, _) = self.after_failure(&err, false, attempt, deadline);
@@ -754,7 +752,7 @@ mod tests {
         assert_eq!(balanced.snapshot.load().eligible.len(), 1, "the ejected endpoint is left out");
         // Two calls saw the ejection's snapshot once its back-off had passed.
         let later = Instant::now() + Duration::from_secs(1);
-        let first = balanced.current(balanced.nanos(later)).generation;
+        let first = balanced.current(nanos_since_epoch(later)).generation;
         balanced.readmit(ejected);
         assert_eq!(first, ejected + 1, "the first call rebuilds");
         assert_eq!(balanced.snapshot.load().generation, first, "the second finds it rebuilt and leaves it");
