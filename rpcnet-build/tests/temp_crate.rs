@@ -93,7 +93,7 @@ async fn main() -> Result<(), rpcnet::RpcError> {
     server.add_service(ClockServer::new(Fixed));
     let (addr, shutdown) = server.spawn()?;
     let client = CalculatorClient::connect(addr, RpcConfig::dev("127.0.0.1:0")).await?;
-    let cluster = CalculatorClusterClient::from_endpoints([addr]).await?;
+    let cluster = CalculatorClusterClient::from_endpoints([addr], RpcConfig::dev("127.0.0.1:0")).await?;
     let clock = ClockClient::connect(addr, RpcConfig::dev("127.0.0.1:0")).await?;
     println!("sum={}", client.add(2, 3).await?);
     println!("div={:?} {:?}", cluster.div(7, 2).await?, cluster.div(1, 0).await?);

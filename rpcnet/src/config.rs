@@ -8,27 +8,9 @@ use std::time::Duration;
 
 use rustls::pki_types::CertificateDer;
 
-use crate::RpcError;
-use crate::transport::{DevPki, Identity};
+use crate::error::RpcError;
+use crate::transport::{DevPki, EndpointSettings, Identity, IdentitySource, TlsSettings, TrustSource};
 use crate::wire::Limits;
-
-/// Where a TLS identity (certificate chain and private key) comes from.
-#[derive(Debug, Clone)]
-pub(crate) enum IdentitySource {
-    /// PEM files, read when the server binds or the client connects.
-    Files { cert: PathBuf, key: PathBuf },
-    /// Already in memory.
-    Memory(Identity),
-}
-
-/// Where trusted certificates (trust anchors) come from.
-#[derive(Debug, Clone)]
-pub(crate) enum TrustSource {
-    /// A PEM file with one or more certificates.
-    File(PathBuf),
-    /// Already in memory.
-    Memory(Vec<CertificateDer<'static>>),
-}
 
 /// Configuration of a server or client: TLS material, bind address, limits and timeouts.
 ///
@@ -56,26 +38,16 @@ pub(crate) enum TrustSource {
 /// Certificate verification is always on; there is no setting that turns it off.
 #[derive(Debug, Clone)]
 pub struct RpcConfig {
-    pub(crate) cert_path: PathBuf,
-    pub(crate) key_path: Option<PathBuf>,
-    pub(crate) bind_addr: SocketAddr,
+    /// The socket, QUIC parameters and TLS material, as the transport reads them.
+    pub(crate) endpoint: EndpointSettings,
     pub(crate) server_name: String,
-    pub(crate) keep_alive_interval: Option<Duration>,
-    pub(crate) identity: Option<Identity>,
-    pub(crate) trust: Option<Vec<CertificateDer<'static>>>,
-    pub(crate) client_ca: Option<TrustSource>,
-    pub(crate) client_identity: Option<IdentitySource>,
     pub(crate) limits: Limits,
-    pub(crate) max_concurrent_streams: u32,
     pub(crate) max_in_flight_calls: usize,
     pub(crate) max_connections: usize,
     pub(crate) default_timeout: Option<Duration>,
     pub(crate) connect_timeout: Duration,
-    pub(crate) idle_timeout: Duration,
     pub(crate) request_read_timeout: Duration,
     pub(crate) shutdown_grace_period: Duration,
-    pub(crate) udp_buffer_size: usize,
-    pub(crate) max_udp_payload_size: Option<u16>,
 }
 
 impl RpcConfig {
@@ -93,26 +65,23 @@ impl RpcConfig {
     pub fn new(cert_path: impl Into<PathBuf>, bind_addr: impl AsRef<str>) -> Self {
         let bind_addr = parse_addr(bind_addr.as_ref());
         Self {
-            cert_path: cert_path.into(),
-            key_path: None,
-            bind_addr,
+            endpoint: EndpointSettings {
+                bind_addr,
+                udp_buffer_size: 4 * 1024 * 1024,
+                max_udp_payload_size: None,
+                max_concurrent_streams: 256,
+                idle_timeout: Duration::from_secs(30),
+                keep_alive_interval: Some(Duration::from_secs(10)),
+                tls: TlsSettings { cert_path: cert_path.into(), ..TlsSettings::default() },
+            },
             server_name: "localhost".to_owned(),
-            keep_alive_interval: Some(Duration::from_secs(10)),
-            identity: None,
-            trust: None,
-            client_ca: None,
-            client_identity: None,
             limits: Limits::default(),
-            max_concurrent_streams: 256,
             max_in_flight_calls: 10_000,
             max_connections: 1_024,
             default_timeout: Some(Duration::from_secs(30)),
             connect_timeout: Duration::from_secs(5),
-            idle_timeout: Duration::from_secs(30),
             request_read_timeout: Duration::from_secs(10),
             shutdown_grace_period: Duration::from_secs(10),
-            udp_buffer_size: 4 * 1024 * 1024,
-            max_udp_payload_size: None,
         }
     }
 
@@ -131,14 +100,14 @@ impl RpcConfig {
     pub fn dev(bind_addr: impl AsRef<str>) -> Self {
         let pki = DevPki::get();
         let mut config = Self::new(PathBuf::new(), bind_addr);
-        config.identity = Some(pki.server_identity().clone());
-        config.trust = Some(vec![pki.ca_certificate().clone()]);
+        config.endpoint.tls.identity = Some(pki.server_identity().clone());
+        config.endpoint.tls.trust = Some(vec![pki.ca_certificate().clone()]);
         config
     }
 
     /// The private key file (PEM) that matches `cert_path`, for a server.
     pub fn with_key_path(mut self, key_path: impl Into<PathBuf>) -> Self {
-        self.key_path = Some(key_path.into());
+        self.endpoint.tls.key_path = Some(key_path.into());
         self
     }
 
@@ -152,50 +121,50 @@ impl RpcConfig {
     /// they are configured with). Default 10 s; `None` lets idle connections close after the
     /// idle timeout, and the client reconnects on its next call.
     pub fn with_keep_alive_interval(mut self, interval: impl Into<Option<Duration>>) -> Self {
-        self.keep_alive_interval = interval.into();
+        self.endpoint.keep_alive_interval = interval.into();
         self
     }
 
     /// The local address to bind. Default: the one given to [`new`](Self::new).
     pub fn with_bind_addr(mut self, bind_addr: SocketAddr) -> Self {
-        self.bind_addr = bind_addr;
+        self.endpoint.bind_addr = bind_addr;
         self
     }
 
     /// An in-memory identity for a server to present, instead of `cert_path`/`key_path`.
     pub fn with_identity(mut self, identity: Identity) -> Self {
-        self.identity = Some(identity);
+        self.endpoint.tls.identity = Some(identity);
         self
     }
 
     /// In-memory certificates a client trusts, instead of the file at `cert_path`.
     pub fn with_trusted_certificates(mut self, certs: Vec<CertificateDer<'static>>) -> Self {
-        self.trust = Some(certs);
+        self.endpoint.tls.trust = Some(certs);
         self
     }
 
     /// Mutual TLS, server side: require every client to present a certificate signed by a CA
     /// in this PEM file. Connections without one fail their handshake.
     pub fn with_client_ca_path(mut self, ca_path: impl Into<PathBuf>) -> Self {
-        self.client_ca = Some(TrustSource::File(ca_path.into()));
+        self.endpoint.tls.client_ca = Some(TrustSource::File(ca_path.into()));
         self
     }
 
     /// Mutual TLS, server side: require client certificates signed by one of these CAs.
     pub fn with_client_ca_certificates(mut self, certs: Vec<CertificateDer<'static>>) -> Self {
-        self.client_ca = Some(TrustSource::Memory(certs));
+        self.endpoint.tls.client_ca = Some(TrustSource::Memory(certs));
         self
     }
 
     /// Mutual TLS, client side: present this certificate chain and key (PEM files).
     pub fn with_client_identity_paths(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
-        self.client_identity = Some(IdentitySource::Files { cert: cert.into(), key: key.into() });
+        self.endpoint.tls.client_identity = Some(IdentitySource::Files { cert: cert.into(), key: key.into() });
         self
     }
 
     /// Mutual TLS, client side: present this in-memory identity.
     pub fn with_client_identity(mut self, identity: Identity) -> Self {
-        self.client_identity = Some(IdentitySource::Memory(identity));
+        self.endpoint.tls.client_identity = Some(IdentitySource::Memory(identity));
         self
     }
 
@@ -230,7 +199,7 @@ impl RpcConfig {
     /// Calls (QUIC streams) one client connection may have open at once on a server.
     /// Further calls wait on the client until one finishes. Default 256; at least 1.
     pub fn with_max_concurrent_streams(mut self, streams: u32) -> Self {
-        self.max_concurrent_streams = streams;
+        self.endpoint.max_concurrent_streams = streams;
         self
     }
 
@@ -263,7 +232,7 @@ impl RpcConfig {
     /// A connection with no traffic for this long is closed. Default 30 s; must exceed the
     /// keep-alive interval.
     pub fn with_idle_timeout(mut self, timeout: Duration) -> Self {
-        self.idle_timeout = timeout;
+        self.endpoint.idle_timeout = timeout;
         self
     }
 
@@ -286,7 +255,7 @@ impl RpcConfig {
     /// drop packets when many large calls arrive at once. The kernel may grant less
     /// (`net.core.rmem_max`).
     pub fn with_udp_buffer_size(mut self, bytes: usize) -> Self {
-        self.udp_buffer_size = bytes;
+        self.endpoint.udp_buffer_size = bytes;
         self
     }
 
@@ -294,23 +263,23 @@ impl RpcConfig {
     /// probing up to 1452). Raise it only on paths known to carry it, such as loopback
     /// (up to 65,527 on IPv4): fewer, larger packets cost less CPU per byte.
     pub fn with_max_udp_payload_size(mut self, bytes: u16) -> Self {
-        self.max_udp_payload_size = Some(bytes);
+        self.endpoint.max_udp_payload_size = Some(bytes);
         self
     }
 
     /// The certificate path given to [`new`](Self::new).
     pub fn cert_path(&self) -> &Path {
-        &self.cert_path
+        &self.endpoint.tls.cert_path
     }
 
     /// The private key path, if set.
     pub fn key_path(&self) -> Option<&Path> {
-        self.key_path.as_deref()
+        self.endpoint.tls.key_path.as_deref()
     }
 
     /// The local address to bind.
     pub fn bind_addr(&self) -> SocketAddr {
-        self.bind_addr
+        self.endpoint.bind_addr
     }
 
     /// The name expected in the server's certificate.
@@ -320,7 +289,7 @@ impl RpcConfig {
 
     /// The keep-alive interval, if any.
     pub fn keep_alive_interval(&self) -> Option<Duration> {
-        self.keep_alive_interval
+        self.endpoint.keep_alive_interval
     }
 
     /// The wire limits this configuration enforces.
@@ -345,7 +314,7 @@ impl RpcConfig {
         if limits.max_head_len < 64 {
             return Err(out_of_range("max head size", limits.max_head_len, "at least 64 B", "with_max_head_size"));
         }
-        if self.max_concurrent_streams == 0 {
+        if self.endpoint.max_concurrent_streams == 0 {
             return Err(out_of_range("max concurrent streams", 0, "at least 1", "with_max_concurrent_streams"));
         }
         if self.max_in_flight_calls == 0 {
@@ -356,15 +325,15 @@ impl RpcConfig {
         }
         for (what, value, setter) in [
             ("connect timeout", self.connect_timeout, "with_connect_timeout"),
-            ("idle timeout", self.idle_timeout, "with_idle_timeout"),
+            ("idle timeout", self.endpoint.idle_timeout, "with_idle_timeout"),
             ("request read timeout", self.request_read_timeout, "with_request_read_timeout"),
         ] {
             if value.is_zero() {
                 return Err(out_of_range(what, value, "more than zero", setter));
             }
         }
-        if let Some(keep_alive) = self.keep_alive_interval
-            && (keep_alive.is_zero() || keep_alive >= self.idle_timeout)
+        if let Some(keep_alive) = self.endpoint.keep_alive_interval
+            && (keep_alive.is_zero() || keep_alive >= self.endpoint.idle_timeout)
         {
             return Err(out_of_range(
                 "keep-alive interval",
@@ -373,15 +342,15 @@ impl RpcConfig {
                 "with_keep_alive_interval",
             ));
         }
-        if self.udp_buffer_size < 64 * 1024 {
+        if self.endpoint.udp_buffer_size < 64 * 1024 {
             return Err(out_of_range(
                 "UDP buffer size",
-                self.udp_buffer_size,
+                self.endpoint.udp_buffer_size,
                 "at least 64 KiB",
                 "with_udp_buffer_size",
             ));
         }
-        if let Some(size) = self.max_udp_payload_size
+        if let Some(size) = self.endpoint.max_udp_payload_size
             && !(1200..=65_527).contains(&size)
         {
             return Err(out_of_range("max UDP payload size", size, "1200 to 65527", "with_max_udp_payload_size"));

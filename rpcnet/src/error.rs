@@ -4,6 +4,7 @@ use std::fmt;
 
 use thiserror::Error;
 
+use crate::codec::CodecError;
 use crate::wire::{StatusCode, WireError};
 
 /// Everything that can go wrong with a call, told apart so callers branch on the variant
@@ -176,6 +177,12 @@ impl From<WireError> for RpcError {
             WireError::FrameTooLarge { .. } => Self::FrameTooLarge(err.to_string()),
             other => Self::Protocol(other.to_string()),
         }
+    }
+}
+
+impl From<CodecError> for RpcError {
+    fn from(err: CodecError) -> Self {
+        Self::Codec(err.to_string())
     }
 }
 

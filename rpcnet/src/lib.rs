@@ -19,10 +19,12 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Layers, lowest first: `wire` (bytes), `codec` (values), `transport` (QUIC and TLS),
-//! `server` and `client` (calls), `balance` and the balanced channels, and `cluster`
-//! (gossip membership and worker registries, behind the default `cluster` feature). A
-//! lower layer never uses a higher one.
+//! Layers, lowest first: `wire` (bytes and the call protocol), `codec` (values) and
+//! `balance` (choosing endpoints), all three pure; the vocabulary of calls (`RpcError`,
+//! `RpcStream`, deadlines); `transport` (QUIC and TLS) and `config`; `server` and `client`
+//! (calls); the channels (`Channel`, `ClientBuilder`); typed calls; and `cluster` (gossip
+//! membership and worker registries, behind the default `cluster` feature). A lower layer
+//! never uses a higher one; `DESIGN.md` at the repository's root has the whole map.
 
 pub mod balance;
 #[cfg(feature = "cluster")]
@@ -35,6 +37,7 @@ pub mod wire;
 mod channel;
 mod client;
 mod config;
+mod deadline;
 mod error;
 mod stream;
 mod typed;
@@ -100,8 +103,9 @@ pub mod __private {
     pub use crate::channel::{Channel, ClientBuilder, EndpointSource, EndpointStats, TypedClient};
     pub use crate::server::{Routes, Service};
     pub use crate::typed::{
-        ByteBuf, RpcMessage, bidi_streaming, client_streaming, client_streaming_fallible, decode, decode_stream,
-        encode, encode_result, encode_stream, server_streaming, unary, unary_fallible,
+        ByteBuf, DefaultCodec, RpcMessage, bidi_streaming, client_streaming, client_streaming_fallible,
+        serve_bidi_streaming, serve_client_streaming, serve_client_streaming_fallible, serve_server_streaming,
+        serve_unary, serve_unary_fallible, server_streaming, unary, unary_fallible,
     };
     pub use crate::{Bytes, CallOptions, RpcClient, RpcConfig, RpcError, RpcStream};
 }

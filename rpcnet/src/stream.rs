@@ -7,7 +7,7 @@ use std::task::{Context, Poll};
 
 use futures::{Stream, StreamExt};
 
-use crate::RpcError;
+use crate::error::RpcError;
 
 /// A stream of messages of a streaming call: each item is a message or the error that ended
 /// the stream.

@@ -33,7 +33,7 @@ async fn a_cluster_client_balances_with_its_default_strategy_unless_its_builder_
     let (a, _sa) = serve("a");
     let (b, _sb) = serve("b");
 
-    let client = WhoClusterClient::from_endpoints([a, b]).await.unwrap();
+    let client = WhoClusterClient::from_endpoints([a, b], RpcConfig::dev("127.0.0.1:0")).await.unwrap();
     let mut to_a = 0;
     for _ in 0..200 {
         to_a += usize::from(client.name().await.unwrap() == "a");
@@ -44,6 +44,7 @@ async fn a_cluster_client_balances_with_its_default_strategy_unless_its_builder_
 
     let round_robin = WhoClusterClient::builder()
         .endpoints([a, b])
+        .dev()
         .strategy(LoadBalancingStrategy::RoundRobin)
         .connect()
         .await

@@ -249,8 +249,81 @@ async fn byte_vectors_travel_in_every_position() {
 
     // A raw client that sends a `Vec<u8>` encoded the plain serde way reads the same reply.
     let raw = rpcnet::RpcClient::connect(addr, RpcConfig::dev("127.0.0.1:0")).await.unwrap();
-    let request = rpcnet::codec::Codec::encode(&rpcnet::codec::BincodeCodec::new(), &(vec![1u8, 2], 0u8)).unwrap();
+    let request =
+        rpcnet::codec::Codec::encode_to_vec(&rpcnet::codec::BincodeCodec::new(), &(vec![1u8, 2], 0u8)).unwrap();
     let reply = raw.call(BlobsClient::METHOD_REVERSE, request).await.unwrap();
-    let reply: Vec<u8> = rpcnet::codec::Codec::decode(&rpcnet::codec::BincodeCodec::new(), &reply).unwrap();
+    let reply: Vec<u8> = rpcnet::codec::Codec::decode(&rpcnet::codec::BincodeCodec::new(), &reply[..]).unwrap();
     assert_eq!(reply, vec![2, 1, 0]);
+}
+
+/// bincode behind a marker byte: a format of its own, so that a test can tell which codec
+/// encoded a message.
+#[derive(Debug, Default)]
+pub struct Marked;
+
+const MARK: u8 = 0xC0;
+
+impl rpcnet::codec::Codec for Marked {
+    fn encode<T: Serialize + ?Sized>(
+        &self,
+        value: &T,
+        out: &mut rpcnet::codec::BytesMut,
+    ) -> Result<(), rpcnet::codec::CodecError> {
+        out.extend_from_slice(&[MARK]);
+        rpcnet::codec::BincodeCodec::new().encode(value, out)
+    }
+
+    fn decode<T: serde::de::DeserializeOwned>(
+        &self,
+        mut payload: impl rpcnet::codec::Buf,
+    ) -> Result<T, rpcnet::codec::CodecError> {
+        if !payload.has_remaining() || payload.get_u8() != MARK {
+            return Err(rpcnet::codec::CodecError::Decode("no mark: not encoded by Marked".into()));
+        }
+        rpcnet::codec::BincodeCodec::new().decode(payload)
+    }
+}
+
+#[rpc_service(codec = "Marked")]
+pub trait Greeter {
+    async fn greet(&self, name: String) -> Result<String, String>;
+    async fn names(&self, names: RpcStream<String>) -> RpcStream<String>;
+}
+
+struct Greeting;
+
+impl Greeter for Greeting {
+    async fn greet(&self, name: String) -> Result<String, String> {
+        if name.is_empty() { Err("no name".into()) } else { Ok(format!("hello {name}")) }
+    }
+
+    async fn names(&self, names: RpcStream<String>) -> RpcStream<String> {
+        names.map_messages(|name| Ok(name.to_uppercase()))
+    }
+}
+
+#[tokio::test]
+async fn a_service_speaks_the_codec_it_names() {
+    use rpcnet::codec::Codec;
+    rpcnet_tests::subscribe();
+    let mut server = RpcServer::new(RpcConfig::dev("127.0.0.1:0"));
+    server.add_service(GreeterServer::new(Greeting));
+    let (addr, shutdown) = server.spawn().unwrap();
+    let client = GreeterClient::connect(addr, RpcConfig::dev("127.0.0.1:0")).await.unwrap();
+    assert_eq!(client.greet("ada".into()).await.unwrap(), Ok("hello ada".to_owned()));
+    assert_eq!(client.greet(String::new()).await.unwrap(), Err("no name".to_owned()), "errors use it too");
+    let upper = client.names(RpcStream::from_iter(["a".to_owned(), "b".to_owned()])).await.unwrap();
+    assert_eq!(upper.collect_messages().await.unwrap(), ["A", "B"], "and streams");
+
+    // What travels is the codec's format: a raw client must speak it to be understood.
+    let raw = rpcnet::RpcClient::connect(addr, RpcConfig::dev("127.0.0.1:0")).await.unwrap();
+    let plain = rpcnet::codec::BincodeCodec::new().encode_to_vec(&("ada",)).unwrap();
+    let refused = raw.call(GreeterClient::METHOD_GREET, plain).await.unwrap_err();
+    assert!(matches!(&refused, RpcError::Codec(m) if m.contains("no mark")), "{refused:?}");
+    let marked = Marked.encode_to_vec(&("ada",)).unwrap();
+    let reply = raw.call(GreeterClient::METHOD_GREET, marked).await.unwrap();
+    assert_eq!(reply[0], MARK, "the reply is in the service's format");
+    let reply: String = Marked.decode(&reply[..]).unwrap();
+    assert_eq!(reply, "hello ada");
+    shutdown.shutdown().await;
 }

@@ -110,6 +110,7 @@ async fn run(args: Args) -> Result<u64, Box<dyn std::error::Error>> {
     let client = ComputeClient::builder()
         .registry(registry.clone())
         .filter("role=worker")
+        .dev()
         .strategy(args.strategy.clone())
         .connect()
         .await?;

@@ -101,7 +101,8 @@ pub async fn run(calls: usize) -> Result<Summary, Error> {
     registry.start().await;
 
     // The default strategy, from build.rs.
-    let client = CalculatorClusterClient::builder().registry(registry.clone()).filter("role=worker").connect().await?;
+    let client =
+        CalculatorClusterClient::builder().registry(registry.clone()).filter("role=worker").dev().connect().await?;
     let discovery = wait_for_workers(&client, workers.len()).await?;
     let mut default_calls = BTreeMap::new();
     for i in 0..calls {
@@ -116,6 +117,7 @@ pub async fn run(calls: usize) -> Result<Summary, Error> {
     let switched = CalculatorClusterClient::builder()
         .registry(registry.clone())
         .filter("role=worker")
+        .dev()
         .strategy(switched_strategy.clone())
         .connect()
         .await?;

@@ -43,26 +43,29 @@ pub(super) fn item(
 
             /// A client builder preset with [`DEFAULT_STRATEGY`](Self::DEFAULT_STRATEGY): add
             /// `.registry(..)` or `.endpoints(..)`, optionally `.filter("role=worker")`,
-            /// `.config(..)` or `.strategy(..)` (to balance otherwise), then `.connect()`.
+            /// `.config(..)` (or `.dev()`), optionally `.strategy(..)` (to balance otherwise),
+            /// then `.connect()`.
             pub fn builder() -> #krate::__private::ClientBuilder<Self> {
                 #krate::__private::ClientBuilder::new().strategy(Self::DEFAULT_STRATEGY)
             }
 
             /// A client of the workers of `registry` (such as an `Arc<WorkerRegistry>`),
-            /// following them as they join, fail and leave, with the development
-            /// configuration. Returns at once: connections are made on first use.
+            /// following them as they join, fail and leave, each connection made with
+            /// `config`. Returns at once: connections are made on first use.
             pub async fn from_registry(
                 registry: impl #krate::__private::EndpointSource,
+                config: #krate::__private::RpcConfig,
             ) -> #krate::__private::Result<Self, #krate::__private::RpcError> {
-                Self::builder().registry(registry).connect().await
+                Self::builder().registry(registry).config(config).connect().await
             }
 
-            /// A client of a fixed list of servers (addresses or `Endpoint`s), with the
-            /// development configuration. Fails only if none of them can be reached.
+            /// A client of a fixed list of servers (addresses or `Endpoint`s), each
+            /// connection made with `config`. Fails only if none of them can be reached.
             pub async fn from_endpoints<E: ::core::convert::Into<#krate::__private::Endpoint>>(
                 endpoints: impl ::core::iter::IntoIterator<Item = E>,
+                config: #krate::__private::RpcConfig,
             ) -> #krate::__private::Result<Self, #krate::__private::RpcError> {
-                Self::builder().endpoints(endpoints).connect().await
+                Self::builder().endpoints(endpoints).config(config).connect().await
             }
         }
     }

@@ -2,9 +2,11 @@
 //! `XClusterClient` out. `#[rpc_service]` and the `Builder` both call it. `model.rs` reads
 //! the trait, `validate.rs` holds the rules, `expand.rs` and `cluster.rs` write the code.
 
+mod client;
 mod cluster;
 mod expand;
 mod model;
+mod server;
 mod validate;
 mod wire;
 
@@ -66,15 +68,21 @@ pub fn fallback(item: TokenStream) -> TokenStream {
     quote::ToTokens::into_token_stream(item)
 }
 
-/// `crate = "path"`, or nothing.
+/// `crate = "path"` and `codec = "path"`, or nothing.
 fn parse_options(attr: TokenStream, mut options: Options) -> syn::Result<Options> {
     let parser = syn::meta::parser(|meta| {
         if meta.path.is_ident("crate") {
             let path: syn::LitStr = meta.value()?.parse()?;
             options.krate = path.parse()?;
             Ok(())
+        } else if meta.path.is_ident("codec") {
+            let path: syn::LitStr = meta.value()?.parse()?;
+            options.codec = Some(path.parse()?);
+            Ok(())
         } else {
-            Err(meta.error("unknown option; #[rpc_service] takes only `crate = \"path::to::rpcnet\"`"))
+            Err(meta.error(
+                "unknown option; #[rpc_service] takes `crate = \"path::to::rpcnet\"` and `codec = \"path::to::Codec\"`",
+            ))
         }
     });
     syn::parse::Parser::parse2(parser, attr)?;

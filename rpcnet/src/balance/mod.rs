@@ -25,6 +25,7 @@ mod per_set;
 mod random;
 mod rng;
 mod round_robin;
+mod suspects;
 mod weighted;
 
 pub use consistent_hash::{ConsistentHash, affinity_hash};
@@ -37,6 +38,7 @@ pub use p2c::PowerOfTwoChoices;
 pub use peak_ewma::PeakEwma;
 pub use random::Random;
 pub use round_robin::RoundRobin;
+pub use suspects::to_suspects;
 pub use weighted::{WeightedRandom, WeightedRoundRobin};
 
 use std::fmt;

@@ -1,4 +1,6 @@
 //! `ClientBuilder`: how a typed client is made for many endpoints, and how it balances.
+//! Setters take any value; `connect` refuses one out of range, naming the setter, as
+//! `RpcConfig::validate` does.
 
 use std::marker::PhantomData;
 use std::net::SocketAddr;
@@ -6,9 +8,12 @@ use std::sync::Arc;
 
 use super::Channel;
 use super::balanced::{Balanced, Policy};
+use super::connection::QuicConnector;
+use super::retry::MAX_RETRY_RATIO;
 use super::source::EndpointSource;
 use crate::balance::{Balancer, Endpoint, FilterError, LoadBalancingStrategy, TagFilter};
-use crate::{RpcConfig, RpcError};
+use crate::config::RpcConfig;
+use crate::error::RpcError;
 
 /// A typed client made from a [`Channel`]: what `#[rpc_service]` generates as `XClient`.
 pub trait TypedClient: Sized {
@@ -24,7 +29,7 @@ pub trait TypedClient: Sized {
 /// use rpcnet::{LoadBalancingStrategy, RpcConfig};
 /// let client = CalculatorClient::builder()
 ///     .endpoints([a, b])
-///     .config(RpcConfig::dev("127.0.0.1:0"))
+///     .config(RpcConfig::dev("127.0.0.1:0"))   // or .dev()
 ///     .strategy(LoadBalancingStrategy::LeastConnections)
 ///     .max_in_flight_per_endpoint(100)
 ///     .connect()
@@ -92,8 +97,8 @@ impl From<SocketAddr> for Endpoint {
 }
 
 impl<C: TypedClient> ClientBuilder<C> {
-    /// A builder with no endpoints, least-connections balancing, and the development
-    /// configuration.
+    /// A builder with no endpoints, least-connections balancing, and no configuration yet
+    /// ([`config`](Self::config) or [`dev`](Self::dev) sets one).
     pub fn new() -> Self {
         Self::default()
     }
@@ -127,11 +132,17 @@ impl<C: TypedClient> ClientBuilder<C> {
         self
     }
 
-    /// The configuration of every connection (trust, limits, default deadline). Default:
-    /// [`RpcConfig::dev`] on `127.0.0.1:0`.
+    /// The configuration of every connection (trust, limits, default deadline). Required,
+    /// unless [`dev`](Self::dev) is chosen instead.
     pub fn config(mut self, config: RpcConfig) -> Self {
         self.config = Some(config);
         self
+    }
+
+    /// The development configuration, [`RpcConfig::dev`] on `127.0.0.1:0`: trusts only the
+    /// in-memory development CA of this process. For tests and demos.
+    pub fn dev(self) -> Self {
+        self.config(RpcConfig::dev("127.0.0.1:0"))
     }
 
     /// A built-in strategy. Default: least connections.
@@ -147,12 +158,12 @@ impl<C: TypedClient> ClientBuilder<C> {
         self
     }
 
-    /// Load shedding: at most `calls` in flight on one endpoint. When every endpoint is at
-    /// its cap, a call fails at once with [`RpcError::Overloaded`], or waits for a slot
-    /// until its deadline with [`queue_when_overloaded`](Self::queue_when_overloaded).
+    /// Load shedding: at most `calls` (at least 1) in flight on one endpoint. When every
+    /// endpoint is at its cap, a call fails at once with [`RpcError::Overloaded`], or waits
+    /// for a slot until its deadline with [`queue_when_overloaded`](Self::queue_when_overloaded).
     /// Default: no cap.
     pub fn max_in_flight_per_endpoint(mut self, calls: u32) -> Self {
-        self.policy.max_in_flight = Some(calls.max(1));
+        self.policy.max_in_flight = Some(calls);
         self
     }
 
@@ -165,11 +176,12 @@ impl<C: TypedClient> ClientBuilder<C> {
 
     /// Attempts per call, the first included (at least 1). Default 3.
     pub fn max_attempts(mut self, attempts: u32) -> Self {
-        self.policy.max_attempts = attempts.max(1);
+        self.policy.max_attempts = attempts;
         self
     }
 
-    /// Extra load that retries may add, as a fraction of calls (0.2 = 20%, the default).
+    /// Extra load that retries may add, as a fraction of calls from 0 to 1 (0.2 = 20%, the
+    /// default).
     /// Every call puts `ratio` of a retry into the budget, every retry takes one out, and at
     /// most the budget of 1,000 calls is saved up; once it is spent, calls that fail in a
     /// retryable way fail instead of being retried.
@@ -186,19 +198,46 @@ impl<C: TypedClient> ClientBuilder<C> {
         self
     }
 
+    /// Checks every setting against its range, naming the setter that fixes one.
+    fn validate(&self) -> Result<(), RpcError> {
+        let out_of_range = |what: &str, value: &dyn std::fmt::Debug, range: &str, setter: &str| {
+            RpcError::Config(format!("{what} is {value:?}, must be {range}: fix it with ClientBuilder::{setter}"))
+        };
+        let policy = &self.policy;
+        if policy.max_in_flight == Some(0) {
+            return Err(out_of_range("the cap of calls in flight", &0, "at least 1", "max_in_flight_per_endpoint"));
+        }
+        if policy.max_attempts == 0 {
+            return Err(out_of_range("attempts per call", &0, "at least 1", "max_attempts"));
+        }
+        if !(0.0..=MAX_RETRY_RATIO).contains(&policy.retry_ratio) {
+            return Err(out_of_range("the retry budget", &policy.retry_ratio, "from 0 to 1", "retry_budget"));
+        }
+        Ok(())
+    }
+
     /// Connects to every endpoint and returns the client. Endpoints that cannot be reached
     /// are left out for a while; it fails only if none can be reached.
     ///
     /// With a [`registry`](Self::registry), connections are made on first use instead, as
     /// the set of endpoints may still be empty.
     pub async fn connect(mut self) -> Result<C, RpcError> {
-        let config = self.config.unwrap_or_else(|| RpcConfig::dev("127.0.0.1:0"));
+        self.validate()?;
+        let config = self.config.take().ok_or_else(|| {
+            RpcError::Config(
+                "the client has no configuration: set one with ClientBuilder::config(RpcConfig::new(..)), \
+                 or ClientBuilder::dev() for the development certificate"
+                    .into(),
+            )
+        })?;
         self.policy.filter = self.filter.map_err(|e| RpcError::Config(e.to_string()))?;
         let balancer = self.balancer.unwrap_or_else(|| self.strategy.balancer());
+        let default_timeout = config.default_timeout;
+        let connector = QuicConnector::new(config)?;
         if let Some(source) = self.source {
-            let balanced = Arc::new(Balanced::new(balancer, Vec::new(), config, self.policy, Some(source))?);
-            balanced.follow();
-            return Ok(C::from_channel(Channel::balanced(balanced)));
+            let balanced = Balanced::new(balancer, connector, Vec::new(), self.policy, default_timeout, Some(source));
+            balanced.endpoints.follow();
+            return Ok(C::from_channel(Channel::balanced(Arc::new(balanced))));
         }
         let filter = self.policy.filter.clone();
         let endpoints: Vec<Endpoint> =
@@ -206,8 +245,8 @@ impl<C: TypedClient> ClientBuilder<C> {
         if endpoints.is_empty() {
             return Err(RpcError::NoEndpointAvailable { filter: filter.map(|f| f.to_string()), known: 0, healthy: 0 });
         }
-        let balanced = Arc::new(Balanced::new(balancer, endpoints, config, self.policy, None)?);
-        balanced.connect_all().await?;
-        Ok(C::from_channel(Channel::balanced(balanced)))
+        let balanced = Balanced::new(balancer, connector, endpoints, self.policy, default_timeout, None);
+        balanced.endpoints.connect_all().await?;
+        Ok(C::from_channel(Channel::balanced(Arc::new(balanced))))
     }
 }

@@ -1,7 +1,6 @@
 //! The endpoints of a balanced channel: each with its connection (made on first use), its
 //! passive ejection, its health as the source sees it, and its metrics; and the snapshot of
-//! those eligible for new calls, healthy and suspect apart, rebuilt (with a new generation)
-//! whenever the set, an ejection or a health flag changes.
+//! those eligible for new calls, healthy and suspect apart.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -12,9 +11,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 
+use super::connection::{Connection, Connector};
 use crate::balance::Endpoint;
-use crate::client::ClientEndpoint;
-use crate::{RpcClient, RpcConfig, RpcError};
+use crate::error::RpcError;
 
 /// First back-off of an endpoint whose connection failed; doubles with each failure in a
 /// row, up to [`MAX_EJECTION`].
@@ -22,28 +21,28 @@ pub(crate) const BASE_EJECTION: Duration = Duration::from_millis(500);
 /// Longest back-off of a failing endpoint.
 pub(crate) const MAX_EJECTION: Duration = Duration::from_secs(30);
 
-/// One endpoint of the channel.
+/// One endpoint of the channel, with its connection `C`.
 #[derive(Debug)]
-pub(crate) struct Member {
+pub(crate) struct Member<C> {
     pub(crate) endpoint: Endpoint,
-    client: OnceCell<RpcClient>,
-    /// Until when (nanoseconds since the channel's epoch) the endpoint gets no new calls;
-    /// 0 when it is not ejected.
+    connection: OnceCell<C>,
+    /// Until when (nanoseconds since the endpoints' epoch, `balance::nanos_since_epoch`)
+    /// the endpoint gets no new calls; 0 when it is not ejected.
     ejected_until: AtomicU64,
     failures_in_row: AtomicU32,
-    /// Cancelled when the endpoint leaves the channel's set (its node failed or left).
+    /// Cancelled when the endpoint leaves the source's set (its node failed or left).
     departed: CancellationToken,
     /// Whether the source says it is suspect: it then gets a small share of the calls.
     suspect: AtomicBool,
     pub(crate) metrics: MemberMetrics,
 }
 
-impl Member {
+impl<C: Connection> Member<C> {
     pub(crate) fn new(endpoint: Endpoint) -> Self {
         let metrics = MemberMetrics::new(&endpoint);
         Self {
             endpoint,
-            client: OnceCell::new(),
+            connection: OnceCell::new(),
             ejected_until: AtomicU64::new(0),
             failures_in_row: AtomicU32::new(0),
             departed: CancellationToken::new(),
@@ -54,8 +53,8 @@ impl Member {
 
     /// The connection to this endpoint, made on first use and shared afterwards (it
     /// reconnects by itself if lost).
-    pub(crate) async fn client(&self, shared: &ClientEndpoint, config: &RpcConfig) -> Result<&RpcClient, RpcError> {
-        self.client.get_or_try_init(|| RpcClient::connect_via(shared.clone(), self.endpoint.addr(), config)).await
+    pub(crate) async fn connect<K: Connector<Connection = C>>(&self, connector: &K) -> Result<&C, RpcError> {
+        self.connection.get_or_try_init(|| connector.connect(self.endpoint.addr())).await
     }
 
     /// The same member under `endpoint` (the same server with new tags): it keeps the
@@ -65,7 +64,7 @@ impl Member {
         let metrics = MemberMetrics::new(&endpoint);
         Self {
             endpoint,
-            client: OnceCell::new_with(self.client.get().cloned()),
+            connection: OnceCell::new_with(self.connection.get().cloned()),
             ejected_until: AtomicU64::new(self.ejected_until()),
             failures_in_row: AtomicU32::new(self.failures_in_row.load(Ordering::Relaxed)),
             departed: self.departed.clone(),
@@ -75,13 +74,13 @@ impl Member {
     }
 
     /// The connection, if it was made (live or reconnecting by itself), without waiting.
-    pub(crate) fn made_client(&self) -> Option<&RpcClient> {
-        self.client.get()
+    pub(crate) fn made_connection(&self) -> Option<&C> {
+        self.connection.get()
     }
 
     /// The connection, if one was made and is live now (without connecting).
-    pub(crate) fn connected_client(&self) -> Option<RpcClient> {
-        self.client.get().filter(|client| client.is_connected()).cloned()
+    pub(crate) fn live_connection(&self) -> Option<C> {
+        self.connection.get().filter(|connection| connection.is_connected()).cloned()
     }
 
     pub(crate) fn set_suspect(&self, suspect: bool) {
@@ -92,14 +91,15 @@ impl Member {
         self.suspect.load(Ordering::Relaxed)
     }
 
-    /// The endpoint left the channel's set: calls that may move elsewhere stop waiting for it.
+    /// The endpoint left the source's set (its node failed or left): its connection is
+    /// closed for good, so that calls in flight on it end at once as lost (idempotent ones
+    /// go to another endpoint) instead of waiting for a dead server, and a call that still
+    /// picks it from an older snapshot fails as never sent.
     pub(crate) fn depart(&self) {
         self.departed.cancel();
-    }
-
-    /// Completes once the endpoint has left the channel's set.
-    pub(crate) fn departed(&self) -> tokio_util::sync::WaitForCancellationFuture<'_> {
-        self.departed.cancelled()
+        if let Some(connection) = self.connection.get() {
+            connection.retire();
+        }
     }
 
     pub(crate) fn has_departed(&self) -> bool {
@@ -133,40 +133,42 @@ impl Member {
 }
 
 /// The members as of one moment, and those of them eligible for new calls: the healthy
-/// ones, and apart from them the suspect ones, which get a small share (`health.rs`).
+/// ones, and apart from them the suspect ones, which get a small share
+/// ([`crate::balance::to_suspects`]). Rebuilt, with a new generation, whenever the set, an
+/// ejection or a health flag changes.
 #[derive(Debug)]
-pub(crate) struct Snapshot {
+pub(crate) struct Snapshot<C> {
     pub(crate) generation: u64,
-    pub(crate) members: Vec<Arc<Member>>,
+    pub(crate) members: Vec<Arc<Member<C>>>,
     /// Eligible healthy endpoints (every eligible one if none is healthy), in the order
     /// balancers see them.
     pub(crate) eligible: Vec<Endpoint>,
     /// For each eligible endpoint, its member.
-    pub(crate) eligible_members: Vec<Arc<Member>>,
+    pub(crate) eligible_members: Vec<Arc<Member<C>>>,
     /// Eligible suspect endpoints; empty when none is healthy (they are `eligible` then).
     pub(crate) suspects: Vec<Endpoint>,
-    pub(crate) suspect_members: Vec<Arc<Member>>,
+    pub(crate) suspect_members: Vec<Arc<Member<C>>>,
     /// The earliest end of an ejection, in nanoseconds since the channel's epoch; `u64::MAX`
     /// if none: once it passes, the snapshot is rebuilt to readmit the endpoint.
     pub(crate) next_readmission: u64,
 }
 
-impl Snapshot {
+impl<C: Connection> Snapshot<C> {
     /// The snapshot of `members` at `now_ns`. If every member is ejected, all are eligible
     /// anyway: a call that may fail is better than one refused for sure.
-    pub(crate) fn new(generation: u64, members: Vec<Arc<Member>>, now_ns: u64) -> Self {
-        let mut eligible: Vec<Arc<Member>> = members.iter().filter(|m| !m.is_ejected(now_ns)).cloned().collect();
+    pub(crate) fn new(generation: u64, members: Vec<Arc<Member<C>>>, now_ns: u64) -> Self {
+        let mut eligible: Vec<Arc<Member<C>>> = members.iter().filter(|m| !m.is_ejected(now_ns)).cloned().collect();
         if eligible.is_empty() {
             eligible = members.clone();
         }
-        let (mut suspect_members, mut eligible_members): (Vec<Arc<Member>>, Vec<Arc<Member>>) =
+        let (mut suspect_members, mut eligible_members): (Vec<_>, Vec<_>) =
             eligible.into_iter().partition(|m| m.is_suspect());
         if eligible_members.is_empty() {
             eligible_members = std::mem::take(&mut suspect_members);
         }
         let next_readmission =
             members.iter().map(|m| m.ejected_until()).filter(|&until| until > now_ns).min().unwrap_or(u64::MAX);
-        let endpoints = |members: &[Arc<Member>]| members.iter().map(|m| m.endpoint.clone()).collect();
+        let endpoints = |members: &[Arc<Member<C>>]| members.iter().map(|m| m.endpoint.clone()).collect();
         Self {
             generation,
             eligible: endpoints(&eligible_members),
@@ -205,7 +207,7 @@ pub struct EndpointStats {
 }
 
 impl EndpointStats {
-    pub(crate) fn of(member: &Member, now: Instant, now_ns: u64) -> Self {
+    pub(crate) fn of<C: Connection>(member: &Member<C>, now: Instant, now_ns: u64) -> Self {
         let e = &member.endpoint;
         Self {
             id: e.id().to_owned(),

@@ -1,30 +1,33 @@
 //! `Channel`: where a typed client's calls go. One server through an `RpcClient`, or many
-//! endpoints behind a balancer (`balanced.rs`, with `members.rs`, suspects and pings in
-//! `health.rs` and the retry budget in `retry.rs`). `ClientBuilder` makes either.
+//! endpoints behind a balancer (`balanced.rs`): the endpoint set (`endpoints.rs`,
+//! `members.rs`), admission (`admission.rs`), retries (`retry.rs`), the call kinds
+//! (`calls.rs`), over connections seen through a small trait (`connection.rs`).
+//! `ClientBuilder` makes either kind; `EndpointSource` feeds a channel endpoints that change.
 
+mod admission;
 mod balanced;
 mod builder;
-mod health;
+mod calls;
+mod connection;
+mod endpoints;
 mod members;
 mod retry;
 mod source;
 
 pub use builder::{ClientBuilder, TypedClient};
 pub use members::EndpointStats;
+pub(crate) use retry::DEFAULT_MIN_RETRIES_PER_SECOND;
 pub use source::EndpointSource;
-
-#[cfg(feature = "cluster")]
-pub(crate) use health::to_suspects;
-
-/// Retries a balanced channel allows each second whatever its retry ratio.
-pub(crate) const DEFAULT_MIN_RETRIES_PER_SECOND: u32 = 10;
 
 use std::sync::Arc;
 
-use bytes::Bytes;
-
 use self::balanced::Balanced;
-use crate::{CallOptions, RpcClient, RpcError, RpcStream};
+use self::connection::QuicConnector;
+use crate::client::{CallOptions, RpcClient};
+use crate::error::RpcError;
+use crate::stream::RpcStream;
+use crate::transport::OutgoingMessage;
+use crate::wire::Payload;
 
 /// The calls of a typed client, with the options they carry.
 ///
@@ -40,7 +43,7 @@ enum Target {
     /// One server.
     Single(RpcClient),
     /// Many endpoints behind a balancer.
-    Balanced(Arc<Balanced>),
+    Balanced(Arc<Balanced<QuicConnector>>),
 }
 
 impl Channel {
@@ -59,7 +62,7 @@ impl Channel {
         self.options
     }
 
-    pub(crate) fn balanced(balanced: Arc<Balanced>) -> Self {
+    fn balanced(balanced: Arc<Balanced<QuicConnector>>) -> Self {
         Self { target: Target::Balanced(balanced), options: CallOptions::default() }
     }
 
@@ -75,23 +78,47 @@ impl Channel {
     /// `idempotent`: the method was marked `#[rpc(idempotent)]`, so a balanced channel may
     /// repeat a call whose server died before answering. Streaming calls are never repeated
     /// once their streams started.
-    pub(crate) async fn unary(&self, method: &str, idempotent: bool, payload: Bytes) -> Result<Bytes, RpcError> {
+    pub(crate) async fn unary(
+        &self,
+        method: &str,
+        idempotent: bool,
+        message: OutgoingMessage,
+    ) -> Result<Payload, RpcError> {
         match &self.target {
-            Target::Single(client) => client.call_with(method, payload, self.options).await,
-            Target::Balanced(balanced) => balanced.unary(method, idempotent, payload, self.options).await,
+            Target::Single(client) => {
+                let now = tokio::time::Instant::now();
+                let deadline = self.options.deadline(client.default_timeout(), now);
+                client.unary(method, message, deadline, now, std::convert::identity).await
+            }
+            Target::Balanced(balanced) => balanced.unary(method, idempotent, message, self.options).await,
         }
     }
 
-    pub(crate) async fn server_streaming(&self, method: &str, payload: Bytes) -> Result<RpcStream<Bytes>, RpcError> {
+    pub(crate) async fn server_streaming(
+        &self,
+        method: &str,
+        message: OutgoingMessage,
+    ) -> Result<RpcStream<Payload>, RpcError> {
         match &self.target {
-            Target::Single(client) => client.server_streaming_with(method, payload, self.options).await,
-            Target::Balanced(balanced) => balanced.server_streaming(method, payload, self.options).await,
+            Target::Single(client) => {
+                let now = tokio::time::Instant::now();
+                client.server_streaming(method, message, self.options.deadline(None, now), now).await
+            }
+            Target::Balanced(balanced) => balanced.server_streaming(method, message, self.options).await,
         }
     }
 
-    pub(crate) async fn client_streaming(&self, method: &str, requests: RpcStream<Bytes>) -> Result<Bytes, RpcError> {
+    pub(crate) async fn client_streaming(
+        &self,
+        method: &str,
+        requests: RpcStream<OutgoingMessage>,
+    ) -> Result<Payload, RpcError> {
         match &self.target {
-            Target::Single(client) => client.client_streaming_with(method, requests, self.options).await,
+            Target::Single(client) => {
+                let now = tokio::time::Instant::now();
+                let deadline = self.options.deadline(client.default_timeout(), now);
+                client.client_streaming(method, requests, deadline, now).await
+            }
             Target::Balanced(balanced) => balanced.client_streaming(method, requests, self.options).await,
         }
     }
@@ -99,10 +126,13 @@ impl Channel {
     pub(crate) async fn bidi_streaming(
         &self,
         method: &str,
-        requests: RpcStream<Bytes>,
-    ) -> Result<RpcStream<Bytes>, RpcError> {
+        requests: RpcStream<OutgoingMessage>,
+    ) -> Result<RpcStream<Payload>, RpcError> {
         match &self.target {
-            Target::Single(client) => client.bidi_streaming_with(method, requests, self.options).await,
+            Target::Single(client) => {
+                let now = tokio::time::Instant::now();
+                client.bidi_streaming(method, requests, self.options.deadline(None, now), now).await
+            }
             Target::Balanced(balanced) => balanced.bidi_streaming(method, requests, self.options).await,
         }
     }

@@ -1,46 +1,48 @@
-//! One call on one stream from the client side: write the request, read the response, and
-//! reset both halves if the caller gives up before the end.
+//! One call on one stream from the client side: write the request, read the response
+//! through the wire's `ResponseDecoder`, and reset both halves if the caller gives up first.
 
-use bytes::Bytes;
+use std::time::Duration;
+
 use futures::{Stream, StreamExt};
 use quinn::{RecvStream, SendStream, VarInt};
-use tokio::time::Instant;
 
-use crate::transport::{FrameReader, Outgoing, WriteAll};
-use crate::wire::{CallKind, FRAME_HEADER_LEN, FrameHeader, FrameTag, Limits, RequestHead, StreamCode, decode_status};
-use crate::{RpcError, RpcStream};
+use crate::deadline::Deadline;
+use crate::error::RpcError;
+use crate::stream::RpcStream;
+use crate::transport::{Outgoing, OutgoingMessage, Prefix, ReceiveHalf, WriteAll};
+use crate::wire::{
+    CallKind, FrameTag, Limits, Payload, RequestHead, ResponseDecoder, ResponseEvent, StreamCode, WireError,
+};
 
-/// Encodes the head of a call and, for calls with exactly one request message, that
-/// message's frame, before any stream is opened: a request that cannot be sent fails here.
+/// A request message the client cannot send: too large for its own frame limit, or a
+/// method name the wire cannot carry.
+fn request_error(err: WireError) -> RpcError {
+    match err {
+        WireError::FrameTooLarge { .. } => {
+            RpcError::FrameTooLarge(format!("the request {err}; raise RpcConfig::with_max_frame_size on both sides"))
+        }
+        other => other.into(),
+    }
+}
+
+/// Encodes the head of a call (with `left`, what remains of its deadline) and, for calls
+/// with exactly one request message, that message's frame, before any stream is opened: a
+/// request that cannot be sent fails here.
 pub(crate) fn encode_request(
     kind: CallKind,
     method: &str,
-    timeout: Option<std::time::Duration>,
-    message: Option<Bytes>,
+    left: Option<Duration>,
+    message: Option<OutgoingMessage>,
     limits: &Limits,
 ) -> Result<Outgoing, RpcError> {
     let mut head = RequestHead::new(kind, method);
-    head.deadline = timeout;
-    let header = message.as_ref().map(|m| frame_header(m.len(), limits)).transpose()?;
-    let mut encoded = Ok(());
-    let outgoing = Outgoing::new(
-        head.encoded_len() + crate::wire::FRAME_HEADER_LEN,
-        |buf| {
-            encoded = head.encode(limits, buf);
-            if let Some(header) = header {
-                header.encode(buf);
-            }
-        },
-        message.unwrap_or_default(),
-    );
-    encoded?;
-    Ok(outgoing)
-}
-
-fn frame_header(len: usize, limits: &Limits) -> Result<FrameHeader, RpcError> {
-    FrameHeader::new(FrameTag::Message, len, limits.max_frame_len).map_err(|e| {
-        RpcError::FrameTooLarge(format!("the request {e}; raise RpcConfig::with_max_frame_size on both sides"))
-    })
+    head.deadline = left;
+    let prefix = Prefix::Head(&head, limits);
+    match message {
+        Some(message) => message.frame(FrameTag::Message, limits.max_frame_len, prefix),
+        None => Outgoing::prefix(prefix),
+    }
+    .map_err(request_error)
 }
 
 /// The send half of a call; reset on drop unless finished, so the server learns at once
@@ -48,13 +50,13 @@ fn frame_header(len: usize, limits: &Limits) -> Result<FrameHeader, RpcError> {
 #[derive(Debug)]
 pub(crate) struct RequestWriter {
     send: SendStream,
-    limits: Limits,
+    max_frame_len: u32,
     finished: bool,
 }
 
 impl RequestWriter {
     pub(crate) fn new(send: SendStream, limits: Limits) -> Self {
-        Self { send, limits, finished: false }
+        Self { send, max_frame_len: limits.max_frame_len, finished: false }
     }
 
     /// Writes bytes prepared by [`encode_request`].
@@ -62,10 +64,10 @@ impl RequestWriter {
         request.write(&mut self.send)
     }
 
-    /// Writes one request message.
-    pub(crate) async fn write_message(&mut self, message: Bytes) -> Result<(), RpcError> {
-        let header = frame_header(message.len(), &self.limits)?;
-        Outgoing::new(FRAME_HEADER_LEN, |buf| header.encode(buf), message).write(&mut self.send).await
+    /// Writes one request message of a stream.
+    pub(crate) async fn write_message(&mut self, message: OutgoingMessage) -> Result<(), RpcError> {
+        let frame = message.frame(FrameTag::Message, self.max_frame_len, Prefix::Nothing).map_err(request_error)?;
+        frame.write(&mut self.send).await
     }
 
     /// Marks the end of the requests.
@@ -87,62 +89,44 @@ impl Drop for RequestWriter {
 /// its end, so the server drops the handler of a call nobody waits for.
 #[derive(Debug)]
 pub(crate) struct ResponseReader {
-    reader: FrameReader,
-    version_read: bool,
+    half: ReceiveHalf<ResponseDecoder>,
     done: bool,
 }
 
 impl ResponseReader {
-    pub(crate) fn new(recv: RecvStream, limits: Limits) -> Self {
-        Self { reader: FrameReader::new(recv, limits), version_read: false, done: false }
+    pub(crate) fn new(recv: RecvStream, kind: CallKind, limits: Limits) -> Self {
+        Self { half: ReceiveHalf::new(recv, ResponseDecoder::new(kind, limits)), done: false }
     }
 
-    /// The next response message; `None` at the end of the responses.
-    pub(crate) async fn next_message(&mut self) -> Result<Option<Bytes>, RpcError> {
+    /// The next response message; `None` at the end of the responses. The server's
+    /// terminal frame is its error.
+    pub(crate) async fn next_message(&mut self) -> Result<Option<Payload>, RpcError> {
         if self.done {
             return Ok(None);
         }
-        let result = self.read_frame().await;
-        if !matches!(result, Ok(Some(_))) {
+        let event = self.half.next(ResponseDecoder::poll).await;
+        if !matches!(event, Ok(ResponseEvent::Message(_))) {
             self.done = true;
         }
-        result
-    }
-
-    async fn read_frame(&mut self) -> Result<Option<Bytes>, RpcError> {
-        if !self.version_read {
-            self.reader.read_response_version().await?;
-            self.version_read = true;
-        }
-        match self.reader.next_frame().await? {
-            None => Ok(None),
-            Some((FrameTag::Message, payload)) => Ok(Some(payload)),
-            Some((FrameTag::ServiceError, payload)) => {
-                self.reader.expect_end().await?;
-                Err(RpcError::service(payload))
-            }
-            Some((FrameTag::Status, payload)) => {
-                let (code, message) = decode_status(&payload)?;
-                let err = RpcError::from_status(code, message);
-                self.reader.expect_end().await?;
-                Err(err)
-            }
+        match event? {
+            ResponseEvent::Message(message) => Ok(Some(message)),
+            ResponseEvent::End => Ok(None),
+            ResponseEvent::ServiceError(payload) => Err(RpcError::service(payload.into_bytes())),
+            ResponseEvent::Status { code, message } => Err(RpcError::from_status(code, &message)),
         }
     }
 
-    /// Reads the one response message of a unary or client-streaming call.
-    pub(crate) async fn single_message(&mut self) -> Result<Bytes, RpcError> {
-        debug_assert!(!self.version_read, "bug in rpcnet: single_message after next_message");
-        let frame = self.reader.read_last_frame(true).await;
+    /// Reads the one response message of a unary or client-streaming call. The decoder
+    /// hands it out only once the stream has ended, so the response is then read whole.
+    pub(crate) async fn single_message(&mut self) -> Result<Payload, RpcError> {
+        debug_assert!(!self.done, "bug in rpcnet: single_message after the response");
+        let event = self.half.next(ResponseDecoder::poll).await;
         self.done = true;
-        match frame? {
-            Some((FrameTag::Message, message)) => Ok(message),
-            Some((FrameTag::ServiceError, payload)) => Err(RpcError::service(payload)),
-            Some((FrameTag::Status, payload)) => {
-                let (code, message) = decode_status(&payload)?;
-                Err(RpcError::from_status(code, message))
-            }
-            None => Err(RpcError::Protocol("the server finished the call without a response".into())),
+        match event? {
+            ResponseEvent::Message(message) => Ok(message),
+            ResponseEvent::End => Err(RpcError::Protocol("the server finished the call without a response".into())),
+            ResponseEvent::ServiceError(payload) => Err(RpcError::service(payload.into_bytes())),
+            ResponseEvent::Status { code, message } => Err(RpcError::from_status(code, &message)),
         }
     }
 
@@ -150,11 +134,11 @@ impl ResponseReader {
     pub(crate) fn into_stream(
         self,
         writer: Option<tokio::task::JoinHandle<()>>,
-        deadline: Option<Instant>,
-    ) -> RpcStream<Bytes> {
+        deadline: Deadline,
+    ) -> RpcStream<Payload> {
         let writer = writer.map(tokio_util::task::AbortOnDropHandle::new);
         RpcStream::new(futures::stream::unfold((self, writer), move |(mut reader, writer)| async move {
-            let next = match deadline {
+            let next = match deadline.instant() {
                 Some(deadline) => {
                     tokio::time::timeout_at(deadline, reader.next_message()).await.unwrap_or(Err(RpcError::Timeout))
                 }
@@ -175,7 +159,7 @@ impl ResponseReader {
 impl Drop for ResponseReader {
     fn drop(&mut self) {
         if !self.done {
-            self.reader.stop(StreamCode::Cancelled);
+            self.half.stop(StreamCode::Cancelled);
         }
     }
 }
@@ -184,7 +168,7 @@ impl Drop for ResponseReader {
 /// request half is reset and the error returned.
 pub(crate) async fn send_all<S>(writer: &mut RequestWriter, requests: S) -> Result<(), RpcError>
 where
-    S: Stream<Item = Result<Bytes, RpcError>> + Send,
+    S: Stream<Item = Result<OutgoingMessage, RpcError>> + Send,
 {
     futures::pin_mut!(requests);
     while let Some(request) = requests.next().await {

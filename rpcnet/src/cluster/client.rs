@@ -10,13 +10,17 @@ use bytes::Bytes;
 
 use super::NodeId;
 use super::registry::{WorkerInfo, WorkerRegistry};
-use crate::channel::{Channel, ClientBuilder, TypedClient};
-use crate::{CallOptions, RpcClient, RpcConfig, RpcError};
+use crate::channel::{Channel, ClientBuilder, DEFAULT_MIN_RETRIES_PER_SECOND, TypedClient};
+use crate::client::{CallOptions, RpcClient};
+use crate::config::RpcConfig;
+use crate::error::RpcError;
+use crate::transport::OutgoingMessage;
 
-/// How a [`ClusterClient`] calls workers.
+/// How a [`ClusterClient`] calls workers. The TLS configuration is required: set it with
+/// [`with_rpc_config`](Self::with_rpc_config), or start from [`dev`](Self::dev).
 #[derive(Debug, Clone)]
 pub struct ClusterClientConfig {
-    rpc: RpcConfig,
+    rpc: Option<RpcConfig>,
     timeout: Option<Duration>,
     max_attempts: u32,
     retry_budget: f64,
@@ -29,17 +33,17 @@ pub struct ClusterClientConfig {
 }
 
 impl Default for ClusterClientConfig {
-    /// The development TLS configuration, a 30 s deadline, three attempts per call within a
-    /// retry budget of 20% of calls plus 10 retries a second, no per-worker cap, no method
-    /// idempotent.
+    /// No TLS configuration yet (calls fail until one is set), a 30 s deadline, three
+    /// attempts per call within a retry budget of 20% of calls plus 10 retries a second, no
+    /// per-worker cap, no method idempotent.
     fn default() -> Self {
         Self {
-            rpc: RpcConfig::dev("127.0.0.1:0"),
+            rpc: None,
             timeout: Some(Duration::from_secs(30)),
             max_attempts: 3,
             retry_budget: 0.2,
             max_in_flight_per_worker: None,
-            min_retries_per_second: crate::channel::DEFAULT_MIN_RETRIES_PER_SECOND,
+            min_retries_per_second: DEFAULT_MIN_RETRIES_PER_SECOND,
             all_idempotent: false,
             idempotent_methods: BTreeSet::new(),
         }
@@ -47,10 +51,26 @@ impl Default for ClusterClientConfig {
 }
 
 impl ClusterClientConfig {
+    /// The defaults with the development TLS configuration ([`RpcConfig::dev`]): trusts
+    /// only the in-memory development CA of this process. For tests and demos.
+    pub fn dev() -> Self {
+        Self::default().with_rpc_config(RpcConfig::dev("127.0.0.1:0"))
+    }
+
     /// TLS, limits and timeouts of the connections to workers.
     pub fn with_rpc_config(mut self, rpc: RpcConfig) -> Self {
-        self.rpc = rpc;
+        self.rpc = Some(rpc);
         self
+    }
+
+    fn rpc(&self) -> Result<&RpcConfig, RpcError> {
+        self.rpc.as_ref().ok_or_else(|| {
+            RpcError::Config(
+                "the cluster client has no TLS configuration: set one with ClusterClientConfig::with_rpc_config, \
+                 or use ClusterClientConfig::dev() for the development certificate"
+                    .into(),
+            )
+        })
     }
 
     /// Deadline of each call (retries included). `None`: none.
@@ -59,13 +79,14 @@ impl ClusterClientConfig {
         self
     }
 
-    /// Attempts per call, the first included. Default 3.
+    /// Attempts per call, the first included (at least 1; a call fails at once with a
+    /// configuration error otherwise). Default 3.
     pub fn with_max_attempts(mut self, attempts: u32) -> Self {
-        self.max_attempts = attempts.max(1);
+        self.max_attempts = attempts;
         self
     }
 
-    /// Extra load retries may add, as a fraction of calls (0.2 = 20%). Default 0.2.
+    /// Extra load retries may add, as a fraction of calls from 0 to 1 (0.2 = 20%). Default 0.2.
     pub fn with_retry_budget(mut self, ratio: f64) -> Self {
         self.retry_budget = ratio;
         self
@@ -123,7 +144,7 @@ impl TypedClient for Lane {
 /// ```no_run
 /// # async fn run(registry: std::sync::Arc<rpcnet::cluster::WorkerRegistry>) -> Result<(), rpcnet::RpcError> {
 /// use rpcnet::cluster::{ClusterClient, ClusterClientConfig};
-/// let client = ClusterClient::new(registry, ClusterClientConfig::default());
+/// let client = ClusterClient::new(registry, ClusterClientConfig::dev());
 /// let reply = client.call_worker("compute", b"input".to_vec(), Some("role=worker")).await?;
 /// # Ok(()) }
 /// ```
@@ -148,7 +169,11 @@ impl ClusterClient {
         let mut direct = self.direct.lock().await;
         direct.retain(|id, _| workers.iter().any(|w| w.id == *id));
         let missing: Vec<&WorkerInfo> = workers.iter().filter(|w| !direct.contains_key(&w.id)).collect();
-        let connects = missing.iter().map(|w| RpcClient::connect(w.addr, self.config.rpc.clone()));
+        let rpc = match self.config.rpc() {
+            Ok(rpc) => rpc,
+            Err(err) => return workers.iter().map(|_| Err(err.clone())).collect(),
+        };
+        let connects = missing.iter().map(|w| RpcClient::connect(w.addr, rpc.clone()));
         let mut errors = HashMap::new();
         for (worker, result) in missing.iter().zip(futures::future::join_all(connects).await) {
             match result {
@@ -174,7 +199,7 @@ impl ClusterClient {
         let config = &self.config;
         let mut builder = ClientBuilder::<Lane>::new()
             .registry(self.registry.clone())
-            .config(config.rpc.clone().with_default_timeout(config.timeout))
+            .config(config.rpc()?.clone().with_default_timeout(config.timeout))
             .strategy(self.registry.strategy().clone())
             .max_attempts(config.max_attempts)
             .retry_budget(config.retry_budget)
@@ -196,7 +221,9 @@ impl ClusterClient {
     /// ([`with_idempotent_methods`](ClusterClientConfig::with_idempotent_methods)).
     pub async fn call_worker(&self, method: &str, payload: Vec<u8>, filter: Option<&str>) -> Result<Vec<u8>, RpcError> {
         let channel = self.lane(filter).await?;
-        channel.unary(method, self.config.is_idempotent(method), Bytes::from(payload)).await.map(Vec::from)
+        let message = OutgoingMessage::Payload(Bytes::from(payload));
+        let response = channel.unary(method, self.config.is_idempotent(method), message).await?;
+        Ok(response.into_bytes().into())
     }
 
     /// Calls `method` on every worker matching `filter`, concurrently; one result each.

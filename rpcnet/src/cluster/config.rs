@@ -10,7 +10,7 @@ use super::HealthCheckConfig;
 use super::core::CoreConfig;
 use super::seal::{ClusterKey, Keyring, SEAL_OVERHEAD};
 use super::wire::ENVELOPE_OVERHEAD;
-use crate::RpcError;
+use crate::error::RpcError;
 
 /// The secret of [`ClusterConfig::dev`]: for demos and tests on one machine only.
 const DEV_SECRET: &str = "rpcnet development cluster";

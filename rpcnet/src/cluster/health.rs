@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use crate::RpcError;
+use crate::error::RpcError;
 
 /// How workers' health is checked: balanced clients that follow a
 /// [`WorkerRegistry`](super::WorkerRegistry) ping each worker they are connected to every

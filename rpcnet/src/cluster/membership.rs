@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use super::core::{Core, GossipStats, Transmit};
 use super::events::{ClusterEvent, ClusterEvents, NodeInfo};
 use super::{ClusterConfig, HealthCheckConfig, NodeId};
-use crate::RpcError;
+use crate::error::RpcError;
 
 struct Shared {
     core: Mutex<Core>,

@@ -12,7 +12,7 @@
 //! let registry = Arc::new(WorkerRegistry::new(cluster.clone(), LoadBalancingStrategy::LeastConnections));
 //! registry.start().await;
 //! let worker = registry.select_worker(Some("role=worker,zone=eu-1")).await?;
-//! let client = Arc::new(ClusterClient::new(registry.clone(), ClusterClientConfig::default()));
+//! let client = Arc::new(ClusterClient::new(registry.clone(), ClusterClientConfig::dev()));
 //! let reply = client.call_worker("compute", b"input".to_vec(), Some("role=worker")).await?;
 //! # Ok(()) }
 //! ```

@@ -12,9 +12,9 @@ use tokio::sync::watch;
 
 use super::events::{ClusterEvent, ClusterEvents, NodeInfo, NodeState};
 use super::{ClusterMembership, NodeId};
-use crate::RpcError;
-use crate::balance::{Balancer, CallInfo, Endpoint, LoadBalancingStrategy, TagFilter};
-use crate::channel::{EndpointSource, to_suspects};
+use crate::balance::{Balancer, CallInfo, Endpoint, LoadBalancingStrategy, TagFilter, to_suspects};
+use crate::channel::EndpointSource;
+use crate::error::RpcError;
 
 /// Every member of the cluster with its state and tags, kept current from cluster events
 /// once started.

@@ -3,7 +3,8 @@
 //! the server layer knows nothing of clusters.
 
 use super::{ClusterConfig, ClusterMembership};
-use crate::{RpcError, RpcServer};
+use crate::error::RpcError;
+use crate::server::RpcServer;
 
 impl RpcServer {
     /// Joins the cluster of `config` as a member that serves RPC at this server's address

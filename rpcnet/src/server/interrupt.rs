@@ -6,14 +6,14 @@ use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
-use std::time::Duration;
 
 use futures::FutureExt;
 use futures::future::CatchUnwind;
 use quinn::SendStream;
 use tokio::time::{Instant, Sleep};
 
-use crate::RpcError;
+use crate::deadline::Deadline;
+use crate::error::RpcError;
 
 /// How a call ended other than by success.
 #[derive(Debug)]
@@ -65,27 +65,6 @@ impl<F: Future, L: FnOnce() -> Instant> Future for TimeoutIfPending<F, L> {
     }
 }
 
-/// A call's deadline, fixed from the moment a wait first needs it. Calls that never wait
-/// never read the clock; the few microseconds of work before a first wait are not billed.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Deadline {
-    budget: Option<Duration>,
-    at: Option<Instant>,
-}
-
-impl Deadline {
-    pub(crate) fn after(budget: Option<Duration>) -> Self {
-        Self { budget, at: None }
-    }
-
-    pub(crate) fn instant(&mut self) -> Option<Instant> {
-        if self.at.is_none() {
-            self.at = self.budget.map(|budget| Instant::now() + budget);
-        }
-        self.at
-    }
-}
-
 /// What can end a call early: its deadline, or the client stopping its receive half (a
 /// dropped call future). Armed on first need, then shared by every wait of the call.
 pub(crate) struct Interruption {
@@ -99,7 +78,7 @@ impl Interruption {
     }
 
     fn arm(&mut self, send: &SendStream) -> Pin<&mut (dyn Future<Output = Outcome> + Send)> {
-        let deadline = &mut self.deadline;
+        let deadline = self.deadline;
         self.armed
             .get_or_insert_with(|| {
                 let stopped = send.stopped();

@@ -6,13 +6,16 @@ mod call;
 mod interrupt;
 mod respond;
 mod routes;
+mod shared;
 
+use routes::BoxFuture;
+pub(crate) use routes::Handler;
 pub use routes::{Routes, Service};
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -21,22 +24,12 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::transport::server_endpoint;
-use crate::wire::Limits;
-use crate::{RpcConfig, RpcError, RpcStream};
-
-/// State every call of a running server reads.
-#[derive(Debug)]
-pub(crate) struct ServerShared {
-    routes: Routes,
-    limits: Limits,
-    request_read_timeout: Duration,
-    max_in_flight_calls: usize,
-    in_flight: AtomicUsize,
-    /// Set when shutdown begins: new calls are answered `Unavailable`. An atomic, not the
-    /// cancellation token, because every call reads it.
-    shutting_down: AtomicBool,
-}
+use self::shared::ServerShared;
+use crate::config::RpcConfig;
+use crate::error::RpcError;
+use crate::stream::RpcStream;
+use crate::transport::{OutgoingMessage, server_endpoint};
+use crate::wire::Payload;
 
 /// A bound QUIC endpoint, returned by [`RpcServer::bind`] and consumed by [`RpcServer::start`].
 #[derive(Debug)]
@@ -135,10 +128,13 @@ impl RpcServer {
         F: Fn(Vec<u8>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Vec<u8>, RpcError>> + Send + 'static,
     {
-        self.routes.unary(method, move |request: Bytes| {
-            let response = handler(Vec::from(request));
-            async move { response.await.map(Bytes::from) }
-        });
+        // Straight to a handler of the server's own form: one wrapper around the user's
+        // future, not two (through `Routes::unary`).
+        let handler = move |request: Payload| -> BoxFuture<Result<OutgoingMessage, RpcError>> {
+            let response = handler(Vec::from(request.into_bytes()));
+            Box::pin(async move { response.await.map(|reply| OutgoingMessage::Payload(Bytes::from(reply))) })
+        };
+        self.routes.insert(method, Handler::Unary(Arc::new(handler)));
     }
 
     /// Registers a server-streaming handler: one request, a stream of responses.
@@ -194,7 +190,8 @@ impl RpcServer {
 
     /// Binds the QUIC endpoint; [`local_addr`](Self::local_addr) is known afterwards.
     pub fn bind(&mut self) -> Result<ServerEndpoint, RpcError> {
-        let endpoint = ServerEndpoint { endpoint: server_endpoint(&self.config)? };
+        self.config.validate()?;
+        let endpoint = ServerEndpoint { endpoint: server_endpoint(&self.config.endpoint)? };
         self.local_addr = Some(endpoint.local_addr()?);
         Ok(endpoint)
     }
@@ -222,14 +219,12 @@ impl RpcServer {
     /// gracefully and returns.
     pub async fn start(self, endpoint: ServerEndpoint) -> Result<(), RpcError> {
         let endpoint = endpoint.endpoint;
-        let shared = Arc::new(ServerShared {
-            routes: self.routes.with_builtins(),
-            limits: self.config.limits,
-            request_read_timeout: self.config.request_read_timeout,
-            max_in_flight_calls: self.config.max_in_flight_calls,
-            in_flight: AtomicUsize::new(0),
-            shutting_down: AtomicBool::new(false),
-        });
+        let shared = Arc::new(ServerShared::new(
+            self.routes.with_builtins(),
+            self.config.limits,
+            self.config.request_read_timeout,
+            self.config.max_in_flight_calls,
+        ));
         self.phase.send_replace(Phase::Running);
         let calls = TaskTracker::new();
         let connections = Arc::new(AtomicUsize::new(0));
@@ -252,7 +247,7 @@ impl RpcServer {
             tokio::spawn(serve_connection(incoming, shared.clone(), calls.clone(), guard));
         }
 
-        shared.shutting_down.store(true, Ordering::Release);
+        shared.begin_shutdown();
         // Graceful shutdown: no new connections; new calls on open connections are answered
         // `Unavailable` (see serve_call); calls in flight get the grace period.
         endpoint.set_server_config(None);

@@ -1,12 +1,12 @@
-//! The response half of a call on the server: the version byte, message frames, and a
-//! terminal error frame or a reset.
+//! The response half of a call on the server: the version byte before the first frame,
+//! message frames, and a terminal error frame or a reset.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use quinn::{SendStream, VarInt};
 
-use crate::RpcError;
-use crate::transport::Outgoing;
-use crate::wire::{FRAME_HEADER_LEN, FrameHeader, FrameTag, PROTOCOL_VERSION, StatusCode, StreamCode, encode_status};
+use crate::error::RpcError;
+use crate::transport::{Outgoing, OutgoingMessage, Prefix};
+use crate::wire::{FrameTag, PROTOCOL_VERSION, StatusCode, StreamCode, WireError, encode_status};
 
 fn status_payload(code: StatusCode, message: &str) -> Bytes {
     let mut payload = BytesMut::new();
@@ -27,38 +27,36 @@ impl Responder {
     }
 
     /// A frame ready to write, with the version byte in front of the first one.
-    fn frame(&mut self, tag: FrameTag, payload: Bytes) -> Result<Outgoing, RpcError> {
-        let header = FrameHeader::new(tag, payload.len(), self.max_frame_len).map_err(|e| {
-            RpcError::FrameTooLarge(format!("the response {e}; raise RpcConfig::with_max_frame_size on both sides"))
+    fn frame(&mut self, tag: FrameTag, message: OutgoingMessage) -> Result<Outgoing, RpcError> {
+        let prefix = if self.started { Prefix::Nothing } else { Prefix::Version };
+        let frame = message.frame(tag, self.max_frame_len, prefix).map_err(|e| match e {
+            WireError::FrameTooLarge { .. } => {
+                RpcError::FrameTooLarge(format!("the response {e}; raise RpcConfig::with_max_frame_size on both sides"))
+            }
+            other => other.into(),
         })?;
-        let first = !std::mem::replace(&mut self.started, true);
-        Ok(Outgoing::new(
-            1 + FRAME_HEADER_LEN,
-            |buf| {
-                if first {
-                    buf.put_u8(PROTOCOL_VERSION);
-                }
-                header.encode(buf);
-            },
-            payload,
-        ))
+        self.started = true;
+        Ok(frame)
     }
 
-    pub(crate) async fn message(&mut self, payload: Bytes) -> Result<(), RpcError> {
-        self.frame(FrameTag::Message, payload)?.write(&mut self.send).await
+    pub(crate) async fn message(&mut self, message: OutgoingMessage) -> Result<(), RpcError> {
+        self.frame(FrameTag::Message, message)?.write(&mut self.send).await
+    }
+
+    fn status(&mut self, code: StatusCode, message: &str) -> Outgoing {
+        self.frame(FrameTag::Status, status_payload(code, message).into()).expect("status messages are small")
     }
 
     /// Writes `err` as the terminal frame and finishes the stream.
     pub(crate) async fn fail(&mut self, err: &RpcError) {
         let frame = match err {
-            RpcError::Service(service) => self.frame(FrameTag::ServiceError, Bytes::from(service.payload.clone())),
-            other => self.frame(FrameTag::Status, status_payload(other.status_code(), &other.status_message())),
+            RpcError::Service(service) => {
+                self.frame(FrameTag::ServiceError, Bytes::from(service.payload.clone()).into())
+            }
+            other => Ok(self.status(other.status_code(), &other.status_message())),
         };
         // A service error larger than a frame: send a status saying so instead.
-        let frame = frame.unwrap_or_else(|too_large| {
-            self.frame(FrameTag::Status, status_payload(StatusCode::FrameTooLarge, &too_large.to_string()))
-                .expect("status messages are small")
-        });
+        let frame = frame.unwrap_or_else(|too_large| self.status(StatusCode::FrameTooLarge, &too_large.to_string()));
         if frame.write(&mut self.send).await.is_ok() {
             self.finish();
         }
@@ -66,8 +64,7 @@ impl Responder {
 
     /// Answers a request that never reached a handler, with a status code of its own.
     pub(crate) async fn refuse(&mut self, code: StatusCode, message: &str) {
-        let frame = self.frame(FrameTag::Status, status_payload(code, message)).expect("status messages are small");
-        if frame.write(&mut self.send).await.is_ok() {
+        if self.status(code, message).write(&mut self.send).await.is_ok() {
             self.finish();
         }
     }

@@ -10,15 +10,21 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use rustc_hash::FxHashMap;
 
-use crate::wire::CallKind;
-use crate::{RpcError, RpcStream};
+use crate::error::RpcError;
+use crate::stream::RpcStream;
+use crate::transport::OutgoingMessage;
+use crate::wire::{CallKind, Payload};
 
-type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
-pub(crate) type UnaryFn = dyn Fn(Bytes) -> BoxFuture<Result<Bytes, RpcError>> + Send + Sync;
-pub(crate) type ServerStreamingFn = dyn Fn(Bytes) -> BoxFuture<RpcStream<Bytes>> + Send + Sync;
-pub(crate) type ClientStreamingFn = dyn Fn(RpcStream<Bytes>) -> BoxFuture<Result<Bytes, RpcError>> + Send + Sync;
-pub(crate) type BidiStreamingFn = dyn Fn(RpcStream<Bytes>) -> BoxFuture<RpcStream<Bytes>> + Send + Sync;
+/// Handlers as the server runs them: requests as they arrived ([`Payload`]), responses
+/// ready to frame. Raw-bytes handlers are adapted to these on registration; typed ones are
+/// built on them (`crate::typed`), decoding and encoding with their service's codec.
+pub(crate) type UnaryFn = dyn Fn(Payload) -> BoxFuture<Result<OutgoingMessage, RpcError>> + Send + Sync;
+pub(crate) type ServerStreamingFn = dyn Fn(Payload) -> BoxFuture<RpcStream<OutgoingMessage>> + Send + Sync;
+pub(crate) type ClientStreamingFn =
+    dyn Fn(RpcStream<Payload>) -> BoxFuture<Result<OutgoingMessage, RpcError>> + Send + Sync;
+pub(crate) type BidiStreamingFn = dyn Fn(RpcStream<Payload>) -> BoxFuture<RpcStream<OutgoingMessage>> + Send + Sync;
 
 /// One registered method.
 #[derive(Clone)]
@@ -49,12 +55,12 @@ impl Handler {
 pub struct Routes {
     /// Fx hashing: keys are the server's own method names, so a client can only look
     /// names up, never choose what collides; SipHash would cost more on every call.
-    handlers: FxHashMap<Box<[u8]>, Handler>,
+    handlers: FxHashMap<Box<str>, Handler>,
 }
 
 impl fmt::Debug for Routes {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut names: Vec<_> = self.handlers.keys().map(|k| String::from_utf8_lossy(k)).collect();
+        let mut names: Vec<&str> = self.handlers.keys().map(|k| &**k).collect();
         names.sort();
         f.debug_struct("Routes").field("methods", &names).finish()
     }
@@ -67,7 +73,7 @@ impl Routes {
     }
 
     #[track_caller]
-    fn insert(&mut self, method: &str, handler: Handler) {
+    pub(crate) fn insert(&mut self, method: &str, handler: Handler) {
         assert!(
             !method.is_empty() && method.len() <= usize::from(u8::MAX),
             "method name `{method}` must be 1 to 255 bytes long: the wire format stores its length in one byte"
@@ -81,7 +87,7 @@ impl Routes {
     }
 
     fn insert_unchecked(&mut self, method: &str, handler: Handler) {
-        if self.handlers.insert(method.as_bytes().into(), handler).is_some() {
+        if self.handlers.insert(method.into(), handler).is_some() {
             tracing::debug!(method, "handler replaced");
         }
     }
@@ -92,7 +98,13 @@ impl Routes {
         F: Fn(Bytes) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Bytes, RpcError>> + Send + 'static,
     {
-        self.insert(method, Handler::Unary(Arc::new(move |req| Box::pin(handler(req)))));
+        self.insert(
+            method,
+            Handler::Unary(Arc::new(move |request: Payload| {
+                let response = handler(request.into_bytes());
+                Box::pin(async move { response.await.map(OutgoingMessage::Payload) })
+            })),
+        );
         self
     }
 
@@ -102,7 +114,13 @@ impl Routes {
         F: Fn(Bytes) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = RpcStream<Bytes>> + Send + 'static,
     {
-        self.insert(method, Handler::ServerStreaming(Arc::new(move |req| Box::pin(handler(req)))));
+        self.insert(
+            method,
+            Handler::ServerStreaming(Arc::new(move |request: Payload| {
+                let responses = handler(request.into_bytes());
+                Box::pin(async move { outgoing(responses.await) })
+            })),
+        );
         self
     }
 
@@ -112,7 +130,13 @@ impl Routes {
         F: Fn(RpcStream<Bytes>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Bytes, RpcError>> + Send + 'static,
     {
-        self.insert(method, Handler::ClientStreaming(Arc::new(move |reqs| Box::pin(handler(reqs)))));
+        self.insert(
+            method,
+            Handler::ClientStreaming(Arc::new(move |requests| {
+                let response = handler(contiguous(requests));
+                Box::pin(async move { response.await.map(OutgoingMessage::Payload) })
+            })),
+        );
         self
     }
 
@@ -122,33 +146,39 @@ impl Routes {
         F: Fn(RpcStream<Bytes>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = RpcStream<Bytes>> + Send + 'static,
     {
-        self.insert(method, Handler::BidiStreaming(Arc::new(move |reqs| Box::pin(handler(reqs)))));
+        self.insert(
+            method,
+            Handler::BidiStreaming(Arc::new(move |requests| {
+                let responses = handler(contiguous(requests));
+                Box::pin(async move { outgoing(responses.await) })
+            })),
+        );
         self
     }
 
     /// Moves every route of `other` into `self`.
     pub fn merge(&mut self, other: Routes) -> &mut Self {
         for (name, handler) in other.handlers {
-            self.insert(&String::from_utf8_lossy(&name), handler);
+            self.insert(&name, handler);
         }
         self
     }
 
     /// The registered method names, sorted.
     pub fn methods(&self) -> Vec<String> {
-        let mut names: Vec<_> = self.handlers.keys().map(|k| String::from_utf8_lossy(k).into_owned()).collect();
+        let mut names: Vec<String> = self.handlers.keys().map(|k| k.to_string()).collect();
         names.sort();
         names
     }
 
-    /// The handler of `method` and its registered name (valid UTF-8).
-    pub(crate) fn get(&self, method: &[u8]) -> Option<(&[u8], &Handler)> {
+    /// The handler of `method` and its registered name.
+    pub(crate) fn get(&self, method: &str) -> Option<(&str, &Handler)> {
         self.handlers.get_key_value(method).map(|(name, handler)| (&**name, handler))
     }
 
     /// Adds the built-in methods (see [`crate::wire::PING_METHOD`]).
     pub(crate) fn with_builtins(mut self) -> Self {
-        let pong: Arc<UnaryFn> = Arc::new(|_request| Box::pin(async { Ok(Bytes::new()) }));
+        let pong: Arc<UnaryFn> = Arc::new(|_request| Box::pin(async { Ok(OutgoingMessage::Payload(Bytes::new())) }));
         self.insert_unchecked(crate::wire::PING_METHOD, Handler::Unary(pong));
         self
     }
@@ -175,7 +205,17 @@ pub trait Service {
     fn routes(self) -> Routes;
 }
 
-/// Adapts a raw `Vec<u8>` request stream for handlers registered with `Vec<u8>` payloads.
+/// A request stream as raw handlers take it: each message in one piece.
+fn contiguous(requests: RpcStream<Payload>) -> RpcStream<Bytes> {
+    requests.map_messages(|payload| Ok(payload.into_bytes()))
+}
+
+/// A raw handler's response stream, ready to frame.
+fn outgoing(responses: RpcStream<Bytes>) -> RpcStream<OutgoingMessage> {
+    responses.map_messages(|payload| Ok(OutgoingMessage::Payload(payload)))
+}
+
+/// Adapts a raw `Bytes` request stream for handlers registered with `Vec<u8>` payloads.
 pub(crate) fn vec_stream(requests: RpcStream<Bytes>) -> RpcStream<Vec<u8>> {
     requests.map_messages(|b| Ok(Vec::from(b)))
 }

@@ -32,9 +32,16 @@ pub(crate) fn carve(len: usize, write: impl FnOnce(&mut BytesMut)) -> Bytes {
 
 /// Like [`carve`], for writes whose length is not known in advance: the buffer grows (by
 /// reallocating itself only) if `write` needs more than the block has left.
+///
+/// `write` may run user code (a `Serialize` impl): if that code encodes a message itself,
+/// the inner write gets a buffer of its own instead of the block that is in use.
 pub(crate) fn carve_growing<R>(write: impl FnOnce(&mut BytesMut) -> R) -> (R, Bytes) {
     BLOCK.with(|block| {
-        let mut block = block.borrow_mut();
+        let Ok(mut block) = block.try_borrow_mut() else {
+            let mut own = BytesMut::new();
+            let result = write(&mut own);
+            return (result, own.freeze());
+        };
         if block.capacity() < BLOCK_SIZE / 16 {
             *block = BytesMut::with_capacity(BLOCK_SIZE);
         }

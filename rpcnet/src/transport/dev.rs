@@ -8,7 +8,7 @@ use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, 
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
 use super::Identity;
-use crate::RpcError;
+use crate::error::RpcError;
 
 /// A development certificate authority, created in memory the first time it is used and
 /// shared by everything in the process.

@@ -6,7 +6,7 @@ use std::path::Path;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
-use crate::RpcError;
+use crate::error::RpcError;
 
 /// A certificate chain (leaf first) and the private key of its leaf: what a server presents,
 /// or a client under mutual TLS.

@@ -1,19 +1,22 @@
 //! QUIC endpoints and TLS: rustls configurations, identities, the development PKI, UDP
-//! sockets with large buffers, and reading and writing wire frames on quinn streams.
-//! Knows nothing of services or balancing.
+//! sockets with large buffers, and moving a call's bytes between quinn streams and the
+//! wire decoders. Knows nothing of calls' meaning, services or balancing.
 
 mod block;
 mod dev;
 mod endpoint;
-mod framed;
+mod errors;
 mod identity;
 mod outgoing;
+mod receive;
+mod settings;
 mod tls;
 
 pub use dev::DevPki;
 pub use identity::Identity;
 
-pub(crate) use block::carve_growing;
-pub(crate) use endpoint::{SHUTDOWN_CODE, client_endpoint, server_endpoint};
-pub(crate) use framed::{FrameReader, HeadError, connection_error, write_error};
-pub(crate) use outgoing::{Outgoing, WriteAll};
+pub(crate) use endpoint::{ClientEndpoint, SHUTDOWN_CODE, server_endpoint};
+pub(crate) use errors::connection_error;
+pub(crate) use outgoing::{Outgoing, OutgoingMessage, Prefix, WriteAll};
+pub(crate) use receive::{ReceiveError, ReceiveHalf};
+pub(crate) use settings::{EndpointSettings, IdentitySource, TlsSettings, TrustSource};

@@ -1,21 +1,125 @@
-//! Frames on their way out. A small payload is copied behind its header into one buffer
-//! (one chunk for quinn); a large one travels uncopied beside its header. Headers and small
-//! frames are carved from a per-thread block (`block.rs`), so writing one allocates nothing.
+//! Messages and frames on their way out. A typed message is encoded straight behind room
+//! for its frame header (`OutgoingMessage::encode`); a raw payload gets its header when it
+//! is sent, copied behind it if small, beside it if large. Buffers are carved from a
+//! per-thread block (`block.rs`), so writing one allocates nothing.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use bytes::{Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use quinn::SendStream;
 
-use super::block::carve;
-use super::write_error;
-use crate::RpcError;
+use super::block::{carve, carve_growing};
+use super::errors::write_error;
+use crate::error::RpcError;
+use crate::wire::{FRAME_HEADER_LEN, FrameHeader, FrameTag, Limits, PROTOCOL_VERSION, RequestHead, WireError};
 
 /// Largest payload copied behind its header; above this a copy costs more than the second
 /// chunk does.
 const COALESCE_MAX: usize = 4 * 1024;
+
+/// Bytes in front of an encoded message: the version byte (used when the frame opens a
+/// response) and the frame header.
+const ROOM: usize = 1 + FRAME_HEADER_LEN;
+
+/// One message to send: a raw payload, or a payload a codec encoded into its frame.
+#[derive(Debug, Clone)]
+pub(crate) enum OutgoingMessage {
+    /// The payload alone; its frame header is written when it is sent.
+    Payload(Bytes),
+    /// `[version byte][frame header][payload]`, the header filled in for the payload.
+    Framed(Bytes),
+}
+
+impl OutgoingMessage {
+    /// Encodes a payload with `encode`, which appends it to the buffer it is given, straight
+    /// behind its frame header.
+    pub(crate) fn encode<E>(tag: FrameTag, encode: impl FnOnce(&mut BytesMut) -> Result<(), E>) -> Result<Self, E> {
+        let (result, framed) = carve_growing(|buf| {
+            buf.put_u8(PROTOCOL_VERSION);
+            buf.put_bytes(0, FRAME_HEADER_LEN);
+            let start = buf.len();
+            let result = encode(buf);
+            // A payload over u32::MAX bytes gets a wrong header here; every sender refuses
+            // payloads over its frame limit (at most 1 GiB) before sending one.
+            let len = u32::try_from(buf.len() - start).unwrap_or(u32::MAX);
+            let header = FrameHeader { tag, len }.to_bytes();
+            buf[start - FRAME_HEADER_LEN..start].copy_from_slice(&header);
+            result
+        });
+        result.map(|()| Self::Framed(framed))
+    }
+
+    /// The payload's length.
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Self::Payload(payload) => payload.len(),
+            Self::Framed(framed) => framed.len() - ROOM,
+        }
+    }
+
+    /// The bytes to send for this message as a frame of `tag` behind `prefix`, refusing a
+    /// payload over `max_len`, or a head that does not fit the wire's layout or limits.
+    pub(crate) fn frame(self, tag: FrameTag, max_len: u32, prefix: Prefix<'_>) -> Result<Outgoing, WireError> {
+        let header = FrameHeader::new(tag, self.len(), max_len)?;
+        if let Prefix::Head(head, limits) = prefix {
+            head.check(limits)?;
+        }
+        Ok(match (self, prefix) {
+            (Self::Payload(payload), prefix) => Outgoing::new(
+                prefix.len() + FRAME_HEADER_LEN,
+                |buf| {
+                    prefix.put(buf);
+                    header.encode(buf);
+                },
+                payload,
+            ),
+            (Self::Framed(framed), Prefix::Version) => Outgoing::One(framed),
+            (Self::Framed(framed), Prefix::Nothing) => Outgoing::One(framed.slice(1..)),
+            (Self::Framed(framed), prefix) => {
+                Outgoing::Two([carve(prefix.len(), |buf| prefix.put(buf)), framed.slice(1..)])
+            }
+        })
+    }
+}
+
+/// What goes on a stream before a frame.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Prefix<'a> {
+    /// Nothing: a frame after the first.
+    Nothing,
+    /// The version byte that opens a response.
+    Version,
+    /// A request head (checked against these limits before anything is written).
+    Head(&'a RequestHead<'a>, &'a Limits),
+}
+
+impl Prefix<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Self::Nothing => 0,
+            Self::Version => 1,
+            Self::Head(head, _) => head.encoded_len(),
+        }
+    }
+
+    fn put(&self, buf: &mut BytesMut) {
+        match self {
+            Self::Nothing => {}
+            Self::Version => buf.put_u8(PROTOCOL_VERSION),
+            Self::Head(head, limits) => {
+                head.encode(limits, buf).expect("bug in rpcnet: a checked head failed to encode")
+            }
+        }
+    }
+}
+
+impl From<Bytes> for OutgoingMessage {
+    fn from(payload: Bytes) -> Self {
+        Self::Payload(payload)
+    }
+}
 
 /// Bytes ready for one write on a call's stream.
 #[derive(Debug)]
@@ -27,6 +131,14 @@ pub(crate) enum Outgoing {
 }
 
 impl Outgoing {
+    /// A prefix alone: the head of a call whose messages follow as a stream.
+    pub(crate) fn prefix(prefix: Prefix<'_>) -> Result<Self, WireError> {
+        if let Prefix::Head(head, limits) = prefix {
+            head.check(limits)?;
+        }
+        Ok(Self::One(carve(prefix.len(), |buf| prefix.put(buf))))
+    }
+
     /// `prefix` writes what goes before the payload (version byte, head, frame header), at
     /// most `prefix_len` bytes.
     pub(crate) fn new(prefix_len: usize, prefix: impl FnOnce(&mut BytesMut), payload: Bytes) -> Self {
@@ -73,5 +185,37 @@ impl Future for WriteAll<'_> {
             this.start += written.chunks;
         }
         Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bytes(outgoing: Outgoing) -> Vec<u8> {
+        match outgoing {
+            Outgoing::One(one) => one.to_vec(),
+            Outgoing::Two([a, b]) => [a, b].concat(),
+        }
+    }
+
+    #[test]
+    fn an_encoded_message_is_the_same_frame_as_a_raw_one() {
+        let encoded = OutgoingMessage::encode::<()>(FrameTag::Message, |buf| {
+            buf.extend_from_slice(b"hello");
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(encoded.len(), 5);
+        let raw = OutgoingMessage::from(Bytes::from_static(b"hello"));
+        let head = RequestHead::new(crate::wire::CallKind::Unary, "S.m");
+        let limits = Limits::default();
+        for prefix in [Prefix::Nothing, Prefix::Version, Prefix::Head(&head, &limits)] {
+            let a = encoded.clone().frame(FrameTag::Message, 1024, prefix).unwrap();
+            let b = raw.clone().frame(FrameTag::Message, 1024, prefix).unwrap();
+            assert_eq!(bytes(a), bytes(b), "behind {prefix:?}");
+        }
+        let big = OutgoingMessage::from(Bytes::from(vec![0; 2048]));
+        assert!(matches!(big.frame(FrameTag::Message, 1024, Prefix::Nothing), Err(WireError::FrameTooLarge { .. })));
     }
 }

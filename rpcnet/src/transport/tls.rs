@@ -11,8 +11,8 @@ use rustls::server::WebPkiClientVerifier;
 
 use super::Identity;
 use super::identity::read_certificates;
-use crate::config::{IdentitySource, TrustSource};
-use crate::{RpcConfig, RpcError};
+use super::settings::{IdentitySource, TlsSettings, TrustSource};
+use crate::error::RpcError;
 
 /// The ALPN protocol name: a peer that does not offer it is refused during the handshake.
 pub(crate) const ALPN: &[u8] = b"rpcnet/1";
@@ -44,7 +44,7 @@ fn load_trust(source: &TrustSource) -> Result<Vec<CertificateDer<'static>>, RpcE
 }
 
 /// The identity a server presents: in memory, or `cert_path` + `key_path`.
-fn server_identity(config: &RpcConfig) -> Result<Identity, RpcError> {
+fn server_identity(config: &TlsSettings) -> Result<Identity, RpcError> {
     if let Some(identity) = &config.identity {
         return Ok(identity.clone());
     }
@@ -58,7 +58,7 @@ fn server_identity(config: &RpcConfig) -> Result<Identity, RpcError> {
 }
 
 /// TLS for a server endpoint.
-pub(crate) fn server_crypto(config: &RpcConfig) -> Result<Arc<QuicServerConfig>, RpcError> {
+pub(crate) fn server_crypto(config: &TlsSettings) -> Result<Arc<QuicServerConfig>, RpcError> {
     let identity = server_identity(config)?;
     let builder = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
@@ -83,7 +83,7 @@ pub(crate) fn server_crypto(config: &RpcConfig) -> Result<Arc<QuicServerConfig>,
 }
 
 /// TLS for a client endpoint.
-pub(crate) fn client_crypto(config: &RpcConfig) -> Result<Arc<QuicClientConfig>, RpcError> {
+pub(crate) fn client_crypto(config: &TlsSettings) -> Result<Arc<QuicClientConfig>, RpcError> {
     let trusted = match &config.trust {
         Some(certs) => load_trust(&TrustSource::Memory(certs.clone()))?,
         None => read_certificates(&config.cert_path)?,

@@ -1,6 +1,6 @@
 //! Typed calls: what the code `#[rpc_service]` generates calls into. A method's arguments
-//! travel as one tuple encoded by the codec; a handler's `Err(E)` travels as a SERVICE_ERROR
-//! frame and comes back to the caller as `Ok(Err(E))`.
+//! travel as one tuple encoded by the service's codec; a handler's `Err(E)` travels as a
+//! SERVICE_ERROR frame and comes back to the caller as `Ok(Err(E))`.
 
 mod byte_buf;
 mod calls;
@@ -9,17 +9,22 @@ mod handlers;
 pub use byte_buf::ByteBuf;
 
 pub use calls::{bidi_streaming, client_streaming, client_streaming_fallible, server_streaming, unary, unary_fallible};
-pub use handlers::{decode_stream, encode_result, encode_stream};
+pub use handlers::{
+    serve_bidi_streaming, serve_client_streaming, serve_client_streaming_fallible, serve_server_streaming, serve_unary,
+    serve_unary_fallible,
+};
 
-use bytes::Bytes;
+use bytes::Buf;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use bytes::BufMut;
+use crate::codec::Codec;
+use crate::error::RpcError;
+use crate::transport::OutgoingMessage;
+use crate::wire::FrameTag;
 
-use crate::RpcError;
-use crate::codec::{BincodeCodec, Codec, DEFAULT_DECODE_LIMIT};
-use crate::transport::carve_growing;
+/// The codec of services that name none: bincode with the default decode limit.
+pub type DefaultCodec = crate::codec::BincodeCodec;
 
 /// A type that can travel as an argument or a result of an rpc method.
 #[diagnostic::on_unimplemented(
@@ -31,17 +36,21 @@ pub trait RpcMessage: Serialize + DeserializeOwned + Send + 'static {}
 
 impl<T: Serialize + DeserializeOwned + Send + 'static> RpcMessage for T {}
 
-/// Encodes a value with the default codec (bincode, as [`BincodeCodec`] does), straight into
-/// a buffer carved from this thread's block: no allocation of its own.
-pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Bytes, RpcError> {
-    let (result, bytes) = carve_growing(|buf| {
-        bincode::serde::encode_into_std_write(value, &mut buf.writer(), BincodeCodec::<DEFAULT_DECODE_LIMIT>::config())
-    });
-    result.map_err(|e| RpcError::Codec(format!("cannot encode message: {e}")))?;
-    Ok(bytes)
+/// Encodes a message with codec `C` straight into its outgoing frame.
+pub(crate) fn encode<C: Codec + Default, T: Serialize + ?Sized>(value: &T) -> Result<OutgoingMessage, RpcError> {
+    Ok(OutgoingMessage::encode(FrameTag::Message, |buf| C::default().encode(value, buf))?)
 }
 
-/// Decodes a value with the default codec.
-pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, RpcError> {
-    BincodeCodec::new().decode(bytes)
+/// Decodes a message with codec `C`, from the pieces it arrived in.
+pub(crate) fn decode<C: Codec + Default, T: DeserializeOwned>(payload: impl Buf) -> Result<T, RpcError> {
+    Ok(C::default().decode(payload)?)
+}
+
+/// A handler's own error, encoded with codec `C` into the payload of a SERVICE_ERROR frame.
+pub(crate) fn service_error<C: Codec + Default, E: Serialize>(err: &E) -> RpcError {
+    let mut payload = bytes::BytesMut::new();
+    match C::default().encode(err, &mut payload) {
+        Ok(()) => RpcError::service(payload.freeze()),
+        Err(encode) => encode.into(),
+    }
 }

@@ -3,6 +3,7 @@
 use bytes::BufMut;
 
 use super::WireError;
+use super::payload::{Payload, Received};
 
 /// Bytes in a frame header: `tag:u8` and `len:u32`.
 pub const FRAME_HEADER_LEN: usize = 5;
@@ -78,6 +79,42 @@ impl FrameHeader {
             return Err(WireError::FrameTooLarge { len: u64::from(len), max: u64::from(max_len) });
         }
         Ok(Some(Self { tag, len }))
+    }
+}
+
+/// The header of the frame at the front of `received`, once the whole frame has arrived.
+/// A frame's tag is checked from its first byte and its length against `max_len` from its
+/// header alone, so a frame that will be refused is refused before its payload arrives.
+pub(crate) fn peek_frame(received: &Received, max_len: u32) -> Result<Option<FrameHeader>, WireError> {
+    let Some(header) = received.peek::<FRAME_HEADER_LEN>() else {
+        if let Some(tag) = received.first() {
+            FrameTag::from_u8(tag)?;
+        }
+        return Ok(None);
+    };
+    let header = FrameHeader::decode(&header, max_len)?.expect("five bytes are a whole header");
+    Ok((received.len() >= FRAME_HEADER_LEN + header.len as usize).then_some(header))
+}
+
+/// Takes the frame whose whole header `peek_frame` returned off the front of `received`.
+pub(crate) fn take_frame(received: &mut Received, header: FrameHeader) -> Payload {
+    received.advance(FRAME_HEADER_LEN);
+    received.take(header.len as usize)
+}
+
+/// Whether `received` holds bytes beyond the frame `header` at its front.
+pub(crate) fn more_than(received: &Received, header: FrameHeader) -> bool {
+    received.len() > FRAME_HEADER_LEN + header.len as usize
+}
+
+/// Why a stream that ended with `received` still buffered ended too early: inside a frame
+/// header, or inside a frame's payload.
+pub(crate) fn ended_inside_frame(received: &Received) -> WireError {
+    match received.peek::<FRAME_HEADER_LEN>() {
+        None => WireError::Ended("stream ended inside a frame header"),
+        Some(header) => {
+            WireError::EndedInFrame { len: u32::from_be_bytes([header[1], header[2], header[3], header[4]]) }
+        }
     }
 }
 

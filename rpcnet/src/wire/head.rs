@@ -77,8 +77,9 @@ impl<'a> RequestHead<'a> {
         1 + 4 + 1 + self.method.len() + 1 + metadata
     }
 
-    /// Writes the head. Fails, writing nothing, if a field does not fit the layout or `limits`.
-    pub fn encode(&self, limits: &Limits, out: &mut impl BufMut) -> Result<(), WireError> {
+    /// Checks that the head fits the layout and `limits`, as [`encode`](Self::encode) does
+    /// before writing anything.
+    pub fn check(&self, limits: &Limits) -> Result<(), WireError> {
         if self.method.is_empty() || self.method.len() > usize::from(u8::MAX) {
             return Err(WireError::Malformed("method name (must be 1 to 255 bytes)"));
         }
@@ -100,6 +101,19 @@ impl<'a> RequestHead<'a> {
         if body_len > usize::from(limits.max_head_len) {
             return Err(WireError::HeadTooLarge { len: body_len, max: usize::from(limits.max_head_len) });
         }
+        Ok(())
+    }
+
+    /// Writes the head. Fails, writing nothing, if a field does not fit the layout or `limits`.
+    pub fn encode(&self, limits: &Limits, out: &mut impl BufMut) -> Result<(), WireError> {
+        self.check(limits)?;
+        self.encode_checked(out);
+        Ok(())
+    }
+
+    /// Writes a head that [`check`](Self::check) accepted.
+    pub fn encode_checked(&self, out: &mut impl BufMut) {
+        let body_len = self.body_len();
         out.put_u8(PROTOCOL_VERSION);
         out.put_u16(body_len as u16);
         out.put_u8(self.kind as u8);
@@ -113,7 +127,6 @@ impl<'a> RequestHead<'a> {
             out.put_u16(value.len() as u16);
             out.put_slice(value);
         }
-        Ok(())
     }
 
     /// Checks the version and declared length of a head from its first bytes.
@@ -136,49 +149,12 @@ impl<'a> RequestHead<'a> {
         Ok(Some(REQUEST_PREFIX_LEN + body_len))
     }
 
-    /// Decodes a head from the start of `buf`.
+    /// Decodes a head from the start of `buf`, validating every field.
     ///
     /// Returns `Ok(None)` if `buf` holds only part of the head, otherwise the head and the
     /// number of bytes it used. Never reads past the declared length.
     pub fn decode(buf: &'a [u8], limits: &Limits) -> Result<Option<(Self, usize)>, WireError> {
-        let Some((raw, total)) = RawRequestHead::decode(buf, limits)? else { return Ok(None) };
-        let method = utf8(raw.method, "method name")?;
-        let mut metadata = Vec::with_capacity(raw.metadata_count);
-        let mut r = Reader(raw.metadata);
-        for _ in 0..raw.metadata_count {
-            let key = r.take_u8_prefixed("metadata key").expect("validated by RawRequestHead::decode");
-            let value = r.take_u16_prefixed("metadata value").expect("validated by RawRequestHead::decode");
-            metadata.push((std::str::from_utf8(key).expect("validated by RawRequestHead::decode"), value));
-        }
-        Ok(Some((Self { kind: raw.kind, method, deadline: raw.deadline, metadata }, total)))
-    }
-}
-
-/// A request head as a server reads it on every call: every field validated as
-/// [`RequestHead::decode`] does, except that the method name stays bytes.
-///
-/// A server looks the name up among its registered names, which are UTF-8: a name that
-/// matches one is UTF-8 too, so the check costs nothing on the path of a call that is
-/// served. Metadata is validated and kept as its encoded bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RawRequestHead<'a> {
-    /// Shape of the call.
-    pub kind: CallKind,
-    /// Method name, 1 to 255 bytes; not checked as UTF-8.
-    pub method: &'a [u8],
-    /// How long the caller still waits, if it set a deadline.
-    pub deadline: Option<Duration>,
-    /// Number of metadata entries.
-    pub metadata_count: usize,
-    /// The metadata entries as encoded (keys checked as non-empty UTF-8).
-    pub metadata: &'a [u8],
-}
-
-impl<'a> RawRequestHead<'a> {
-    /// Decodes a head from the start of `buf`; `Ok(None)` while it is incomplete, as
-    /// [`RequestHead::decode`].
-    pub fn decode(buf: &'a [u8], limits: &Limits) -> Result<Option<(Self, usize)>, WireError> {
-        let Some(total) = RequestHead::peek_len(buf, limits)? else { return Ok(None) };
+        let Some(total) = Self::peek_len(buf, limits)? else { return Ok(None) };
         let Some(body) = buf.get(REQUEST_PREFIX_LEN..total) else { return Ok(None) };
         let mut r = Reader(body);
         let kind = CallKind::from_u8(r.u8("call kind")?)?;
@@ -187,6 +163,7 @@ impl<'a> RawRequestHead<'a> {
         if method.is_empty() {
             return Err(WireError::Malformed("method name (empty)"));
         }
+        let method = utf8(method, "method name")?;
         let metadata_count = usize::from(r.u8("metadata count")?);
         if metadata_count > usize::from(limits.max_metadata_entries) {
             return Err(WireError::TooManyMetadataEntries {
@@ -194,19 +171,20 @@ impl<'a> RawRequestHead<'a> {
                 max: usize::from(limits.max_metadata_entries),
             });
         }
-        let metadata = r.0;
+        let mut metadata = Vec::with_capacity(metadata_count);
         for _ in 0..metadata_count {
             let key = r.take_u8_prefixed("metadata key")?;
             if key.is_empty() {
                 return Err(WireError::Malformed("metadata key (empty)"));
             }
-            utf8(key, "metadata key")?;
-            r.take_u16_prefixed("metadata value")?;
+            let key = utf8(key, "metadata key")?;
+            let value = r.take_u16_prefixed("metadata value")?;
+            metadata.push((key, value));
         }
         if !r.0.is_empty() {
             return Err(WireError::Malformed("request head (bytes left over after the last field)"));
         }
-        Ok(Some((Self { kind, method, deadline, metadata_count, metadata }, total)))
+        Ok(Some((Self { kind, method, deadline, metadata }, total)))
     }
 }
 
@@ -381,20 +359,9 @@ mod tests {
     }
 
     #[test]
-    fn the_raw_head_leaves_the_method_as_bytes_and_checks_everything_else() {
-        let limits = Limits::default();
-        let bad_name = [1, 0, 8, 0, 0, 0, 0, 0, 1, 0xff, 0];
-        let (raw, used) = RawRequestHead::decode(&bad_name, &limits).unwrap().unwrap();
-        assert_eq!((raw.method, used), (&[0xffu8][..], bad_name.len()), "the server matches names as bytes");
-        let mut head = RequestHead::new(CallKind::ClientStreaming, "S.m");
-        head.metadata = vec![("k", b"v".as_slice())];
-        let bytes = encode(&head);
-        let (raw, _) = RawRequestHead::decode(&bytes, &limits).unwrap().unwrap();
-        assert_eq!((raw.kind, raw.method, raw.metadata_count), (CallKind::ClientStreaming, &b"S.m"[..], 1));
-        // A metadata key that is not UTF-8 is refused by both.
+    fn a_metadata_key_that_is_not_utf8_is_refused() {
         let bad_key = [1, 0, 12, 0, 0, 0, 0, 0, 1, b'm', 1, 1, 0xff, 0, 0];
-        assert_eq!(RawRequestHead::decode(&bad_key, &limits), Err(WireError::InvalidUtf8("metadata key")));
-        assert_eq!(RequestHead::decode(&bad_key, &limits), Err(WireError::InvalidUtf8("metadata key")));
+        assert_eq!(RequestHead::decode(&bad_key, &Limits::default()), Err(WireError::InvalidUtf8("metadata key")));
     }
 
     #[test]

@@ -49,6 +49,14 @@
 //! A side that gives up on a call resets its sending half and stops its receiving half with
 //! one of the [`StreamCode`]s, so the peer learns why without a frame.
 //!
+//! # Decoders
+//!
+//! [`RequestDecoder`] (the server's half) and [`ResponseDecoder`] (the client's) hold these
+//! rules: fed a stream's bytes in whatever chunks they arrive ([`StreamDecoder`]), they hand
+//! out the head, each message as a [`Payload`] (in the pieces it arrived in, not copied),
+//! and the end, or the [`WireError`] naming the rule that was broken. The transport only
+//! feeds them.
+//!
 //! # Built-in methods
 //!
 //! Method names starting with `rpcnet.` are reserved. Every server answers
@@ -59,13 +67,32 @@
 
 mod frame;
 mod head;
+mod payload;
+mod request;
+mod response;
 mod status;
 
 pub use frame::{FRAME_HEADER_LEN, FrameHeader, FrameTag};
-pub use head::{CallKind, MetadataEntry, REQUEST_PREFIX_LEN, RawRequestHead, RequestHead};
+pub use head::{CallKind, MetadataEntry, REQUEST_PREFIX_LEN, RequestHead};
+pub use payload::Payload;
+pub use request::{RequestDecoder, RequestEvent};
+pub use response::{ResponseDecoder, ResponseEvent};
 pub use status::{MAX_STATUS_MESSAGE_LEN, StatusCode, StreamCode, decode_status, encode_status};
 
+use bytes::Bytes;
 use thiserror::Error;
+
+/// What the transport feeds a decoder of one half of a call's stream: the chunks as they
+/// arrive, then the end of the stream. The decoders ([`RequestDecoder`],
+/// [`ResponseDecoder`]) own the protocol's rules; the transport only moves bytes.
+pub trait StreamDecoder {
+    /// The next bytes of the stream.
+    fn handle_chunk(&mut self, chunk: Bytes);
+    /// The peer finished the stream: no bytes follow.
+    fn handle_end(&mut self);
+    /// Bytes received and not yet handed out, for bounds on memory.
+    fn buffered(&self) -> usize;
+}
 
 /// The only protocol version this build speaks.
 pub const PROTOCOL_VERSION: u8 = 1;
@@ -141,4 +168,24 @@ pub enum WireError {
     /// A field does not fit the layout (too short, too long, empty where it must not be).
     #[error("malformed {0}")]
     Malformed(&'static str),
+    /// A frame that has no place on this half of the stream (a STATUS frame in a request).
+    #[error("unexpected {tag:?} frame in a {side}")]
+    UnexpectedFrame {
+        /// The frame's tag.
+        tag: FrameTag,
+        /// `"request"` or `"response"`.
+        side: &'static str,
+    },
+    /// Bytes after the message or terminal frame that ends the call.
+    #[error("unexpected data after the last message of the call")]
+    TrailingData,
+    /// The stream ended before what it must carry (what is missing says where).
+    #[error("{0}")]
+    Ended(&'static str),
+    /// The stream ended inside a frame's payload.
+    #[error("stream ended inside a frame of {len} bytes (the peer stopped sending mid-frame)")]
+    EndedInFrame {
+        /// The frame's declared length.
+        len: u32,
+    },
 }

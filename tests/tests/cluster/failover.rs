@@ -71,7 +71,7 @@ async fn a_cluster_client_repeats_only_the_methods_marked_idempotent() {
     let registry = Arc::new(WorkerRegistry::new(seed.clone(), LoadBalancingStrategy::RoundRobin));
     registry.start().await;
     eventually(Duration::from_secs(15), "three workers", async || registry.worker_count().await == 3).await;
-    let config = ClusterClientConfig::default()
+    let config = ClusterClientConfig::dev()
         .with_rpc_config(RpcConfig::dev("127.0.0.1:0").with_connect_timeout(Duration::from_millis(300)))
         .with_idempotent_methods(["jobs.read"]);
     assert!(config.is_idempotent("jobs.read") && !config.is_idempotent("jobs.write"));
@@ -122,7 +122,8 @@ async fn a_killed_worker_loses_no_retryable_call_and_gets_traffic_again_after_a_
         let cluster = member(secret, name, vec![seed]).await;
         let registry = Arc::new(WorkerRegistry::new(cluster.clone(), LoadBalancingStrategy::LeastConnections));
         registry.start().await;
-        let client = WorkClient::builder().registry(registry.clone()).filter("role=worker").connect().await.unwrap();
+        let client =
+            WorkClient::builder().registry(registry.clone()).filter("role=worker").dev().connect().await.unwrap();
         clients.push((cluster, registry, client));
     }
     for (_, registry, _) in &clients {

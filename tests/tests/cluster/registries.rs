@@ -43,14 +43,14 @@ async fn registries_select_workers_by_tag_and_cluster_clients_call_them() {
     assert!(malformed.to_string().contains("role==worker"), "the error quotes the filter: {malformed}");
 
     // Raw-bytes calls through the cluster client, encoding `read(0)` as the typed client would.
-    let client = ClusterClient::new(registry.clone(), ClusterClientConfig::default());
+    let client = ClusterClient::new(registry.clone(), ClusterClientConfig::dev());
     let codec = BincodeCodec::new();
-    let request = codec.encode(&0u64).unwrap();
+    let request = codec.encode_to_vec(&0u64).unwrap();
     let reply = client.call_worker(WorkClient::METHOD_READ, request.clone(), Some("role=storage")).await.unwrap();
-    assert_eq!(codec.decode::<String>(&reply).unwrap(), "db");
+    assert_eq!(codec.decode::<String>(&reply[..]).unwrap(), "db");
     let all = client.call_all_workers(WorkClient::METHOD_READ, request.clone(), Some("zone=eu-1")).await.unwrap();
     let mut answers: Vec<String> =
-        all.into_iter().map(|(_, reply)| codec.decode::<String>(&reply.unwrap()).unwrap()).collect();
+        all.into_iter().map(|(_, reply)| codec.decode::<String>(&reply.unwrap()[..]).unwrap()).collect();
     answers.sort();
     assert_eq!(answers, ["db", "w-eu"]);
     let err = client.call_worker("Work.missing", request, Some("role=worker")).await.unwrap_err();
@@ -71,7 +71,7 @@ async fn an_idle_clusters_workers_do_not_become_suspect() {
     let registry = Arc::new(WorkerRegistry::new(seed.clone(), LoadBalancingStrategy::RoundRobin));
     registry.start().await;
     eventually(Duration::from_secs(15), "three workers", async || registry.worker_count().await == 3).await;
-    let client = WorkClient::builder().registry(registry.clone()).connect().await.unwrap();
+    let client = WorkClient::builder().registry(registry.clone()).dev().connect().await.unwrap();
     // A burst of calls to every worker, then none: answers stop coming, pings go on.
     for _ in 0..90 {
         client.read(0).await.unwrap();
@@ -116,7 +116,7 @@ async fn a_tag_change_keeps_the_worker_its_calls_in_flight_and_its_counters() {
     registry.start().await;
     eventually(Duration::from_secs(15), "the worker", async || registry.worker_count().await == 1).await;
     assert_eq!(registry.workers().await[0].label, "alpha", "the `label` tag names the worker, as in the book");
-    let client = WorkClient::builder().registry(registry.clone()).filter("role=worker").connect().await.unwrap();
+    let client = WorkClient::builder().registry(registry.clone()).filter("role=worker").dev().connect().await.unwrap();
     for _ in 0..5 {
         assert_eq!(client.read(0).await.unwrap(), "w1");
     }

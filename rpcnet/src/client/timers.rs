@@ -13,7 +13,8 @@ use slab::Slab;
 use tokio::time::Instant;
 use tokio_util::task::AbortOnDropHandle;
 
-use crate::RpcError;
+use crate::deadline::Deadline;
+use crate::error::RpcError;
 
 /// Slots kept at once: enough for the default deadline and a few per-call ones in use side
 /// by side without each call starting a timer of its own.
@@ -88,9 +89,10 @@ impl DeadlineTimers {
         Self::default()
     }
 
-    /// The bucket that fires once `timeout` has passed from now, at most one slot late.
-    fn bucket(&self, timeout: Duration) -> Arc<Bucket> {
-        let due = Instant::now() + timeout;
+    /// The bucket that fires at `due`, at most one slot late, for a call that started at
+    /// `now`.
+    fn bucket(&self, due: Instant, now: Instant) -> Arc<Bucket> {
+        let timeout = due.saturating_duration_since(now);
         let mut slots = lock(&self.slots);
         if let Some(slot) = slots.iter().flatten().find(|s| s.start <= due && due <= s.end) {
             return slot.bucket.clone();
@@ -103,9 +105,10 @@ impl DeadlineTimers {
         bucket
     }
 
-    /// `fut`, failing with [`RpcError::Timeout`] once `timeout` has passed; as is without one.
-    pub(crate) fn bound<F>(&self, timeout: Option<Duration>, fut: F) -> WithDeadline<F> {
-        WithDeadline { fut, bucket: timeout.map(|t| self.bucket(t)), registered: None }
+    /// `fut`, failing with [`RpcError::Timeout`] once `deadline` has passed (`now` is when
+    /// the call started); as is without a deadline.
+    pub(crate) fn bound<F>(&self, deadline: Deadline, now: Instant, fut: F) -> WithDeadline<F> {
+        WithDeadline { fut, bucket: deadline.instant().map(|due| self.bucket(due, now)), registered: None }
     }
 }
 
@@ -167,18 +170,30 @@ mod tests {
         futures::future::pending()
     }
 
+    /// A deadline `timeout` from now, and now.
+    fn after(timeout: Duration) -> (Deadline, Instant) {
+        let now = Instant::now();
+        (Deadline::At(now + timeout), now)
+    }
+
+    fn bucket(timers: &DeadlineTimers, timeout: Duration) -> Arc<Bucket> {
+        let now = Instant::now();
+        timers.bucket(now + timeout, now)
+    }
+
     #[tokio::test(start_paused = true)]
     async fn calls_in_one_slot_share_a_timer_and_time_out_at_its_end() {
         let timers = DeadlineTimers::new();
-        let first = timers.bucket(Duration::from_millis(640));
+        let first = bucket(&timers, Duration::from_millis(640));
         tokio::time::advance(Duration::from_millis(3)).await;
-        let second = timers.bucket(Duration::from_millis(640));
+        let second = bucket(&timers, Duration::from_millis(640));
         assert!(Arc::ptr_eq(&first, &second), "deadlines 3 ms apart share a 10 ms slot");
-        let other = timers.bucket(Duration::from_secs(5));
+        let other = bucket(&timers, Duration::from_secs(5));
         assert!(!Arc::ptr_eq(&first, &other), "a deadline in another slot has its own");
 
         let started = Instant::now();
-        let result = timers.bound(Some(Duration::from_millis(640)), never()).await;
+        let (deadline, now) = after(Duration::from_millis(640));
+        let result = timers.bound(deadline, now, never()).await;
         assert!(matches!(result, Err(RpcError::Timeout)), "got {result:?}");
         let waited = started.elapsed();
         assert!(
@@ -194,12 +209,17 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(5)).await;
             Ok::<_, RpcError>(7)
         };
-        assert_eq!(timers.bound(Some(Duration::from_millis(100)), quick).await.unwrap(), 7);
+        let (deadline, now) = after(Duration::from_millis(100));
+        assert_eq!(timers.bound(deadline, now, quick).await.unwrap(), 7);
         let slow = async {
             tokio::time::sleep(Duration::from_secs(3600)).await;
             Ok::<_, RpcError>(8)
         };
-        assert_eq!(timers.bound(None, slow).await.unwrap(), 8, "without a timeout the call waits");
+        assert_eq!(
+            timers.bound(Deadline::Never, Instant::now(), slow).await.unwrap(),
+            8,
+            "without a timeout the call waits"
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -209,7 +229,8 @@ mod tests {
         let calls = (1..=10u64).map(|i| {
             let timers = &timers;
             async move {
-                let result = timers.bound(Some(Duration::from_millis(100 * i)), never()).await;
+                let (deadline, now) = after(Duration::from_millis(100 * i));
+                let result = timers.bound(deadline, now, never()).await;
                 (i, result, started.elapsed())
             }
         });
@@ -223,9 +244,10 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_dropped_call_leaves_no_waker_and_an_unused_timer_stops() {
         let timers = DeadlineTimers::new();
-        let mut call = Box::pin(timers.bound(Some(Duration::from_secs(1)), never()));
+        let (deadline, now) = after(Duration::from_secs(1));
+        let mut call = Box::pin(timers.bound(deadline, now, never()));
         assert!(futures::poll!(&mut call).is_pending());
-        let bucket = timers.bucket(Duration::from_secs(1));
+        let bucket = bucket(&timers, Duration::from_secs(1));
         assert_eq!(lock(&bucket.wakers).len(), 1, "the waiting call registered its waker");
         drop(call);
         assert_eq!(lock(&bucket.wakers).len(), 0, "a dropped call takes its waker out");

@@ -1,0 +1,59 @@
+//! What the transport is told: where TLS material comes from, and the socket and QUIC
+//! parameters of an endpoint. `RpcConfig` fills these in; the transport reads nothing else,
+//! so it knows nothing of the layers above it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use rustls::pki_types::CertificateDer;
+
+use super::Identity;
+
+/// Where a TLS identity (certificate chain and private key) comes from.
+#[derive(Debug, Clone)]
+pub(crate) enum IdentitySource {
+    /// PEM files, read when the server binds or the client connects.
+    Files { cert: PathBuf, key: PathBuf },
+    /// Already in memory.
+    Memory(Identity),
+}
+
+/// Where trusted certificates (trust anchors) come from.
+#[derive(Debug, Clone)]
+pub(crate) enum TrustSource {
+    /// A PEM file with one or more certificates.
+    File(PathBuf),
+    /// Already in memory.
+    Memory(Vec<CertificateDer<'static>>),
+}
+
+/// TLS material of an endpoint. As in the rpcnet 0.1 book, `cert_path` is a server's own
+/// certificate chain (with `key_path`) and the certificate a client trusts; the in-memory
+/// fields take precedence over the files.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct TlsSettings {
+    pub(crate) cert_path: PathBuf,
+    pub(crate) key_path: Option<PathBuf>,
+    /// A server's identity in memory.
+    pub(crate) identity: Option<Identity>,
+    /// A client's trust anchors in memory.
+    pub(crate) trust: Option<Vec<CertificateDer<'static>>>,
+    /// Mutual TLS, server side: the CAs a client certificate must come from.
+    pub(crate) client_ca: Option<TrustSource>,
+    /// Mutual TLS, client side: the identity presented.
+    pub(crate) client_identity: Option<IdentitySource>,
+}
+
+/// The UDP socket and QUIC parameters of an endpoint, server or client.
+#[derive(Debug, Clone)]
+pub(crate) struct EndpointSettings {
+    pub(crate) bind_addr: SocketAddr,
+    pub(crate) udp_buffer_size: usize,
+    pub(crate) max_udp_payload_size: Option<u16>,
+    /// Calls (bidirectional streams) a peer may have open at once on a server's connection.
+    pub(crate) max_concurrent_streams: u32,
+    pub(crate) idle_timeout: Duration,
+    pub(crate) keep_alive_interval: Option<Duration>,
+    pub(crate) tls: TlsSettings,
+}
