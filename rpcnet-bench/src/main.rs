@@ -21,6 +21,9 @@ mod report;
 mod rpcnet_echo;
 mod scenarios;
 mod table;
+mod tarpc_echo;
+mod tcp_tls;
+mod tonic_echo;
 mod typed_echo;
 
 use std::io::{BufRead, BufReader};
@@ -65,6 +68,13 @@ enum Impl {
     /// endpoint: the balancing layer's own cost (pick, in-flight guard, statistics,
     /// metrics), on the same network as `typed`.
     Balanced1,
+    /// tonic: gRPC unary calls over HTTP/2 and TLS (rustls, ring), one HTTP/2 connection.
+    Tonic,
+    /// tarpc: serde (bincode) over plain TCP, calls multiplexed on one connection.
+    Tarpc,
+    /// Length-prefixed frames over TCP + TLS 1.3 (tokio-rustls), pipelined on one
+    /// connection: the limit of a TLS byte stream on this machine.
+    TcpTls,
 }
 
 impl Impl {
@@ -219,6 +229,21 @@ async fn serve(implementation: Impl, cert_dir: &Path, tuning: Tuning) {
             println!("LISTENING {}", server.local_addr().unwrap());
             server.start(endpoint).await.unwrap();
         }
+        Impl::Tonic => {
+            let (addr, serving) = tonic_echo::server(cert_dir).await;
+            println!("LISTENING {addr}");
+            serving.await;
+        }
+        Impl::Tarpc => {
+            let (addr, serving) = tarpc_echo::server().await;
+            println!("LISTENING {addr}");
+            serving.await;
+        }
+        Impl::TcpTls => {
+            let (addr, serving) = tcp_tls::server(cert_dir).await;
+            println!("LISTENING {addr}");
+            serving.await;
+        }
     }
 }
 
@@ -291,6 +316,33 @@ async fn client(implementation: Impl, addrs: &[SocketAddr], cert_dir: &Path, tun
                     measure::drive(load.concurrency, duration, || {
                         let payload = payload.clone();
                         async move { assert_eq!(rpcnet_echo::echo(client, payload, deadline).await, expect) }
+                    })
+                    .await
+                }
+                Impl::Tonic => {
+                    let client = tonic_echo::connect(addr, cert_dir).await;
+                    let client = &client;
+                    measure::drive(load.concurrency, duration, || {
+                        let payload = payload.clone();
+                        async move { assert_eq!(tonic_echo::echo(client, payload).await, expect) }
+                    })
+                    .await
+                }
+                Impl::Tarpc => {
+                    let client = tarpc_echo::connect(addr).await;
+                    let client = &client;
+                    measure::drive(load.concurrency, duration, || {
+                        let payload = payload.to_vec();
+                        async move { assert_eq!(tarpc_echo::echo(client, payload).await, expect) }
+                    })
+                    .await
+                }
+                Impl::TcpTls => {
+                    let client = tcp_tls::Client::connect(addr, cert_dir).await;
+                    let client = &client;
+                    measure::drive(load.concurrency, duration, || {
+                        let payload = payload.clone();
+                        async move { assert_eq!(client.echo(payload).await, expect) }
                     })
                     .await
                 }
