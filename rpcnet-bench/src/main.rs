@@ -1,6 +1,6 @@
-//! Unary echo over loopback: rpcnet against raw quinn (one stream per call, no framework),
-//! as two processes (four for `balanced`: three servers), each on a current-thread runtime,
-//! all pinned to one core.
+//! Unary echo over loopback: rpcnet against raw quinn (one stream per call, no framework)
+//! and against its peers (tonic, tarpc, TLS over TCP), as two processes (four for
+//! `balanced`: three servers), each on a current-thread runtime, all pinned to one core.
 //!
 //! ```text
 //! cargo run --release -p rpcnet-bench -- --duration 5
@@ -11,7 +11,7 @@
 //!
 //! On one core, calls/s is 1 / (CPU time per call of client + server), so the ratio to raw
 //! quinn is the framework's cost. The orchestrator starts `serve` and `client` children of
-//! itself under `taskset` and prints a markdown table.
+//! itself under `taskset`, prints a markdown table and writes it with an SVG chart.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod chart;
@@ -91,7 +91,7 @@ impl Impl {
 }
 
 #[derive(Parser, Debug)]
-#[command(about = "Unary echo over loopback: rpcnet against raw quinn")]
+#[command(about = "Unary echo over loopback: rpcnet against raw quinn, tonic, tarpc and TLS over TCP")]
 struct Cli {
     #[command(subcommand)]
     role: Option<Role>,
