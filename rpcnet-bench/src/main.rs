@@ -1,6 +1,6 @@
-//! Unary echo over loopback: rpcnet against raw quinn (one stream per call, no framework),
-//! as two processes (four for `balanced`: three servers), each on a current-thread runtime,
-//! all pinned to one core.
+//! Unary echo over loopback: rpcnet against raw quinn (one stream per call, no framework)
+//! and against its peers (tonic, tarpc, TLS over TCP), as two processes (four for
+//! `balanced`: three servers), each on a current-thread runtime, all pinned to one core.
 //!
 //! ```text
 //! cargo run --release -p rpcnet-bench -- --duration 5
@@ -11,9 +11,10 @@
 //!
 //! On one core, calls/s is 1 / (CPU time per call of client + server), so the ratio to raw
 //! quinn is the framework's cost. The orchestrator starts `serve` and `client` children of
-//! itself under `taskset` and prints a markdown table.
+//! itself under `taskset`, prints a markdown table and writes it with an SVG chart.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod chart;
 mod cluster_sim;
 mod measure;
 mod raw_quinn;
@@ -21,6 +22,9 @@ mod report;
 mod rpcnet_echo;
 mod scenarios;
 mod table;
+mod tarpc_echo;
+mod tcp_tls;
+mod tonic_echo;
 mod typed_echo;
 
 use std::io::{BufRead, BufReader};
@@ -33,7 +37,7 @@ use bytes::Bytes;
 use clap::{Parser, Subcommand, ValueEnum};
 use rpcnet::LoadBalancingStrategy;
 
-use crate::table::{Cell, print_table};
+use crate::table::Cell;
 
 /// Transport settings shared by every implementation in a run.
 #[derive(Debug, Clone, Copy, Default)]
@@ -65,9 +69,21 @@ enum Impl {
     /// endpoint: the balancing layer's own cost (pick, in-flight guard, statistics,
     /// metrics), on the same network as `typed`.
     Balanced1,
+    /// tonic: gRPC unary calls over HTTP/2 and TLS (rustls, ring), one HTTP/2 connection.
+    Tonic,
+    /// tarpc: serde (bincode) over plain TCP, calls multiplexed on one connection.
+    Tarpc,
+    /// Length-prefixed frames over TCP + TLS 1.3 (tokio-rustls), pipelined on one
+    /// connection: the limit of a TLS byte stream on this machine.
+    TcpTls,
 }
 
 impl Impl {
+    /// The name `--impls` takes, e.g. `tcp-tls`.
+    fn name(self) -> String {
+        self.to_possible_value().expect("no variant is skipped").get_name().to_owned()
+    }
+
     /// Servers the orchestrator starts for this implementation.
     fn servers(self) -> usize {
         if matches!(self, Impl::Balanced | Impl::Spread) { 3 } else { 1 }
@@ -75,7 +91,7 @@ impl Impl {
 }
 
 #[derive(Parser, Debug)]
-#[command(about = "Unary echo over loopback: rpcnet against raw quinn")]
+#[command(about = "Unary echo over loopback: rpcnet against raw quinn, tonic, tarpc and TLS over TCP")]
 struct Cli {
     #[command(subcommand)]
     role: Option<Role>,
@@ -85,15 +101,21 @@ struct Cli {
 
 #[derive(clap::Args, Debug, Clone)]
 struct RunArgs {
-    /// Implementations to measure.
-    #[arg(long, value_delimiter = ',', default_values = ["quinn", "rpcnet", "rpcnet-deadline", "rpcnet-vec", "typed"])]
+    /// Implementations to measure; every one runs in every cell, in turn within each repeat.
+    #[arg(long, value_delimiter = ',', default_values = ["quinn", "rpcnet", "typed", "tonic", "tarpc", "tcp-tls"])]
     impls: Vec<Impl>,
     /// Payload sizes in bytes.
-    #[arg(long, value_delimiter = ',', default_values_t = [64usize, 16384])]
+    #[arg(long, value_delimiter = ',', default_values_t = [64usize, 16384, 262144, 1048576])]
     payloads: Vec<usize>,
-    /// Calls in flight on the one connection.
+    /// Calls in flight on the one connection (lowered for large payloads by
+    /// --max-inflight-bytes).
     #[arg(long, value_delimiter = ',', default_values_t = [1usize, 64])]
     concurrency: Vec<usize>,
+    /// Cap on the bytes of requests in flight: a cell runs min(concurrency, max(1, cap /
+    /// payload)) calls at once, so 1 MiB runs 16 where 64 is asked (64 x 256 KiB is the
+    /// cap exactly); 0 lifts the cap.
+    #[arg(long, default_value_t = 16 << 20)]
+    max_inflight_bytes: usize,
     /// Seconds measured per cell.
     #[arg(long, default_value_t = 5.0)]
     duration: f64,
@@ -115,6 +137,20 @@ struct RunArgs {
     /// The strategy of `balanced`, by name: round_robin, least_connections, peak_ewma, ...
     #[arg(long, default_value = "round_robin", value_parser = parse_strategy)]
     balanced_strategy: LoadBalancingStrategy,
+    /// Folder for `echo.md` (the table) and `echo.svg` (calls/s by payload).
+    #[arg(long, default_value = "target/bench-report")]
+    out: PathBuf,
+}
+
+impl RunArgs {
+    /// Calls in flight for `concurrency` asked and `payload` bytes, under
+    /// `--max-inflight-bytes`.
+    fn in_flight(&self, concurrency: usize, payload: usize) -> usize {
+        if self.max_inflight_bytes == 0 {
+            return concurrency;
+        }
+        concurrency.min((self.max_inflight_bytes / payload.max(1)).max(1))
+    }
 }
 
 fn parse_strategy(name: &str) -> Result<LoadBalancingStrategy, String> {
@@ -219,6 +255,21 @@ async fn serve(implementation: Impl, cert_dir: &Path, tuning: Tuning) {
             println!("LISTENING {}", server.local_addr().unwrap());
             server.start(endpoint).await.unwrap();
         }
+        Impl::Tonic => {
+            let (addr, serving) = tonic_echo::server(cert_dir).await;
+            println!("LISTENING {addr}");
+            serving.await;
+        }
+        Impl::Tarpc => {
+            let (addr, serving) = tarpc_echo::server().await;
+            println!("LISTENING {addr}");
+            serving.await;
+        }
+        Impl::TcpTls => {
+            let (addr, serving) = tcp_tls::server(cert_dir).await;
+            println!("LISTENING {addr}");
+            serving.await;
+        }
     }
 }
 
@@ -294,6 +345,33 @@ async fn client(implementation: Impl, addrs: &[SocketAddr], cert_dir: &Path, tun
                     })
                     .await
                 }
+                Impl::Tonic => {
+                    let client = tonic_echo::connect(addr, cert_dir).await;
+                    let client = &client;
+                    measure::drive(load.concurrency, duration, || {
+                        let payload = payload.clone();
+                        async move { assert_eq!(tonic_echo::echo(client, payload).await, expect) }
+                    })
+                    .await
+                }
+                Impl::Tarpc => {
+                    let client = tarpc_echo::connect(addr).await;
+                    let client = &client;
+                    measure::drive(load.concurrency, duration, || {
+                        let payload = payload.to_vec();
+                        async move { assert_eq!(tarpc_echo::echo(client, payload).await, expect) }
+                    })
+                    .await
+                }
+                Impl::TcpTls => {
+                    let client = tcp_tls::Client::connect(addr, cert_dir).await;
+                    let client = &client;
+                    measure::drive(load.concurrency, duration, || {
+                        let payload = payload.clone();
+                        async move { assert_eq!(client.echo(payload).await, expect) }
+                    })
+                    .await
+                }
             }
         }
     };
@@ -333,7 +411,7 @@ fn orchestrate(args: &RunArgs) {
     // implementations so that drift in the machine's speed hits them alike.
     let mut servers = Vec::new();
     for &implementation in &args.impls {
-        let name = implementation.to_possible_value().unwrap().get_name().to_string();
+        let name = implementation.name();
         let mut serve_args = vec!["serve".into(), "--implementation".into(), name.clone()];
         serve_args.extend(["--cert-dir".into(), cert_dir.display().to_string()]);
         serve_args.extend(udp.clone());
@@ -349,7 +427,13 @@ fn orchestrate(args: &RunArgs) {
     }
     let mut cells = Vec::new();
     for &payload in &args.payloads {
-        for &concurrency in &args.concurrency {
+        let mut measured = Vec::new();
+        for &asked in &args.concurrency {
+            let concurrency = args.in_flight(asked, payload);
+            if measured.contains(&concurrency) {
+                continue;
+            }
+            measured.push(concurrency);
             let mut runs: Vec<Vec<Cell>> = vec![Vec::new(); servers.len()];
             for _ in 0..args.repeat {
                 for (i, (implementation, name, children, addr)) in servers.iter().enumerate() {
@@ -369,8 +453,8 @@ fn orchestrate(args: &RunArgs) {
                     let pids: Vec<u32> = children.iter().map(Child::id).collect();
                     let cell = run_client(args, &client_args, &pids, *implementation, payload, concurrency);
                     eprintln!(
-                        "  run {:?} {:.0} calls/s, {:.2} µs CPU/call",
-                        cell.implementation, cell.calls_per_sec, cell.cpu_us_per_call
+                        "  run {} {payload} B x {concurrency}: {:.0} calls/s, {:.2} µs CPU/call",
+                        name, cell.calls_per_sec, cell.cpu_us_per_call
                     );
                     runs[i].push(cell);
                 }
@@ -390,9 +474,18 @@ fn orchestrate(args: &RunArgs) {
         let _ = server.kill();
         let _ = server.wait();
     }
-    cells.sort_by_key(|c| (c.implementation as u8, c.payload, c.concurrency));
     let _ = std::fs::remove_dir_all(&cert_dir);
-    print_table(args, &cells);
+    // Grouped by cell, the implementations of a cell in `--impls` order.
+    let order = |i: Impl| args.impls.iter().position(|&j| j == i).unwrap_or(usize::MAX);
+    cells.sort_by_key(|c| (c.payload, c.concurrency, order(c.implementation)));
+    let table = table::markdown(args, &cells);
+    println!("{table}");
+    std::fs::create_dir_all(&args.out).expect("create the report folder");
+    let md_path = args.out.join("echo.md");
+    std::fs::write(&md_path, &table).expect("write echo.md");
+    let svg_path = args.out.join("echo.svg");
+    chart::svg(args, &cells, &svg_path).expect("draw echo.svg");
+    println!("wrote {} and {}", md_path.display(), svg_path.display());
 }
 
 fn run_client(
@@ -433,5 +526,22 @@ fn run_client(
         p99_us: get("p99_ns") / 1000.0,
         cpu_us_per_call: cpu_ns / calls / 1000.0,
         per_repeat: Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn large_payloads_run_fewer_calls_at_once() {
+        let args = Cli::parse_from(["rpcnet-bench"]).run;
+        let grid: Vec<(usize, usize)> =
+            args.payloads.iter().flat_map(|&p| args.concurrency.iter().map(move |&c| (p, c))).collect();
+        let in_flight: Vec<usize> = grid.iter().map(|&(p, c)| args.in_flight(c, p)).collect();
+        assert_eq!(in_flight, [1, 64, 1, 64, 1, 64, 1, 16], "1 MiB runs 16 where 64 is asked: {grid:?}");
+        let unlimited = Cli::parse_from(["rpcnet-bench", "--max-inflight-bytes", "0"]).run;
+        assert_eq!(unlimited.in_flight(64, 1 << 20), 64);
+        assert_eq!(args.in_flight(64, 64 << 20), 1, "never fewer than one call");
     }
 }

@@ -1,6 +1,8 @@
-//! The orchestrator's table: one row per implementation, payload and concurrency, with its
-//! ratio to raw quinn, and lines comparing typed with raw-bytes calls and `balanced` with
-//! `typed` (one server) and with `spread` (the same three servers without the balancer).
+//! The orchestrator's table: one row per payload, concurrency and implementation, with its
+//! ratios to `typed` and to raw quinn, and lines comparing typed with raw-bytes calls and
+//! `balanced` with `typed` (one server) and with `spread` (the same three servers).
+
+use std::fmt::Write as _;
 
 use crate::{Impl, RunArgs};
 
@@ -20,35 +22,55 @@ pub(crate) struct Cell {
     pub(crate) per_repeat: Vec<f64>,
 }
 
-/// Prints the markdown table, then the ratio lines.
-pub(crate) fn print_table(args: &RunArgs, cells: &[Cell]) {
-    println!(
-        "\nUnary echo, loopback, {} s per cell, {} repeat(s), {}, UDP payload {}:\n",
+/// `64 B`, `16 KiB`, `1 MiB`: a payload size, in the largest binary unit that divides it.
+pub(crate) fn size_label(bytes: usize) -> String {
+    match bytes {
+        b if b >= 1 << 20 && b % (1 << 20) == 0 => format!("{} MiB", b >> 20),
+        b if b >= 1 << 10 && b % (1 << 10) == 0 => format!("{} KiB", b >> 10),
+        b => format!("{b} B"),
+    }
+}
+
+/// The markdown table, then the ratio lines.
+pub(crate) fn markdown(args: &RunArgs, cells: &[Cell]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Unary echo, loopback, {} s per cell ({} s warm-up), {} repeat(s), {}, UDP payload {}, \
+         at most {} in flight:\n",
         args.duration,
+        args.warmup,
         args.repeat,
         if args.no_pin { "unpinned".to_string() } else { format!("every process on core {}", args.cpu) },
-        args.max_udp_payload.map_or("QUIC default".to_string(), |s| s.to_string())
+        args.max_udp_payload.map_or("QUIC default".to_string(), |s| s.to_string()),
+        if args.max_inflight_bytes == 0 { "unlimited".to_string() } else { size_label(args.max_inflight_bytes) },
     );
-    println!("| impl | payload | concurrency | calls/s | vs quinn | p50 µs | p99 µs | CPU µs/call |");
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    out += "| impl | payload | concurrency | calls/s | vs typed | vs quinn | p50 µs | p99 µs | CPU µs/call |\n";
+    out += "|---|---:|---:|---:|---:|---:|---:|---:|---:|\n";
     for cell in cells {
-        let ratio = counterpart(cells, cell, Impl::Quinn)
-            .map_or("-".to_string(), |quinn| format!("{:.1}%", 100.0 * paired_ratio(cell, quinn)));
-        println!(
-            "| {:?} | {} | {} | {:.0} | {} | {:.1} | {:.1} | {:.2} |",
-            cell.implementation,
-            cell.payload,
+        let ratio = |to: Impl| {
+            counterpart(cells, cell, to)
+                .map_or("-".to_string(), |base| format!("{:.1}%", 100.0 * paired_ratio(cell, base)))
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {:.0} | {} | {} | {:.1} | {:.1} | {:.2} |",
+            cell.implementation.name(),
+            size_label(cell.payload),
             cell.concurrency,
             cell.calls_per_sec,
-            ratio,
+            ratio(Impl::Typed),
+            ratio(Impl::Quinn),
             cell.p50_us,
             cell.p99_us,
             cell.cpu_us_per_call
         );
     }
-    println!("\n\"vs quinn\" and the ratios below are medians of runs made back to back.");
+    out += "\n\"vs typed\", \"vs quinn\" and the ratios below are medians over repeats of calls/s \
+            divided by that of the other implementation in the same repeat (runs made back to back); \
+            the other columns are those of the median run. CPU is client + server, per call.\n";
     if cells.iter().any(|c| matches!(c.implementation, Impl::Balanced | Impl::Balanced1)) {
-        println!("balanced uses {}.", args.balanced_strategy);
+        let _ = writeln!(out, "balanced uses {}.", args.balanced_strategy);
     }
     let lines = [
         (
@@ -66,9 +88,10 @@ pub(crate) fn print_table(args: &RunArgs, cells: &[Cell]) {
     for (of, to, what, target) in lines {
         let found = ratios(cells, of, to);
         if !found.is_empty() {
-            println!("{what}: {}{target}", found.join("; "));
+            let _ = writeln!(out, "\n{what}: {}{target}", found.join("; "));
         }
     }
+    out
 }
 
 fn counterpart<'a>(cells: &'a [Cell], cell: &Cell, implementation: Impl) -> Option<&'a Cell> {
@@ -98,7 +121,7 @@ fn ratios(cells: &[Cell], of: Impl, to: Impl) -> Vec<String> {
         .filter_map(|cell| {
             let base = counterpart(cells, cell, to)?;
             let percent = 100.0 * paired_ratio(cell, base);
-            Some(format!("{} B × {}: {percent:.1}%", cell.payload, cell.concurrency))
+            Some(format!("{} × {}: {percent:.1}%", size_label(cell.payload), cell.concurrency))
         })
         .collect()
 }
@@ -120,6 +143,12 @@ mod tests {
             cpu_us_per_call: 0.0,
             per_repeat: per_repeat.to_vec(),
         }
+    }
+
+    #[test]
+    fn sizes_read_in_the_largest_unit_that_divides_them() {
+        let labels: Vec<String> = [64, 1000, 16384, 262_144, 1_048_576, 1_572_864].map(size_label).into();
+        assert_eq!(labels, ["64 B", "1000 B", "16 KiB", "256 KiB", "1 MiB", "1536 KiB"]);
     }
 
     #[test]
