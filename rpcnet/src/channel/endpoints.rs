@@ -115,10 +115,14 @@ impl<K: Connector> EndpointSet<K> {
                 member
             })
             .collect();
-        for gone in current.members.iter().filter(|m| !all.iter().any(|e| same(&m.endpoint, e))) {
-            gone.depart();
-        }
+        let gone: Vec<Arc<Member<K::Connection>>> =
+            current.members.iter().filter(|m| !all.iter().any(|e| same(&m.endpoint, e))).cloned().collect();
+        drop(current);
+        // New calls stop seeing the departed first; then their calls in flight end.
         self.rebuild(Some(members));
+        for member in gone {
+            member.depart();
+        }
     }
 
     /// The snapshot for a new call at `now_ns`, readmitting endpoints whose ejection ended.
@@ -136,7 +140,7 @@ impl<K: Connector> EndpointSet<K> {
     /// Rebuilds the snapshot of generation `seen` to readmit endpoints, unless another call
     /// already did: calls that saw the same due readmission rebuild once between them, so
     /// the generation (and every balancer's cached ring) changes once.
-    fn readmit(&self, seen: u64) {
+    pub(super) fn readmit(&self, seen: u64) {
         let _one_at_a_time = self.rebuilding.lock().unwrap_or_else(|p| p.into_inner());
         let current = self.snapshot.load();
         if current.generation != seen {

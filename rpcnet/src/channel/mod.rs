@@ -13,6 +13,8 @@ mod endpoints;
 mod members;
 mod retry;
 mod source;
+#[cfg(test)]
+mod tests;
 
 pub use builder::{ClientBuilder, TypedClient};
 pub use members::EndpointStats;
