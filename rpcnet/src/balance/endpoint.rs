@@ -35,8 +35,10 @@ pub(crate) const LATENCY_DECAY: Duration = Duration::from_secs(10);
 /// [`LATENCY_DECAY`] in nanoseconds, the unit estimates are kept in.
 const LATENCY_DECAY_NS: f64 = LATENCY_DECAY.as_nanos() as f64;
 
-/// The instant every endpoint counts time from. One for all endpoints, so that a pick
-/// converts its call's `now` to nanoseconds once, not once per endpoint it compares.
+/// The instant every time kept in an atomic counts from: the endpoints' latency stamps, a
+/// channel's ejections and retry budget, a registry's ping records. Times that atomics
+/// hold must be integers; one epoch for all of them means a call converts a clock reading
+/// once, and no two of them need converting into each other.
 static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
 
 /// Nanoseconds from the shared epoch to `now`, 0 for instants before it. Integer
@@ -46,30 +48,9 @@ pub(crate) fn nanos_since_epoch(now: Instant) -> u64 {
     since.as_secs().saturating_mul(1_000_000_000).saturating_add(u64::from(since.subsec_nanos()))
 }
 
-/// The factor an estimate keeps after `elapsed_ns` without an update.
+/// The factor an estimate keeps after `elapsed_ns` without an update: e^(-elapsed/τ).
 pub(crate) fn decay(elapsed_ns: u64) -> f64 {
-    let x = elapsed_ns as f64 * (1.0 / LATENCY_DECAY_NS);
-    // Under load samples come microseconds apart, and for x < 1e-3 (10 ms) four terms of
-    // the series are within x⁴/24 < 5e-14 of e^-x at a fraction of `exp`'s cost.
-    if x < 1e-3 { 1.0 - x * (1.0 - x * (0.5 - x * (1.0 / 6.0))) } else { (-x).exp() }
-}
-
-/// Margin added to the bounds of [`decay_bounds`]: far above their rounding error, far
-/// below any difference in cost that matters.
-const DECAY_BOUND_MARGIN: f64 = 1e-9;
-
-/// A lower and an upper bound on [`decay`]`(elapsed_ns)`, without its exponential. By
-/// Taylor's theorem, whose remainders alternate in sign for e^-x, any x >= 0 has
-/// 1 - x + x²/2 - x³/6 <= e^-x <= 1 - x + x²/2. For the age differences between endpoints
-/// under load (under a second: x < 0.1) the bounds lie within x³/6 < 2e-4 of each other,
-/// close enough to order almost any two costs.
-pub(crate) fn decay_bounds(elapsed_ns: u64) -> (f64, f64) {
-    // Multiplications by reciprocals, not divisions: the margin covers their rounding, and
-    // a division takes as long as the rest of this function.
-    let x = elapsed_ns as f64 * (1.0 / LATENCY_DECAY_NS);
-    let upper = 1.0 - x * (1.0 - 0.5 * x);
-    let lower = upper - x * x * x * (1.0 / 6.0);
-    (lower - DECAY_BOUND_MARGIN, upper + DECAY_BOUND_MARGIN)
+    (-(elapsed_ns as f64) / LATENCY_DECAY_NS).exp()
 }
 
 /// One server a balancer can pick. Cheap to clone: clones share the load counters.
@@ -353,16 +334,6 @@ mod tests {
 
     fn endpoint() -> Endpoint {
         Endpoint::new("a", "127.0.0.1:1".parse().unwrap())
-    }
-
-    #[test]
-    fn decay_is_the_exponential_on_both_sides_of_its_shortcut() {
-        for elapsed_ns in [1, 1_000, 1_000_000, 9_999_999, 10_000_000, 10_000_001, 1_000_000_000, 60_000_000_000] {
-            let exact = (-(elapsed_ns as f64) / LATENCY_DECAY_NS).exp();
-            let got = decay(elapsed_ns);
-            assert!((got - exact).abs() < 1e-13, "{elapsed_ns} ns: {got} against {exact}");
-        }
-        assert_eq!(decay(0), 1.0);
     }
 
     #[test]

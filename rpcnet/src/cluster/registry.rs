@@ -12,7 +12,7 @@ use tokio::sync::watch;
 
 use super::events::{ClusterEvent, ClusterEvents, NodeInfo, NodeState};
 use super::{ClusterMembership, NodeId};
-use crate::balance::{Balancer, CallInfo, Endpoint, LoadBalancingStrategy, TagFilter, to_suspects};
+use crate::balance::{Balancer, CallInfo, Endpoint, LoadBalancingStrategy, TagFilter, nanos_since_epoch, to_suspects};
 use crate::channel::EndpointSource;
 use crate::error::RpcError;
 
@@ -127,12 +127,11 @@ struct Inner {
     /// Every worker's endpoint, for channels; republished when only health changes.
     published: watch::Sender<Arc<Vec<Endpoint>>>,
     /// Endpoint id → (gossip address, when a ping answer was last recorded, in ns since
-    /// `epoch`), for the health signals that channels report.
+    /// the endpoints' epoch), for the health signals that channels report.
     gossip_addrs: Mutex<HashMap<String, (SocketAddr, AtomicU64)>>,
     /// Selections made so far: which of them go to suspects follows from it.
     selections: AtomicU64,
     started: AtomicBool,
-    epoch: Instant,
 }
 
 /// The members of a cluster that serve RPC, with live load, chosen by a strategy:
@@ -177,7 +176,6 @@ impl WorkerRegistry {
             gossip_addrs: Mutex::new(HashMap::new()),
             selections: AtomicU64::new(0),
             started: AtomicBool::new(false),
-            epoch: Instant::now(),
         };
         Self { inner: Arc::new(inner) }
     }
@@ -372,7 +370,7 @@ impl EndpointSource for WorkerRegistry {
     /// Records the answer for the worker's φ, at most one per half interval: several
     /// channels pinging the same worker must not look like a faster rhythm.
     fn answered(&self, endpoint: &Endpoint) {
-        let now = self.inner.epoch.elapsed().as_nanos() as u64;
+        let now = nanos_since_epoch(Instant::now());
         let least_gap = (self.inner.cluster.health_check().interval() / 2).as_nanos() as u64;
         let addrs = self.inner.gossip_addrs.lock().unwrap_or_else(|p| p.into_inner());
         let Some((addr, last)) = addrs.get(endpoint.id()) else { return };
