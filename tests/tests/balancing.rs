@@ -113,7 +113,6 @@ async fn client_of(servers: &[Server], strategy: LoadBalancingStrategy) -> Whoam
         .unwrap()
 }
 
-
 async fn tally(client: &WhoamiClient, calls: usize) -> HashMap<String, usize> {
     let mut counts = HashMap::new();
     for _ in 0..calls {
@@ -202,7 +201,6 @@ async fn locality_prefers_the_callers_zone_and_falls_back() {
     assert_eq!(tally(&elsewhere, 9).await.len(), 3, "no ap-1 endpoint: every endpoint serves");
 }
 
-
 #[tokio::test]
 async fn an_unreachable_endpoint_is_ejected_and_calls_go_elsewhere() {
     let servers = [start("a"), start("b")];
@@ -231,13 +229,9 @@ async fn a_server_that_shuts_down_loses_no_call() {
     assert!(!counts.contains_key("b"));
 }
 
-
-
-
 fn in_flight(client: &WhoamiClient) -> u32 {
     client.endpoint_stats().iter().map(|s| s.in_flight).sum()
 }
-
 
 #[tokio::test]
 async fn weighted_round_robin_follows_capacity_through_a_typed_client() {
@@ -277,7 +271,6 @@ async fn peak_ewma_keeps_calls_away_from_a_slow_server_through_a_typed_client() 
         assert!(slow.latency.unwrap() >= Duration::from_millis(150), "{slow:?}");
     }
 }
-
 
 #[tokio::test]
 async fn a_finished_server_stream_stops_counting_in_flight_while_still_held() {
@@ -328,8 +321,6 @@ async fn a_balancer_picking_outside_the_set_is_reported_as_its_bug() {
     assert!(matches!(err, RpcError::InvalidPick { index: 2, endpoints: 2 }), "{err:?}");
     assert!(err.to_string().contains("a bug in its `Balancer::pick`"), "{err}");
 }
-
-
 
 /// A source of endpoints whose health the test sets.
 struct Marked {
@@ -386,7 +377,3 @@ async fn a_suspect_endpoint_gets_some_but_less_traffic() {
     let stats = client.endpoint_stats();
     assert!(stats.iter().any(|s| s.label == "c" && s.suspect), "endpoint_stats shows it: {stats:?}");
 }
-
-
-
-

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 
 use super::NodeId;
-use super::wire::{decode, encode};
+use super::encoding::{decode, encode};
 
 /// A member's metadata at one version.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -24,6 +24,7 @@
 mod client;
 mod config;
 mod core;
+mod encoding;
 mod events;
 mod health;
 mod identity;

@@ -20,30 +20,16 @@
 
 use std::net::SocketAddr;
 
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::NodeId;
+use super::encoding::config;
+pub(crate) use super::encoding::{decode, encode};
 use super::meta::NodeMeta;
 
 /// Bytes an envelope adds to a message at most: the sender (an IPv6 address and port) and
 /// the kind.
 pub(crate) const ENVELOPE_OVERHEAD: usize = 24;
-
-/// Largest message a decoder accepts: a datagram's worth, with room.
-const DECODE_LIMIT: usize = 64 * 1024;
-
-fn config() -> impl bincode::config::Config {
-    bincode::config::standard().with_limit::<DECODE_LIMIT>()
-}
-
-pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
-    bincode::serde::encode_to_vec(value, config()).expect("bug in rpcnet: gossip messages always encode")
-}
-
-pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, bincode::error::DecodeError> {
-    bincode::serde::decode_from_slice(bytes, config()).map(|(value, _)| value)
-}
 
 /// A member as SWIM sees it, in a sync message.
 pub(crate) type SwimMember = foca::Member<NodeId>;

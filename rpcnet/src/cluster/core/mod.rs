@@ -4,6 +4,8 @@
 //! push-pull sync (`sync.rs`), members' events and health (`members.rs`) and partition
 //! detection (`partition_watch.rs`).
 //! The tokio shell (`membership.rs`) and the simulator (`sim.rs`) drive the same code.
+//! Longer than 500 lines: one state machine, whose inputs, timers and outputs read best side
+//! by side (as quinn-proto's `Connection`); what stands alone is in the files named above.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, VecDeque};

@@ -48,7 +48,7 @@ impl Core {
         let mut metas = self.table.lock().unwrap_or_else(|p| p.into_inner()).digest();
         metas.push((self.me, self.my_meta.version));
         metas.sort_unstable();
-        xxhash_rust::xxh3::xxh3_64(&crate::cluster::wire::encode(&(members, metas)))
+        xxhash_rust::xxh3::xxh3_64(&crate::cluster::encoding::encode(&(members, metas)))
     }
 
     /// Anti-entropy: compares views with one random member, by hash; views that differ are
