@@ -205,6 +205,11 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 fn main() {
+    // tarpc turns on tracing's `log` feature for the whole build, which makes every span of
+    // quinn's (and rpcnet's) look for a `log` logger when no subscriber is set: ~200
+    // instructions per call that a program with a subscriber, or without tarpc, never pays.
+    // A subscriber that records nothing puts every implementation back on that footing.
+    let _ = tracing::subscriber::set_global_default(tracing::subscriber::NoSubscriber::default());
     let cli = Cli::parse();
     match cli.role {
         None => orchestrate(&cli.run),

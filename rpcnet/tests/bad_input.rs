@@ -181,3 +181,25 @@ async fn connections_beyond_the_limit_are_refused() {
     assert!(matches!(second, Err(RpcError::Connection(_))), "got {second:?}");
     assert_eq!(first.call("test.echo", b"1".to_vec()).await.unwrap(), b"1", "the first connection is unaffected");
 }
+
+#[tokio::test]
+async fn the_deadline_starts_when_the_head_arrives_not_when_the_handler_first_waits() {
+    common::subscribe();
+    let mut server = rpcnet::RpcServer::new(RpcConfig::dev("127.0.0.1:0"));
+    // A handler that computes for 150 ms before its first wait, then waits 80 ms: 230 ms in
+    // all. Under a deadline of 100 ms counted from its first wait, it would finish in time.
+    server
+        .register("test.busy_then_wait", |_req| async move {
+            std::thread::sleep(Duration::from_millis(150));
+            tokio::time::sleep(Duration::from_millis(80)).await;
+            Ok(b"done".to_vec())
+        })
+        .await;
+    let (addr, shutdown) = server.spawn().unwrap();
+    let raw = raw::connect(addr).await;
+    let mut request = head(CallKind::Unary, "test.busy_then_wait", Some(100));
+    request.extend(message(b""));
+    let answer = tokio::time::timeout(Duration::from_secs(5), exchange(&raw.connection, &request)).await.unwrap();
+    assert_status(&answer, StatusCode::DeadlineExceeded);
+    shutdown.shutdown().await;
+}

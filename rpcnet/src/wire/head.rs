@@ -171,7 +171,8 @@ impl<'a> RequestHead<'a> {
                 max: usize::from(limits.max_metadata_entries),
             });
         }
-        let mut metadata = Vec::with_capacity(metadata_count);
+        // `Vec::new` costs nothing when, as on most calls, there is no metadata.
+        let mut metadata = if metadata_count == 0 { Vec::new() } else { Vec::with_capacity(metadata_count) };
         for _ in 0..metadata_count {
             let key = r.take_u8_prefixed("metadata key")?;
             if key.is_empty() {

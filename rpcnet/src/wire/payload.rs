@@ -260,6 +260,11 @@ impl Received {
         taken
     }
 
+    /// The bytes of the first chunk not parsed yet.
+    pub(crate) fn front(&self) -> &[u8] {
+        &self.chunks.first
+    }
+
     /// The first `n` bytes (at most [`len`](Self::len)) as one slice, joining the chunks
     /// they arrived in if they are several (request heads, which are small, are read so).
     pub(crate) fn contiguous(&mut self, n: usize) -> &[u8] {

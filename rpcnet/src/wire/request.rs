@@ -6,7 +6,7 @@ use bytes::Bytes;
 
 use super::frame::{ended_inside_frame, more_than, peek_frame, take_frame};
 use super::payload::{Payload, Received};
-use super::{CallKind, FrameTag, Limits, REQUEST_PREFIX_LEN, RequestHead, StreamDecoder, WireError};
+use super::{FrameHeader, FrameTag, Limits, RequestHead, StreamDecoder, WireError};
 
 /// What a request stream carries after its head.
 #[derive(Debug, PartialEq, Eq)]
@@ -66,38 +66,46 @@ pub struct RequestDecoder {
     /// Bytes of the head still at the front of `received`: the head that `poll_head`
     /// returned borrows them, so they are discarded on the next poll.
     head_len: usize,
+    /// The header of the whole frame at the front of `received`, once read: a single
+    /// message waiting for the end of the stream is not parsed again.
+    front: Option<FrameHeader>,
 }
 
 impl RequestDecoder {
     /// A decoder enforcing `limits`.
     pub fn new(limits: Limits) -> Self {
-        Self { limits, received: Received::default(), ended: false, state: State::Head, head_len: 0 }
+        Self { limits, received: Received::default(), ended: false, state: State::Head, head_len: 0, front: None }
     }
 
     /// The request head, once it has arrived whole; fails as soon as the bytes received
     /// cannot start a valid one (wrong version, declared length over the limit).
     pub fn poll_head(&mut self) -> Result<Option<RequestHead<'_>>, WireError> {
         debug_assert!(matches!(self.state, State::Head), "bug in rpcnet: poll_head after the head");
-        let total = match self.received.peek::<{ super::REQUEST_PREFIX_LEN }>() {
-            Some(prefix) => RequestHead::peek_len(&prefix, &self.limits),
-            None => self.received.first().map_or(Ok(None), |version| RequestHead::peek_len(&[version], &self.limits)),
-        };
-        let total = match total {
-            Ok(Some(total)) if self.received.len() >= total => total,
-            Ok(_) if self.ended => return self.fail(WireError::Ended("request head (the stream ended inside it)")),
-            Ok(_) => return Ok(None),
-            Err(err) => return self.fail(err),
-        };
-        self.head_len = total;
-        let bytes = self.received.contiguous(total);
-        // The kind (checked with the rest by `decode`) says what follows the head.
-        let streams = bytes
-            .get(REQUEST_PREFIX_LEN)
-            .is_some_and(|&kind| CallKind::from_u8(kind).is_ok_and(CallKind::client_streams));
-        self.state = if streams { State::Stream } else { State::Single };
-        match RequestHead::decode(bytes, &self.limits) {
-            Ok(Some((head, _))) => Ok(Some(head)),
-            Ok(None) => unreachable!("bug in rpcnet: a head of its declared length is whole"),
+        // A head cut by a packet boundary is joined first (heads are small and bounded).
+        if self.received.front().len() < self.received.len() {
+            let total = match self.received.peek::<{ super::REQUEST_PREFIX_LEN }>() {
+                Some(prefix) => RequestHead::peek_len(&prefix, &self.limits),
+                None => self.received.first().map_or(Ok(None), |v| RequestHead::peek_len(&[v], &self.limits)),
+            };
+            match total {
+                Ok(Some(total)) if self.received.len() >= total => drop(self.received.contiguous(total)),
+                Ok(_) => {}
+                Err(err) => return self.fail(err),
+            }
+        }
+        // `head` borrows `received`; `state` and `head_len` are other fields, so they can
+        // change meanwhile.
+        match RequestHead::decode(self.received.front(), &self.limits) {
+            Ok(Some((head, total))) => {
+                self.head_len = total;
+                self.state = if head.kind.client_streams() { State::Stream } else { State::Single };
+                Ok(Some(head))
+            }
+            Ok(None) if self.ended => {
+                self.state = State::Done;
+                Err(WireError::Ended("request head (the stream ended inside it)"))
+            }
+            Ok(None) => Ok(None),
             Err(err) => {
                 self.state = State::Done;
                 Err(err)
@@ -116,20 +124,27 @@ impl RequestDecoder {
             State::Single => true,
             State::Stream => false,
         };
-        let header = match peek_frame(&self.received, self.limits.max_frame_len) {
-            Ok(header) => header,
-            Err(err) => return self.fail(err),
+        let header = match self.front {
+            Some(header) => Some(header),
+            None => match peek_frame(&self.received, self.limits.max_frame_len) {
+                Ok(header) => header,
+                Err(err) => return self.fail(err),
+            },
         };
         match header {
             Some(header) if header.tag != FrameTag::Message => {
                 self.fail(WireError::UnexpectedFrame { tag: header.tag, side: "request" })
             }
             Some(header) if single && more_than(&self.received, header) => self.fail(WireError::TrailingData),
-            Some(_) if single && !self.ended => Ok(None),
+            Some(header) if single && !self.ended => {
+                self.front = Some(header);
+                Ok(None)
+            }
             Some(header) => {
                 if single {
                     self.state = State::Done;
                 }
+                self.front = None;
                 Ok(Some(RequestEvent::Message(take_frame(&mut self.received, header))))
             }
             None if !self.ended => Ok(None),

@@ -6,7 +6,7 @@ use bytes::Bytes;
 
 use super::frame::{ended_inside_frame, more_than, peek_frame, take_frame};
 use super::payload::{Payload, Received};
-use super::{CallKind, FrameTag, Limits, PROTOCOL_VERSION, StreamDecoder, WireError, decode_status};
+use super::{CallKind, FrameHeader, FrameTag, Limits, PROTOCOL_VERSION, StreamDecoder, WireError, decode_status};
 
 /// What a response stream carries.
 #[derive(Debug, PartialEq, Eq)]
@@ -65,6 +65,9 @@ pub struct ResponseDecoder {
     received: Received,
     ended: bool,
     state: State,
+    /// The header of the whole last frame at the front of `received`, once read: it is not
+    /// parsed again when the end of the stream arrives.
+    front: Option<FrameHeader>,
 }
 
 impl ResponseDecoder {
@@ -76,6 +79,7 @@ impl ResponseDecoder {
             received: Received::default(),
             ended: false,
             state: State::Version,
+            front: None,
         }
     }
 
@@ -96,9 +100,12 @@ impl ResponseDecoder {
             },
             State::Frames => {}
         }
-        let header = match peek_frame(&self.received, self.max_frame_len) {
-            Ok(header) => header,
-            Err(err) => return self.fail(err),
+        let header = match self.front.take() {
+            Some(header) => Some(header),
+            None => match peek_frame(&self.received, self.max_frame_len) {
+                Ok(header) => header,
+                Err(err) => return self.fail(err),
+            },
         };
         let Some(header) = header else {
             if !self.ended {
@@ -118,6 +125,7 @@ impl ResponseDecoder {
             return self.fail(WireError::TrailingData);
         }
         if last && !self.ended {
+            self.front = Some(header);
             return Ok(None);
         }
         if last {
