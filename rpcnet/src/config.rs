@@ -44,9 +44,14 @@ pub struct RpcConfig {
     pub(crate) limits: Limits,
     pub(crate) max_in_flight_calls: usize,
     pub(crate) max_connections: usize,
+    pub(crate) max_connections_per_address: usize,
+    /// `None`: twice the largest frame, and at least 32 MiB.
+    pub(crate) max_buffered_per_connection: Option<usize>,
     pub(crate) default_timeout: Option<Duration>,
     pub(crate) connect_timeout: Duration,
     pub(crate) request_read_timeout: Duration,
+    pub(crate) write_timeout: Duration,
+    pub(crate) handshake_idle_timeout: Duration,
     pub(crate) shutdown_grace_period: Duration,
 }
 
@@ -78,9 +83,13 @@ impl RpcConfig {
             limits: Limits::default(),
             max_in_flight_calls: 10_000,
             max_connections: 1_024,
+            max_connections_per_address: 128,
+            max_buffered_per_connection: None,
             default_timeout: Some(Duration::from_secs(30)),
             connect_timeout: Duration::from_secs(5),
             request_read_timeout: Duration::from_secs(10),
+            write_timeout: Duration::from_secs(10),
+            handshake_idle_timeout: Duration::from_secs(10),
             shutdown_grace_period: Duration::from_secs(10),
         }
     }
@@ -237,15 +246,62 @@ impl RpcConfig {
     }
 
     /// Server side: the longest a request head (and a unary request message) may take to
-    /// arrive, whatever the deadline, so a peer that stops sending mid-frame frees its
-    /// stream. Default 10 s.
+    /// arrive, whatever the deadline, and the longest any request frame once begun (in
+    /// streaming calls too) may go without a byte, so a peer that stops sending mid-frame
+    /// frees its stream even on a call without a deadline. Default 10 s.
     pub fn with_request_read_timeout(mut self, timeout: Duration) -> Self {
         self.request_read_timeout = timeout;
         self
     }
 
-    /// Server side: how long a graceful shutdown lets calls in flight finish before it
-    /// closes every connection. Default 10 s.
+    /// Server side: the longest a response write may go without the peer taking a byte
+    /// (and the longest a finished reply may wait for the peer's acknowledgement). A call
+    /// whose client does not read is then reset, with its permit and buffers freed; a slow
+    /// but steady reader is not cut off. The call's deadline bounds the write as well.
+    /// Default 10 s.
+    pub fn with_write_timeout(mut self, timeout: Duration) -> Self {
+        self.write_timeout = timeout;
+        self
+    }
+
+    /// Server side: a connection that opens no call within this time of its handshake is
+    /// closed, so silent connections cannot hold the server's connection places. Clients
+    /// reconnect on their next call. Default 10 s.
+    pub fn with_handshake_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.handshake_idle_timeout = timeout;
+        self
+    }
+
+    /// Server side: connections one peer IP address may hold at once; more are refused at
+    /// once. Default 128; at least 1. Both limits apply: one above
+    /// [`with_max_connections`](Self::with_max_connections) is never reached.
+    pub fn with_max_connections_per_address(mut self, connections: usize) -> Self {
+        self.max_connections_per_address = connections;
+        self
+    }
+
+    /// Server side: bytes of partly received request frames that the calls of one
+    /// connection may hold together. A call whose next frame does not fit waits (QUIC flow
+    /// control then holds its sender back) until others finish theirs; a frame stalled by
+    /// its sender is cut off by the request read timeout. Default: twice the largest frame
+    /// ([`with_max_frame_size`](Self::with_max_frame_size)), at least 32 MiB (so 32 MiB at
+    /// the default frame size); a value set here must be at least the largest frame plus
+    /// its 5-byte header. Each call may hold up to 64 KiB more before its frame's size is
+    /// known.
+    pub fn with_max_buffered_per_connection(mut self, bytes: usize) -> Self {
+        self.max_buffered_per_connection = Some(bytes);
+        self
+    }
+
+    /// The bytes of partial frames one connection may hold; see
+    /// [`with_max_buffered_per_connection`](Self::with_max_buffered_per_connection).
+    pub fn max_buffered_per_connection(&self) -> usize {
+        let largest_frame = self.limits.max_frame_len as usize + crate::wire::FRAME_HEADER_LEN;
+        self.max_buffered_per_connection.unwrap_or((2 * largest_frame).max(32 << 20))
+    }
+
+    /// Server side: how long a graceful shutdown lets calls in flight finish (and their
+    /// replies be acknowledged) before it closes every connection. Default 10 s.
     pub fn with_shutdown_grace_period(mut self, grace: Duration) -> Self {
         self.shutdown_grace_period = grace;
         self
@@ -323,10 +379,31 @@ impl RpcConfig {
         if self.max_connections == 0 {
             return Err(out_of_range("max connections", 0, "at least 1", "with_max_connections"));
         }
+        if self.max_connections_per_address == 0 {
+            return Err(out_of_range(
+                "max connections per address",
+                0,
+                "at least 1",
+                "with_max_connections_per_address",
+            ));
+        }
+        let largest_frame = limits.max_frame_len as usize + crate::wire::FRAME_HEADER_LEN;
+        if let Some(buffered) = self.max_buffered_per_connection
+            && buffered < largest_frame
+        {
+            return Err(out_of_range(
+                "max buffered per connection",
+                buffered,
+                "at least the max frame size plus 5 bytes",
+                "with_max_buffered_per_connection",
+            ));
+        }
         for (what, value, setter) in [
             ("connect timeout", self.connect_timeout, "with_connect_timeout"),
             ("idle timeout", self.endpoint.idle_timeout, "with_idle_timeout"),
             ("request read timeout", self.request_read_timeout, "with_request_read_timeout"),
+            ("write timeout", self.write_timeout, "with_write_timeout"),
+            ("handshake idle timeout", self.handshake_idle_timeout, "with_handshake_idle_timeout"),
         ] {
             if value.is_zero() {
                 return Err(out_of_range(what, value, "more than zero", setter));
@@ -378,6 +455,16 @@ mod tests {
         assert_eq!(config.limits().max_frame_len, 16 * 1024 * 1024);
         assert_eq!(config.default_timeout(), Some(Duration::from_secs(30)));
         assert_eq!(config.server_name(), "localhost");
+        assert_eq!(config.max_buffered_per_connection(), 2 * ((16 << 20) + 5), "two frames with headers");
+        let large = config.with_max_frame_size(64 << 20);
+        assert_eq!(large.max_buffered_per_connection(), 2 * ((64 << 20) + 5), "follows the largest frame");
+        large.validate().expect("raising the frame size alone stays valid");
+    }
+
+    #[test]
+    fn a_buffer_smaller_than_a_frame_is_refused() {
+        let err = RpcConfig::new("c", "127.0.0.1:0").with_max_buffered_per_connection(1 << 20).validate().unwrap_err();
+        assert!(err.to_string().contains("with_max_buffered_per_connection"), "got {err}");
     }
 
     #[test]

@@ -100,8 +100,13 @@ pub(crate) struct Envelope {
 impl Envelope {
     /// `message` sent by the member at gossip address `from`.
     pub(crate) fn encode(from: SocketAddr, message: &Message) -> Vec<u8> {
+        Self::encode_bytes(from, &message.to_bytes())
+    }
+
+    /// An envelope around a message already encoded (kind byte and body).
+    pub(crate) fn encode_bytes(from: SocketAddr, message: &[u8]) -> Vec<u8> {
         let mut out = encode(&from);
-        out.extend_from_slice(&message.to_bytes());
+        out.extend_from_slice(message);
         out
     }
 

@@ -1,6 +1,7 @@
 //! Serving one call on one stream: read the head through the wire's `RequestDecoder`, find
 //! the handler, admit the call, run it under its deadline while watching for cancellation,
-//! and answer on the stream. Responses are written by `respond.rs`; waits by `interrupt.rs`.
+//! answer on the stream and wait for the answer's delivery. Responses are written by
+//! `respond.rs`; waits by `interrupt.rs`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,7 +17,7 @@ use super::shared::{InFlight, ServerShared};
 use crate::deadline::Deadline;
 use crate::error::RpcError;
 use crate::stream::RpcStream;
-use crate::transport::{OutgoingMessage, ReceiveError, ReceiveHalf};
+use crate::transport::{OutgoingMessage, ReadBounds, ReceiveError, ReceiveHalf};
 use crate::wire::{CallKind, Payload, RequestDecoder, RequestEvent, StatusCode, StreamCode, WireError};
 
 /// The receiving half of a call on the server.
@@ -44,9 +45,9 @@ async fn read_head<'r>(requests: &mut Requests, routes: &'r Routes) -> Result<In
 }
 
 /// Serves one call; never fails: every problem is answered on the stream and logged.
-pub(crate) async fn serve_call(send: SendStream, recv: RecvStream, shared: Arc<ServerShared>) {
-    let mut requests = ReceiveHalf::new(recv, RequestDecoder::new(shared.limits));
-    let mut responder = Responder::new(send, shared.limits.max_frame_len);
+pub(crate) async fn serve_call(send: SendStream, recv: RecvStream, shared: Arc<ServerShared>, bounds: ReadBounds) {
+    let mut requests = ReceiveHalf::bounded(recv, RequestDecoder::new(shared.limits), bounds);
+    let mut responder = Responder::new(send, shared.limits.max_frame_len, shared.write_timeout);
 
     let read_timeout = shared.request_read_timeout;
     let head =
@@ -68,9 +69,9 @@ pub(crate) async fn serve_call(send: SendStream, recv: RecvStream, shared: Arc<S
                 responder.reset(StreamCode::Protocol);
                 return;
             }
-            None => {
+            None | Some(Err(ReceiveError::Stalled(_))) => {
                 tracing::warn!(timeout = ?read_timeout, "request head did not arrive in time; freeing the stream");
-                requests.stop(StreamCode::Cancelled);
+                requests.stop(StreamCode::TimedOut);
                 refuse(&mut responder, StatusCode::DeadlineExceeded, "the request head did not arrive in time").await;
                 return;
             }
@@ -80,10 +81,12 @@ pub(crate) async fn serve_call(send: SendStream, recv: RecvStream, shared: Arc<S
         Some(left) => Deadline::At(Instant::now() + left),
         None => Deadline::Never,
     };
+    responder.deadline = deadline;
 
     if shared.is_shutting_down() {
         requests.stop(StreamCode::Shutdown);
         refuse(&mut responder, StatusCode::Unavailable, "the server is shutting down").await;
+        responder.delivered().await;
         return;
     }
     let (method, handler) = match head.route {
@@ -105,7 +108,7 @@ pub(crate) async fn serve_call(send: SendStream, recv: RecvStream, shared: Arc<S
     // A ping is a sign of life, not work: a server at its limit still answers it.
     let ping = method == crate::wire::PING_METHOD;
     let permit = if ping { Some(None) } else { InFlight::acquire(&shared).map(Some) };
-    let Some(_permit) = permit else {
+    let Some(permit) = permit else {
         tracing::warn!(%method, limit = shared.max_in_flight_calls, "refusing a call: too many calls in flight");
         requests.stop(StreamCode::Cancelled);
         refuse(&mut responder, StatusCode::Overloaded, "too many calls in flight on the server").await;
@@ -135,11 +138,29 @@ pub(crate) async fn serve_call(send: SendStream, recv: RecvStream, shared: Arc<S
             Box::pin(responder.fail(&err)).await;
         }
     }
+    // In a shutdown, the handler's place goes to the next call while this task (which the
+    // shutdown waits for) waits for the reply to be acknowledged.
+    if shared.is_shutting_down() {
+        drop(permit);
+        responder.delivered().await;
+    }
 }
 
 /// Answers a call that never reached a handler (boxed: a rare path).
 async fn refuse(responder: &mut Responder, code: StatusCode, message: &str) {
     Box::pin(responder.refuse(code, message)).await;
+}
+
+/// How to stop the request half after `err`: a stalled frame timed out, anything else broke
+/// the protocol or the stream.
+fn stop_code(err: &ReceiveError) -> StreamCode {
+    match err {
+        ReceiveError::Stalled(after) => {
+            tracing::warn!(?after, "a request frame stalled; ending the call");
+            StreamCode::TimedOut
+        }
+        ReceiveError::Wire(_) | ReceiveError::Stream(_) => StreamCode::Protocol,
+    }
 }
 
 fn log_failure(method: &str, err: &RpcError) {
@@ -151,7 +172,7 @@ fn log_failure(method: &str, err: &RpcError) {
 }
 
 /// The next request message; `None` at the end of the requests.
-async fn next_request(requests: &mut Requests) -> Result<Option<Payload>, RpcError> {
+async fn next_request(requests: &mut Requests) -> Result<Option<Payload>, ReceiveError> {
     match requests.next(RequestDecoder::poll_message).await? {
         RequestEvent::Message(message) => Ok(Some(message)),
         RequestEvent::End => Ok(None),
@@ -177,11 +198,11 @@ impl Call<'_> {
             Some(Ok(RequestEvent::Message(message))) => Ok(message),
             Some(Ok(RequestEvent::End)) => unreachable!("bug in rpcnet: a single-message request ended empty"),
             Some(Err(err)) => {
-                self.requests.stop(StreamCode::Protocol);
+                self.requests.stop(stop_code(&err));
                 Err(err.into())
             }
             None => {
-                self.requests.stop(StreamCode::Cancelled);
+                self.requests.stop(StreamCode::TimedOut);
                 Err(RpcError::Timeout)
             }
         }
@@ -238,8 +259,8 @@ fn request_stream(requests: Requests) -> RpcStream<Payload> {
             Ok(Some(message)) => Some((Ok(message), Some(requests))),
             Ok(None) => None,
             Err(err) => {
-                requests.stop(StreamCode::Protocol);
-                Some((Err(err), None))
+                requests.stop(stop_code(&err));
+                Some((Err(err.into()), None))
             }
         }
     }))

@@ -1,11 +1,12 @@
-//! Deadlines and cancellation that cost nothing while a call does not have to wait: timers
-//! and the watch on the client's interest are armed only when a future returns `Pending`.
-//! Written as plain futures so that each call's state holds the wrapped future only once.
+//! Deadlines, cancellation and stalled writes that cost nothing while a call does not have
+//! to wait: timers and the watch on the client's interest are armed only when a future
+//! returns `Pending`. Plain futures, so that each call's state holds the wrapped one once.
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
+use std::time::Duration;
 
 use futures::FutureExt;
 use futures::future::CatchUnwind;
@@ -14,6 +15,7 @@ use tokio::time::{Instant, Sleep};
 
 use crate::deadline::Deadline;
 use crate::error::RpcError;
+use crate::transport::WriteAll;
 
 /// How a call ended other than by success.
 #[derive(Debug)]
@@ -139,5 +141,53 @@ fn settle<T>(output: std::thread::Result<Result<T, RpcError>>) -> Result<T, Outc
                 .unwrap_or("(no message)");
             Err(Outcome::Failed(RpcError::Internal(format!("the handler panicked: {message}"))))
         }
+    }
+}
+
+/// Why a response write stopped before its last byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WriteCut {
+    /// The call's deadline passed.
+    Deadline,
+    /// The peer took nothing for the whole write timeout: it does not read.
+    Stalled,
+}
+
+/// A response write bounded by the call's deadline and by `stall`, the longest it may go
+/// without progress; a peer that reads slowly but steadily is not cut off. The timer is
+/// armed only once the write has to wait.
+pub(crate) struct BoundedWrite<'a> {
+    write: WriteAll<'a>,
+    deadline: Deadline,
+    stall: Duration,
+    timer: Option<(Pin<Box<Sleep>>, usize)>,
+}
+
+pub(crate) fn bounded_write(write: WriteAll<'_>, deadline: Deadline, stall: Duration) -> BoundedWrite<'_> {
+    BoundedWrite { write, deadline, stall, timer: None }
+}
+
+impl Future for BoundedWrite<'_> {
+    type Output = Result<Result<(), RpcError>, WriteCut>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        if let Poll::Ready(written) = Pin::new(&mut this.write).poll(cx) {
+            return Poll::Ready(Ok(written));
+        }
+        let remaining = this.write.remaining();
+        let (deadline, stall) = (this.deadline, this.stall);
+        let limit = |now: Instant| deadline.min(now + stall);
+        match &mut this.timer {
+            None => this.timer = Some((Box::pin(tokio::time::sleep_until(limit(Instant::now()))), remaining)),
+            Some((timer, before)) if remaining < *before => {
+                timer.as_mut().reset(limit(Instant::now()));
+                *before = remaining;
+            }
+            Some(_) => {}
+        }
+        let (timer, _) = this.timer.as_mut().expect("armed above");
+        ready!(timer.as_mut().poll(cx));
+        Poll::Ready(Err(if deadline.has_passed(Instant::now()) { WriteCut::Deadline } else { WriteCut::Stalled }))
     }
 }

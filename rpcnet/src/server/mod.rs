@@ -1,8 +1,9 @@
-//! The server: method registration, the accept loops for connections and call streams,
-//! limits on connections and calls in flight, and graceful shutdown.
-//! Serving one call lives in `call.rs`; method routing in `routes.rs`.
+//! The server: method registration, the accept loop, and graceful shutdown. Who may
+//! connect and serving one connection live in `connections.rs`, serving one call in
+//! `call.rs`, method routing in `routes.rs`.
 
 mod call;
+mod connections;
 mod interrupt;
 mod respond;
 mod routes;
@@ -15,7 +16,7 @@ pub use routes::{Routes, Service};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -24,12 +25,17 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use self::shared::ServerShared;
+use self::connections::{Admission, Refusal, refuse_all, serve_connection};
+use self::shared::{Counts, ServerShared};
 use crate::config::RpcConfig;
 use crate::error::RpcError;
 use crate::stream::RpcStream;
 use crate::transport::{OutgoingMessage, server_endpoint};
 use crate::wire::Payload;
+
+/// The least time a shutdown leaves replies finished just before it to arrive: above
+/// quinn's default ACK delay (25 ms) with room for a loaded machine.
+const SETTLE_AT_LEAST: Duration = Duration::from_millis(100);
 
 /// A bound QUIC endpoint, returned by [`RpcServer::bind`] and consumed by [`RpcServer::start`].
 #[derive(Debug)]
@@ -52,13 +58,16 @@ enum Phase {
     Stopped,
 }
 
-/// Stops a server gracefully from anywhere: it stops accepting connections, answers new
-/// calls with [`RpcError::Unavailable`], lets calls in flight finish within the grace period
-/// ([`RpcConfig::with_shutdown_grace_period`]), then closes every connection.
+/// Stops a server gracefully from anywhere: it refuses new connections at once, answers
+/// new calls with [`RpcError::Unavailable`], lets calls in flight finish within the grace
+/// period ([`RpcConfig::with_shutdown_grace_period`]) and waits until the peers have
+/// acknowledged their replies, then closes every connection. It also reports the server's
+/// load.
 #[derive(Debug, Clone)]
 pub struct ShutdownHandle {
     token: CancellationToken,
     phase: watch::Receiver<Phase>,
+    counts: Arc<Counts>,
 }
 
 impl ShutdownHandle {
@@ -73,6 +82,17 @@ impl ShutdownHandle {
     /// Whether shutdown has begun.
     pub fn is_shutting_down(&self) -> bool {
         self.token.is_cancelled()
+    }
+
+    /// Calls admitted and not yet finished: handlers running, or their responses being
+    /// written and acknowledged. Pings are not counted.
+    pub fn in_flight_calls(&self) -> usize {
+        self.counts.in_flight.load(Ordering::Acquire)
+    }
+
+    /// Connections open now, those in their handshake included.
+    pub fn open_connections(&self) -> usize {
+        self.counts.connections.load(Ordering::Acquire)
     }
 }
 
@@ -104,6 +124,7 @@ pub struct RpcServer {
     local_addr: Option<SocketAddr>,
     token: CancellationToken,
     phase: watch::Sender<Phase>,
+    counts: Arc<Counts>,
 }
 
 impl RpcServer {
@@ -115,6 +136,7 @@ impl RpcServer {
             local_addr: None,
             token: CancellationToken::new(),
             phase: watch::Sender::new(Phase::Idle),
+            counts: Arc::default(),
         }
     }
 
@@ -203,7 +225,7 @@ impl RpcServer {
 
     /// A handle that shuts the server down gracefully; take it before `start` moves the server.
     pub fn shutdown_handle(&self) -> ShutdownHandle {
-        ShutdownHandle { token: self.token.clone(), phase: self.phase.subscribe() }
+        ShutdownHandle { token: self.token.clone(), phase: self.phase.subscribe(), counts: self.counts.clone() }
     }
 
     /// Binds and runs the server on a new task; returns its address and shutdown handle.
@@ -219,15 +241,11 @@ impl RpcServer {
     /// gracefully and returns.
     pub async fn start(self, endpoint: ServerEndpoint) -> Result<(), RpcError> {
         let endpoint = endpoint.endpoint;
-        let shared = Arc::new(ServerShared::new(
-            self.routes.with_builtins(),
-            self.config.limits,
-            self.config.request_read_timeout,
-            self.config.max_in_flight_calls,
-        ));
+        let shared = Arc::new(ServerShared::new(self.routes.with_builtins(), &self.config, self.counts.clone()));
         self.phase.send_replace(Phase::Running);
         let calls = TaskTracker::new();
-        let connections = Arc::new(AtomicUsize::new(0));
+        let admission =
+            Admission::new(self.config.max_connections, self.config.max_connections_per_address, self.counts.clone());
         let addr = self.local_addr;
         tracing::info!(?addr, methods = shared.routes.methods().len(), "rpcnet server started");
 
@@ -237,74 +255,61 @@ impl RpcServer {
                 () = self.token.cancelled() => break,
             };
             let Some(incoming) = incoming else { break };
-            if connections.load(Ordering::Acquire) >= self.config.max_connections {
-                tracing::warn!(remote = %incoming.remote_address(), limit = self.config.max_connections, "refusing a connection: too many connections");
-                incoming.refuse();
-                continue;
+            let remote = incoming.remote_address();
+            match admission.admit(remote.ip()) {
+                Ok(slot) => {
+                    let connection = serve_connection(
+                        incoming,
+                        shared.clone(),
+                        calls.clone(),
+                        self.config.handshake_idle_timeout,
+                        slot,
+                    );
+                    tokio::spawn(connection);
+                }
+                Err(refusal) => {
+                    match refusal {
+                        Refusal::Full { limit } => {
+                            tracing::warn!(%remote, limit, "refusing a connection: too many connections")
+                        }
+                        Refusal::AddressFull { limit } => {
+                            tracing::warn!(%remote, limit, "refusing a connection: too many from this address")
+                        }
+                    }
+                    incoming.refuse();
+                }
             }
-            connections.fetch_add(1, Ordering::AcqRel);
-            let guard = ConnectionCount(connections.clone());
-            tokio::spawn(serve_connection(incoming, shared.clone(), calls.clone(), guard));
         }
 
         shared.begin_shutdown();
-        // Graceful shutdown: no new connections; new calls on open connections are answered
-        // `Unavailable` (see serve_call); calls in flight get the grace period.
-        endpoint.set_server_config(None);
+        // Graceful shutdown: new connections are refused at once; new calls on open
+        // connections are answered `Unavailable` (see serve_call); calls in flight get the
+        // grace period, and each waits until its reply has been acknowledged.
+        let refusing = tokio::spawn(refuse_all(endpoint.clone()));
         calls.close();
         let grace = self.config.shutdown_grace_period;
-        if tokio::time::timeout(grace, calls.wait()).await.is_err() {
+        let grace_ends = tokio::time::Instant::now() + grace;
+        if tokio::time::timeout_at(grace_ends, calls.wait()).await.is_err() {
             tracing::warn!(
                 ?grace,
                 in_flight = calls.len(),
                 "calls still running after the grace period; closing anyway"
             );
         }
+        // Calls that ended during the shutdown waited for their replies' acknowledgements;
+        // replies finished just before it began may still be on their way: a few round
+        // trips (and the peer's ACK delay) let them arrive.
+        if let Some(rtt) = shared.longest_rtt() {
+            let settle = (4 * rtt).max(SETTLE_AT_LEAST);
+            tokio::time::sleep_until(grace_ends.min(tokio::time::Instant::now() + settle)).await;
+        }
         endpoint.close(crate::transport::SHUTDOWN_CODE, b"server shutting down");
+        refusing.abort();
         // Give the close frames a moment to leave; a peer that never answers must not
         // hold up shutdown.
         let _ = tokio::time::timeout(Duration::from_secs(1), endpoint.wait_idle()).await;
         tracing::info!(?addr, "rpcnet server stopped");
         self.phase.send_replace(Phase::Stopped);
         Ok(())
-    }
-}
-
-/// Decrements the server's connection count when a connection task ends.
-struct ConnectionCount(Arc<AtomicUsize>);
-
-impl Drop for ConnectionCount {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
-async fn serve_connection(
-    incoming: quinn::Incoming,
-    shared: Arc<ServerShared>,
-    calls: TaskTracker,
-    _count: ConnectionCount,
-) {
-    let remote = incoming.remote_address();
-    let connection = match incoming.await {
-        Ok(connection) => connection,
-        Err(err) => {
-            tracing::warn!(%remote, error = %err, "handshake failed");
-            return;
-        }
-    };
-    tracing::debug!(%remote, "connection accepted");
-    loop {
-        match connection.accept_bi().await {
-            Ok((send, recv)) => {
-                // Boxed: spawning moves the task's future several times, and a pointer is
-                // cheaper to move than the call's state.
-                calls.spawn(Box::pin(call::serve_call(send, recv, shared.clone())));
-            }
-            Err(err) => {
-                tracing::debug!(%remote, reason = %err, "connection closed");
-                return;
-            }
-        }
     }
 }

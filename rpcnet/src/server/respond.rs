@@ -1,9 +1,15 @@
 //! The response half of a call on the server: the version byte before the first frame,
-//! message frames, and a terminal error frame or a reset.
+//! message frames, a terminal error frame or a reset, every write bounded in time, and the
+//! wait until the peer has acknowledged the whole response.
+
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use quinn::{SendStream, VarInt};
+use tokio::time::Instant;
 
+use super::interrupt::{WriteCut, bounded_write, timeout_if_pending};
+use crate::deadline::Deadline;
 use crate::error::RpcError;
 use crate::transport::{Outgoing, OutgoingMessage, Prefix};
 use crate::wire::{FrameTag, PROTOCOL_VERSION, StatusCode, StreamCode, WireError, encode_status};
@@ -15,15 +21,21 @@ fn status_payload(code: StatusCode, message: &str) -> Bytes {
 }
 
 /// Writes the response half of a call: the version byte before the first frame, then frames.
+/// A write that outlives the call's deadline, or takes nothing for `write_timeout`, resets
+/// the stream: the peer is not reading, so no status could reach it either.
 pub(crate) struct Responder {
     pub(crate) send: SendStream,
     started: bool,
+    /// Set once a write was cut off and the stream reset: nothing more is written.
+    abandoned: bool,
     max_frame_len: u32,
+    pub(crate) deadline: Deadline,
+    write_timeout: Duration,
 }
 
 impl Responder {
-    pub(crate) fn new(send: SendStream, max_frame_len: u32) -> Self {
-        Self { send, started: false, max_frame_len }
+    pub(crate) fn new(send: SendStream, max_frame_len: u32, write_timeout: Duration) -> Self {
+        Self { send, started: false, abandoned: false, max_frame_len, deadline: Deadline::Never, write_timeout }
     }
 
     /// A frame ready to write, with the version byte in front of the first one.
@@ -39,8 +51,31 @@ impl Responder {
         Ok(frame)
     }
 
+    /// Writes `frame` within the deadline and the write timeout.
+    async fn write(&mut self, frame: Outgoing) -> Result<(), RpcError> {
+        if self.abandoned {
+            return Err(RpcError::Timeout);
+        }
+        match bounded_write(frame.write(&mut self.send), self.deadline, self.write_timeout).await {
+            Ok(written) => written,
+            Err(cut) => {
+                match cut {
+                    WriteCut::Deadline => tracing::debug!("the deadline passed while the response was written"),
+                    WriteCut::Stalled => tracing::warn!(
+                        write_timeout = ?self.write_timeout,
+                        "the peer read none of the response for the write timeout; resetting the call"
+                    ),
+                }
+                self.abandoned = true;
+                self.reset(StreamCode::TimedOut);
+                Err(RpcError::Timeout)
+            }
+        }
+    }
+
     pub(crate) async fn message(&mut self, message: OutgoingMessage) -> Result<(), RpcError> {
-        self.frame(FrameTag::Message, message)?.write(&mut self.send).await
+        let frame = self.frame(FrameTag::Message, message)?;
+        self.write(frame).await
     }
 
     fn status(&mut self, code: StatusCode, message: &str) -> Outgoing {
@@ -57,14 +92,15 @@ impl Responder {
         };
         // A service error larger than a frame: send a status saying so instead.
         let frame = frame.unwrap_or_else(|too_large| self.status(StatusCode::FrameTooLarge, &too_large.to_string()));
-        if frame.write(&mut self.send).await.is_ok() {
+        if self.write(frame).await.is_ok() {
             self.finish();
         }
     }
 
     /// Answers a request that never reached a handler, with a status code of its own.
     pub(crate) async fn refuse(&mut self, code: StatusCode, message: &str) {
-        if self.status(code, message).write(&mut self.send).await.is_ok() {
+        let frame = self.status(code, message);
+        if self.write(frame).await.is_ok() {
             self.finish();
         }
     }
@@ -75,13 +111,34 @@ impl Responder {
 
     /// Finishes a successful response; one without messages still carries its version byte.
     pub(crate) async fn finish_ok(&mut self) {
-        if !std::mem::replace(&mut self.started, true) && self.send.write_all(&[PROTOCOL_VERSION]).await.is_err() {
-            return;
+        if !std::mem::replace(&mut self.started, true) {
+            let version = Outgoing::One(Bytes::from_static(&[PROTOCOL_VERSION]));
+            if self.write(version).await.is_err() {
+                return;
+            }
         }
         self.finish();
     }
 
+    /// Waits until the peer has acknowledged every byte of the finished response (or
+    /// stopped the stream), for at most the write timeout. A server shutting down closes
+    /// its connections only after this, so replies already written are not lost.
+    ///
+    /// Only calls that end during a shutdown wait: quinn's `stopped` costs a lock, a waker
+    /// and a wake-up, about 2,300 instructions per call (+9% at 64 B × 64), and outside a
+    /// shutdown nothing needs to know.
+    pub(crate) async fn delivered(&mut self) {
+        if self.abandoned {
+            return;
+        }
+        let limit = || Instant::now() + self.write_timeout;
+        if timeout_if_pending(limit, self.send.stopped()).await.is_none() {
+            tracing::debug!(write_timeout = ?self.write_timeout, "the peer did not acknowledge the response in time");
+        }
+    }
+
     pub(crate) fn reset(&mut self, code: StreamCode) {
+        self.abandoned = true;
         let _ = self.send.reset(VarInt::from_u32(code.as_u32()));
     }
 }

@@ -1,11 +1,25 @@
 //! What every call of a running server reads: its routes, limits and timeouts, the count
 //! of calls in flight with the permit that holds a place in it, and whether shutdown began.
+//! The counts are shared with `ShutdownHandle`, which reports them.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::routes::Routes;
+use crate::config::RpcConfig;
+use crate::transport::{FrameBudget, ReadBounds};
 use crate::wire::Limits;
+
+/// Counts a server keeps while it runs, readable from its [`ShutdownHandle`](super::ShutdownHandle).
+#[derive(Debug, Default)]
+pub(crate) struct Counts {
+    /// Calls admitted and not finished (handlers running or writing their responses).
+    pub(crate) in_flight: AtomicUsize,
+    /// Connections open or in their handshake.
+    pub(crate) connections: AtomicUsize,
+}
 
 /// State shared by the calls of one running server.
 #[derive(Debug)]
@@ -13,28 +27,54 @@ pub(crate) struct ServerShared {
     pub(crate) routes: Routes,
     pub(crate) limits: Limits,
     pub(crate) request_read_timeout: Duration,
+    pub(crate) write_timeout: Duration,
     pub(crate) max_in_flight_calls: usize,
-    in_flight: AtomicUsize,
+    /// Bytes of partial request frames each connection may hold.
+    max_buffered_per_connection: usize,
+    pub(crate) counts: Arc<Counts>,
+    /// Connections past their handshake, by quinn's stable id: a shutdown reads their
+    /// round-trip times.
+    open: Mutex<HashMap<usize, quinn::Connection>>,
     /// Set when shutdown begins: new calls are answered `Unavailable`. An atomic, not the
     /// cancellation token, because every call reads it.
     shutting_down: AtomicBool,
 }
 
 impl ServerShared {
-    pub(crate) fn new(
-        routes: Routes,
-        limits: Limits,
-        request_read_timeout: Duration,
-        max_in_flight_calls: usize,
-    ) -> Self {
+    pub(crate) fn new(routes: Routes, config: &RpcConfig, counts: Arc<Counts>) -> Self {
         Self {
             routes,
-            limits,
-            request_read_timeout,
-            max_in_flight_calls,
-            in_flight: AtomicUsize::new(0),
+            limits: config.limits,
+            request_read_timeout: config.request_read_timeout,
+            write_timeout: config.write_timeout,
+            max_in_flight_calls: config.max_in_flight_calls,
+            max_buffered_per_connection: config.max_buffered_per_connection(),
+            counts,
+            open: Mutex::default(),
             shutting_down: AtomicBool::new(false),
         }
+    }
+
+    /// The bounds on reading the calls of a new connection: a budget of its own for partial
+    /// frames, and the read timeout for a frame that stalls.
+    pub(crate) fn read_bounds(&self) -> ReadBounds {
+        ReadBounds { budget: FrameBudget::new(self.max_buffered_per_connection), stall: self.request_read_timeout }
+    }
+
+    /// Records an open connection until the returned guard drops.
+    pub(crate) fn opened(self: &Arc<Self>, connection: &quinn::Connection) -> OpenConnection {
+        let id = connection.stable_id();
+        self.open_connections().insert(id, connection.clone());
+        OpenConnection { shared: self.clone(), id }
+    }
+
+    fn open_connections(&self) -> std::sync::MutexGuard<'_, HashMap<usize, quinn::Connection>> {
+        self.open.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The longest round-trip time of the open connections, if any is open.
+    pub(crate) fn longest_rtt(&self) -> Option<Duration> {
+        self.open_connections().values().map(quinn::Connection::rtt).max()
     }
 
     pub(crate) fn begin_shutdown(&self) {
@@ -46,14 +86,26 @@ impl ServerShared {
     }
 }
 
+/// An open connection's entry among the server's, removed on drop.
+pub(crate) struct OpenConnection {
+    shared: Arc<ServerShared>,
+    id: usize,
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.shared.open_connections().remove(&self.id);
+    }
+}
+
 /// Counts a call in flight on the server; refused past the configured maximum.
 pub(crate) struct InFlight<'a>(&'a ServerShared);
 
 impl<'a> InFlight<'a> {
     pub(crate) fn acquire(shared: &'a ServerShared) -> Option<Self> {
-        let before = shared.in_flight.fetch_add(1, Ordering::AcqRel);
+        let before = shared.counts.in_flight.fetch_add(1, Ordering::AcqRel);
         if before >= shared.max_in_flight_calls {
-            shared.in_flight.fetch_sub(1, Ordering::AcqRel);
+            shared.counts.in_flight.fetch_sub(1, Ordering::AcqRel);
             return None;
         }
         Some(Self(shared))
@@ -62,6 +114,6 @@ impl<'a> InFlight<'a> {
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+        self.0.counts.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }

@@ -11,6 +11,7 @@ use crate::wire::StreamCode;
 /// A failed read on a call's stream.
 pub(crate) fn read_error(err: ReadError) -> RpcError {
     match err {
+        ReadError::Reset(code) if code.into_inner() == StreamCode::TimedOut as u64 => RpcError::Timeout,
         ReadError::Reset(code) => RpcError::Cancelled(format!("the peer reset the stream ({})", describe_code(code))),
         ReadError::ConnectionLost(e) => connection_error(e, true),
         ReadError::ClosedStream | ReadError::IllegalOrderedRead => {
@@ -37,6 +38,7 @@ fn describe_code(code: VarInt) -> &'static str {
         c if c == StreamCode::Cancelled as u64 => "cancelled",
         c if c == StreamCode::Protocol as u64 => "protocol violation",
         c if c == StreamCode::Shutdown as u64 => "shutting down",
+        c if c == StreamCode::TimedOut as u64 => "timed out",
         _ => "unknown code",
     }
 }
@@ -54,6 +56,15 @@ pub(crate) fn connection_error(err: ConnectionError, in_flight: bool) -> RpcErro
             if let Some(alert) = tls_alert(e.code) {
                 return RpcError::Tls(format!("{} ({})", e.reason, alert_name(alert)));
             }
+        }
+        ConnectionError::ConnectionClosed(close)
+            if close.error_code == quinn::TransportErrorCode::CONNECTION_REFUSED =>
+        {
+            return RpcError::Connection(
+                "the server refused the connection: it is at its limit of connections (in all, or from this \
+                 address), or shutting down"
+                    .into(),
+            );
         }
         ConnectionError::ConnectionClosed(close) => {
             if let Some(alert) = tls_alert(close.error_code) {

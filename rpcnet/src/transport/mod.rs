@@ -18,5 +18,5 @@ pub use identity::Identity;
 pub(crate) use endpoint::{ClientEndpoint, SHUTDOWN_CODE, server_endpoint};
 pub(crate) use errors::connection_error;
 pub(crate) use outgoing::{Outgoing, OutgoingMessage, Prefix, WriteAll};
-pub(crate) use receive::{ReceiveError, ReceiveHalf};
+pub(crate) use receive::{FrameBudget, ReadBounds, ReceiveError, ReceiveHalf};
 pub(crate) use settings::{EndpointSettings, IdentitySource, TlsSettings, TrustSource};

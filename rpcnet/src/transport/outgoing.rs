@@ -174,6 +174,13 @@ pub(crate) struct WriteAll<'a> {
     end: usize,
 }
 
+impl WriteAll<'_> {
+    /// Bytes not written yet: a write that makes progress is not stalled.
+    pub(crate) fn remaining(&self) -> usize {
+        self.chunks[self.start..self.end].iter().map(Bytes::len).sum()
+    }
+}
+
 impl Future for WriteAll<'_> {
     type Output = Result<(), RpcError>;
 

@@ -96,6 +96,12 @@ pub(crate) fn peek_frame(received: &Received, max_len: u32) -> Result<Option<Fra
     Ok((received.len() >= FRAME_HEADER_LEN + header.len as usize).then_some(header))
 }
 
+/// The length, header included, of the frame whose header is at the front of `received`.
+pub(crate) fn front_frame_len(received: &Received) -> Option<usize> {
+    let header = received.peek::<FRAME_HEADER_LEN>()?;
+    Some(FRAME_HEADER_LEN + u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize)
+}
+
 /// Takes the frame whose whole header `peek_frame` returned off the front of `received`.
 pub(crate) fn take_frame(received: &mut Received, header: FrameHeader) -> Payload {
     received.advance(FRAME_HEADER_LEN);

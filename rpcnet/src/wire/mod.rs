@@ -92,6 +92,10 @@ pub trait StreamDecoder {
     fn handle_end(&mut self);
     /// Bytes received and not yet handed out, for bounds on memory.
     fn buffered(&self) -> usize;
+    /// The length (header included) of the frame at the front, once its header has
+    /// arrived: what the stream will hold when that frame is whole. `None` before the
+    /// header, inside a request head or a response's version byte, and after the end.
+    fn frame_in_progress(&self) -> Option<usize>;
 }
 
 /// The only protocol version this build speaks.

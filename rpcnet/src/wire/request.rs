@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 
-use super::frame::{ended_inside_frame, more_than, peek_frame, take_frame};
+use super::frame::{ended_inside_frame, front_frame_len, more_than, peek_frame, take_frame};
 use super::payload::{Payload, Received};
 use super::{FrameHeader, FrameTag, Limits, RequestHead, StreamDecoder, WireError};
 
@@ -174,6 +174,13 @@ impl StreamDecoder for RequestDecoder {
 
     fn buffered(&self) -> usize {
         self.received.len() - self.head_len
+    }
+
+    fn frame_in_progress(&self) -> Option<usize> {
+        match self.state {
+            State::Stream | State::Single if self.head_len == 0 => front_frame_len(&self.received),
+            _ => None,
+        }
     }
 }
 

@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 
-use super::frame::{ended_inside_frame, more_than, peek_frame, take_frame};
+use super::frame::{ended_inside_frame, front_frame_len, more_than, peek_frame, take_frame};
 use super::payload::{Payload, Received};
 use super::{CallKind, FrameHeader, FrameTag, Limits, PROTOCOL_VERSION, StreamDecoder, WireError, decode_status};
 
@@ -162,6 +162,13 @@ impl StreamDecoder for ResponseDecoder {
 
     fn buffered(&self) -> usize {
         self.received.len()
+    }
+
+    fn frame_in_progress(&self) -> Option<usize> {
+        match self.state {
+            State::Frames => front_frame_len(&self.received),
+            State::Version | State::Done => None,
+        }
     }
 }
 

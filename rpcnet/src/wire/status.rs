@@ -62,6 +62,9 @@ pub enum StreamCode {
     Protocol = 2,
     /// The side is closing and abandons the call.
     Shutdown = 3,
+    /// The side ran out of time on this stream: the call's deadline passed, or the peer
+    /// read nothing (or sent nothing inside a frame) for longer than the side allows.
+    TimedOut = 4,
 }
 
 impl StreamCode {

@@ -46,11 +46,18 @@ pub struct Probes {
 /// - `test.fail`: returns a service error with the request as payload;
 /// - `test.panic`: panics;
 /// - `test.sleep`: sleeps for the number of milliseconds in the request (u64 LE), counting
-///   running and dropped handlers in `probes`.
+///   running and dropped handlers in `probes`;
+/// - `test.big`: answers with as many bytes as the request says (u64 LE).
 pub async fn register_test_methods(server: &mut RpcServer, probes: &Probes) {
     server.register("test.echo", |req| async move { Ok(req) }).await;
     server.register("test.fail", |req| async move { Err(RpcError::service(req)) }).await;
     server.register("test.panic", |_req| async move { panic!("handler exploded on purpose") }).await;
+    server
+        .register("test.big", |req| async move {
+            let len = u64::from_le_bytes(req.try_into().map_err(|_| RpcError::Codec("want 8 bytes".into()))?);
+            Ok(vec![7; len as usize])
+        })
+        .await;
     let (dropped, running, peak) = (probes.dropped.clone(), probes.running.clone(), probes.peak.clone());
     server
         .register("test.sleep", move |req| {

@@ -95,6 +95,42 @@ async fn a_cluster_client_repeats_only_the_methods_marked_idempotent() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_on_a_worker_that_leaves_the_cluster_ends_at_the_departure_not_at_its_deadline() {
+    let secret = "a_write_on_a_worker_that_leaves_the_cluster_ends_at_the_departure";
+    let seed = member(secret, "client", vec![]).await;
+    let workers =
+        [raw_worker(secret, "a", seed.gossip_addr()).await, raw_worker(secret, "b", seed.gossip_addr()).await];
+    let registry = Arc::new(WorkerRegistry::new(seed.clone(), LoadBalancingStrategy::RoundRobin));
+    registry.start().await;
+    eventually(Duration::from_secs(15), "two workers", async || registry.worker_count().await == 2).await;
+    let client = ClusterClient::new(registry.clone(), ClusterClientConfig::dev());
+
+    // 60 s of work, beyond the default 30 s deadline: only the departure can end it sooner.
+    let write = client.call_worker("jobs.write", 60_000u64.to_le_bytes().to_vec(), Some("role=worker"));
+    let leave = async {
+        for _ in 0..500 {
+            if let Some(i) = workers.iter().position(|w| w.calls.load(Ordering::SeqCst) > 0) {
+                // The worker leaves the cluster; its RPC server, and the handler, live on.
+                workers[i].cluster.leave().await.unwrap();
+                return Instant::now();
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("no worker started the write");
+    };
+    let (write, left_at) = tokio::join!(write, leave);
+    let after_departure = left_at.elapsed();
+    assert!(matches!(write, Err(RpcError::ConnectionLost(_))), "lost, not timed out nor repeated: {write:?}");
+    assert!(!write.unwrap_err().is_retry_safe(), "the caller is told it may have run");
+    let ran: usize = workers.iter().map(|w| w.calls.load(Ordering::SeqCst)).sum();
+    assert_eq!(ran, 1, "not repeated on the other worker");
+    assert!(after_departure < Duration::from_secs(15), "ended {after_departure:?} after the departure");
+    for worker in &workers {
+        worker.cluster.shutdown();
+    }
+}
+
 /// Counts a load's outcomes per worker.
 #[derive(Default)]
 struct Tally {

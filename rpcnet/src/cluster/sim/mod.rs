@@ -77,6 +77,8 @@ pub struct Simulation {
     pending: Vec<(Instant, usize)>,
     seeds: Vec<SocketAddr>,
     start: Instant,
+    /// The wall-clock time at `start`, as every node was told.
+    wall: SystemTime,
     now: Instant,
     rng: StdRng,
     config: SimConfig,
@@ -143,6 +145,7 @@ impl Simulation {
             pending,
             seeds,
             start,
+            wall,
             now: start,
             rng,
             config,
@@ -249,6 +252,31 @@ impl Simulation {
             }
         }
         true
+    }
+
+    /// The gossip address of node `i`.
+    pub fn address(&self, i: usize) -> SocketAddr {
+        self.nodes[i].core.me().addr
+    }
+
+    /// Hands node `to` a datagram now, as the network would from `from`, whatever it holds:
+    /// what a stranger, or a member holding the key, could send it (the gossip fuzz target
+    /// drives this).
+    pub fn deliver(&mut self, to: usize, from: SocketAddr, datagram: &[u8]) {
+        if self.nodes[to].alive {
+            let now = self.now;
+            self.nodes[to].core.handle_datagram(from, datagram, now);
+            self.collect(to);
+        }
+    }
+
+    /// `message` (a kind byte and its body, as in the gossip wire format) in an envelope
+    /// naming node `from`, sealed with the cluster's key at the current virtual time: a
+    /// datagram that passes unsealing, so that what is inside gets decoded.
+    pub fn seal_from(&self, from: usize, message: &[u8]) -> Vec<u8> {
+        let keyring = self.config.cluster.keyring().expect("the simulated cluster has a key");
+        let envelope = super::wire::Envelope::encode_bytes(self.address(from), message);
+        keyring.seal(&envelope, self.wall + (self.now - self.start))
     }
 
     /// Runs for `duration` of virtual time.
