@@ -21,6 +21,7 @@ mod raw_quinn;
 mod report;
 mod rpcnet_echo;
 mod scenarios;
+mod split;
 mod table;
 mod tarpc_echo;
 mod tcp_tls;
@@ -42,8 +43,10 @@ use crate::table::Cell;
 /// Transport settings shared by every implementation in a run.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Tuning {
-    /// Largest UDP payload (initial MTU and discovery bound); `None`: QUIC defaults.
+    /// Largest UDP payload (initial MTU and discovery bound); `None`: rpcnet's discovery.
     pub(crate) max_udp_payload: Option<u16>,
+    /// Raw quinn with quinn's own defaults instead of rpcnet's transport tuning.
+    pub(crate) stock_quinn: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -131,9 +134,14 @@ struct RunArgs {
     /// Do not pin (cross-core wake-ups then dominate on small VMs).
     #[arg(long)]
     no_pin: bool,
-    /// Largest UDP payload, e.g. 65000 on loopback; default: QUIC's 1200..1452.
+    /// A fixed UDP payload size, e.g. 1452 or 65000; default: rpcnet's (and for `quinn` the
+    /// same) path MTU discovery from 1200 up to 65527.
     #[arg(long)]
     max_udp_payload: Option<u16>,
+    /// `quinn` with quinn's stock transport defaults (packets 1200..1452, no flow-control
+    /// bound, no ACK-frequency request, GSO batches unsplit): rpcnet's settings before issue 12.
+    #[arg(long)]
+    stock_quinn: bool,
     /// The strategy of `balanced`, by name: round_robin, least_connections, peak_ewma, ...
     #[arg(long, default_value = "round_robin", value_parser = parse_strategy)]
     balanced_strategy: LoadBalancingStrategy,
@@ -174,6 +182,8 @@ enum Role {
         cert_dir: PathBuf,
         #[arg(long)]
         max_udp_payload: Option<u16>,
+        #[arg(long)]
+        stock_quinn: bool,
     },
     /// Load a server; prints `MEASURE` when the measured phase starts and `RESULT ...` at the end.
     Client {
@@ -194,6 +204,8 @@ enum Role {
         warmup: f64,
         #[arg(long)]
         max_udp_payload: Option<u16>,
+        #[arg(long)]
+        stock_quinn: bool,
         /// The strategy of `balanced`.
         #[arg(long, default_value = "round_robin", value_parser = parse_strategy)]
         strategy: LoadBalancingStrategy,
@@ -218,8 +230,8 @@ fn main() {
         Some(Role::WriteCerts { dir }) => {
             rpcnet::transport::DevPki::get().write_pem_files(&dir).expect("write development certificates");
         }
-        Some(Role::Serve { implementation, cert_dir, max_udp_payload }) => {
-            runtime().block_on(serve(implementation, &cert_dir, Tuning { max_udp_payload }))
+        Some(Role::Serve { implementation, cert_dir, max_udp_payload, stock_quinn }) => {
+            runtime().block_on(serve(implementation, &cert_dir, Tuning { max_udp_payload, stock_quinn }))
         }
         Some(Role::Client {
             implementation,
@@ -230,9 +242,10 @@ fn main() {
             duration,
             warmup,
             max_udp_payload,
+            stock_quinn,
             strategy,
         }) => {
-            let tuning = Tuning { max_udp_payload };
+            let tuning = Tuning { max_udp_payload, stock_quinn };
             let load = Load { payload, concurrency, duration: secs(duration), warmup: secs(warmup), strategy };
             runtime().block_on(client(implementation, &addr, &cert_dir, tuning, load))
         }
@@ -299,11 +312,13 @@ async fn client(implementation: Impl, addrs: &[SocketAddr], cert_dir: &Path, tun
                 Impl::Quinn => {
                     let client = raw_quinn::Client::connect(addr, cert_dir, &tuning).await;
                     let client = &client;
-                    measure::drive(load.concurrency, duration, || {
+                    let phase = measure::drive(load.concurrency, duration, || {
                         let payload = payload.clone();
                         async move { assert_eq!(client.echo(payload).await, expect) }
                     })
-                    .await
+                    .await;
+                    eprintln!("  quinn stats: calls={} {}", phase.calls, client.stats());
+                    phase
                 }
                 Impl::Typed | Impl::Balanced | Impl::Balanced1 => {
                     let client = if matches!(implementation, Impl::Balanced | Impl::Balanced1) {
@@ -411,7 +426,11 @@ fn spawn_pinned(args: &RunArgs, child_args: &[String]) -> Child {
 fn orchestrate(args: &RunArgs) {
     let cert_dir = std::env::temp_dir().join(format!("rpcnet-bench-{}", std::process::id()));
     rpcnet::transport::DevPki::get().write_pem_files(&cert_dir).expect("write development certificates");
-    let udp = args.max_udp_payload.map(|s| vec!["--max-udp-payload".to_string(), s.to_string()]).unwrap_or_default();
+    let mut udp =
+        args.max_udp_payload.map(|s| vec!["--max-udp-payload".to_string(), s.to_string()]).unwrap_or_default();
+    if args.stock_quinn {
+        udp.push("--stock-quinn".into());
+    }
     // Every server runs for the whole benchmark; each cell alternates between the
     // implementations so that drift in the machine's speed hits them alike.
     let mut servers = Vec::new();

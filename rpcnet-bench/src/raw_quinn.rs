@@ -18,18 +18,31 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// The same socket and transport settings rpcnet uses, so only the framework differs.
+/// The same socket and transport settings rpcnet uses, so only the framework differs
+/// (`--stock-quinn`: quinn's own defaults, as rpcnet had before it tuned them).
 fn endpoint(addr: SocketAddr, server: Option<quinn::ServerConfig>, tuning: &Tuning) -> quinn::Endpoint {
     let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
     socket.set_recv_buffer_size(4 << 20).unwrap();
     socket.set_send_buffer_size(4 << 20).unwrap();
     socket.bind(&addr.into()).unwrap();
     let mut config = quinn::EndpointConfig::default();
-    if let Some(size) = tuning.max_udp_payload {
-        config.max_udp_payload_size(size).unwrap();
-    }
-    quinn::Endpoint::new(config, server, socket.into(), Arc::new(quinn::TokioRuntime)).unwrap()
+    match tuning.max_udp_payload {
+        Some(size) => config.max_udp_payload_size(size).unwrap(),
+        None if !tuning.stock_quinn => config.max_udp_payload_size(MTU_UPPER_BOUND).unwrap(),
+        None => &mut config,
+    };
+    let runtime = Arc::new(quinn::TokioRuntime);
+    let socket = quinn::Runtime::wrap_udp_socket(&*runtime, socket.into()).unwrap();
+    let socket: Arc<dyn quinn::AsyncUdpSocket> =
+        if tuning.stock_quinn { socket } else { Arc::new(crate::split::SplitSends(socket)) };
+    quinn::Endpoint::new_with_abstract_socket(config, server, socket, runtime).unwrap()
 }
+
+// rpcnet's defaults (rpcnet/src/transport/endpoint.rs and RpcConfig::new), which explain them.
+const MTU_UPPER_BOUND: u16 = 65_527;
+const RECEIVE_WINDOW: u32 = 4 << 20;
+const STREAM_RECEIVE_WINDOW: u32 = 2 << 20;
+const ACK_ELICITING_THRESHOLD: u32 = 3;
 
 fn transport(tuning: &Tuning, server: bool) -> Arc<quinn::TransportConfig> {
     let mut transport = quinn::TransportConfig::default();
@@ -44,6 +57,20 @@ fn transport(tuning: &Tuning, server: bool) -> Arc<quinn::TransportConfig> {
         cubic.initial_window(10 * u64::from(size));
         transport.congestion_controller_factory(Arc::new(cubic));
     }
+    if tuning.stock_quinn {
+        return Arc::new(transport);
+    }
+    if tuning.max_udp_payload.is_none() {
+        let mut mtu = quinn::MtuDiscoveryConfig::default();
+        mtu.upper_bound(MTU_UPPER_BOUND);
+        transport.mtu_discovery_config(Some(mtu));
+    }
+    transport.receive_window(RECEIVE_WINDOW.into());
+    transport.stream_receive_window(STREAM_RECEIVE_WINDOW.into());
+    transport.send_window(RECEIVE_WINDOW.into());
+    let mut ack = quinn::AckFrequencyConfig::default();
+    ack.ack_eliciting_threshold(ACK_ELICITING_THRESHOLD.into());
+    transport.ack_frequency_config(Some(ack));
     Arc::new(transport)
 }
 
@@ -102,6 +129,22 @@ impl Client {
         endpoint.set_default_client_config(config);
         let conn = endpoint.connect(addr, "localhost").unwrap().await.unwrap();
         Self { conn, _endpoint: endpoint }
+    }
+
+    /// Packets both ways, lost packets and path MTU of the connection so far.
+    pub(crate) fn stats(&self) -> String {
+        let s = self.conn.stats();
+        format!(
+            "tx={} rx={} tx_ios={} rx_ios={} lost={} mtu={} cwnd={} congestion_events={}",
+            s.udp_tx.datagrams,
+            s.udp_rx.datagrams,
+            s.udp_tx.ios,
+            s.udp_rx.ios,
+            s.path.lost_packets,
+            s.path.current_mtu,
+            s.path.cwnd,
+            s.path.congestion_events
+        )
     }
 
     pub(crate) async fn echo(&self, payload: Bytes) -> usize {

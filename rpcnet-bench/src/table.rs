@@ -42,7 +42,11 @@ pub(crate) fn markdown(args: &RunArgs, cells: &[Cell]) -> String {
         args.warmup,
         args.repeat,
         if args.no_pin { "unpinned".to_string() } else { format!("every process on core {}", args.cpu) },
-        args.max_udp_payload.map_or("QUIC default".to_string(), |s| s.to_string()),
+        match (args.max_udp_payload, args.stock_quinn) {
+            (Some(size), _) => format!("fixed at {size}"),
+            (None, false) => "discovered from 1200 up to 65527 (rpcnet's default)".to_string(),
+            (None, true) => "rpcnet's discovery, quinn's stock 1200..1452 for `quinn`".to_string(),
+        },
         if args.max_inflight_bytes == 0 { "unlimited".to_string() } else { size_label(args.max_inflight_bytes) },
     );
     out += "| impl | payload | concurrency | calls/s | vs typed | vs quinn | p50 µs | p99 µs | CPU µs/call |\n";

@@ -50,7 +50,12 @@ pub(crate) struct TlsSettings {
 pub(crate) struct EndpointSettings {
     pub(crate) bind_addr: SocketAddr,
     pub(crate) udp_buffer_size: usize,
+    /// A fixed packet size: QUIC starts with it and never probes past it.
     pub(crate) max_udp_payload_size: Option<u16>,
+    /// Without a fixed size: QUIC starts at 1,200 bytes and probes the path up to this.
+    pub(crate) mtu_upper_bound: u16,
+    /// Bytes a peer may send on one connection ahead of what the application has read.
+    pub(crate) receive_window: u32,
     /// Calls (bidirectional streams) a peer may have open at once on a server's connection.
     pub(crate) max_concurrent_streams: u32,
     pub(crate) idle_timeout: Duration,
