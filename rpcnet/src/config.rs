@@ -1,6 +1,9 @@
 //! `RpcConfig`: certificates, addresses, limits and timeouts shared by servers and clients.
 //! Setters never fail or clamp; `validate` (called by `bind` and `connect`) names any value
 //! out of range and the setter that fixes it.
+//!
+//! Longer than 500 lines: a setter with its documented default for every setting of every
+//! layer, and all their checks, kept in one file so that every limit is found in one place.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
