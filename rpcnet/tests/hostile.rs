@@ -13,6 +13,8 @@
 // A report is this test's output: the server's address to its parent, figures to the reader.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -21,9 +23,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use quinn::crypto::rustls::QuicClientConfig;
+use common::raw::{self, frame_header};
 use rpcnet::transport::DevPki;
-use rpcnet::wire::{CallKind, FrameHeader, FrameTag, Limits, RequestHead};
+use rpcnet::wire::CallKind;
 use rpcnet::{RpcClient, RpcConfig, RpcError, RpcServer};
 
 const SERVE_ENV: &str = "RPCNET_HOSTILE_SERVE";
@@ -212,34 +214,17 @@ async fn good_load(client: RpcClient, load: Arc<GoodLoad>) {
     }
 }
 
-/// A raw QUIC connection from `local` (another loopback address) trusting the dev CA.
+/// A raw QUIC connection from `local` (another loopback address), or `None` if refused;
+/// the refusal must come at once.
 async fn raw_connect(local: &str, server: SocketAddr) -> Option<quinn::Connection> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(DevPki::get().ca_certificate().clone()).unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    tls.alpn_protocols = vec![b"rpcnet/1".to_vec()];
-    let config = quinn::ClientConfig::new(Arc::new(QuicClientConfig::try_from(tls).unwrap()));
-    let mut endpoint = quinn::Endpoint::client(format!("{local}:0").parse().unwrap()).unwrap();
-    endpoint.set_default_client_config(config);
-    let connecting = endpoint.connect(server, "localhost").unwrap();
-    tokio::time::timeout(Duration::from_secs(5), connecting).await.expect("an answer at once").ok()
+    let connecting = raw::connect_from(local, server);
+    let connected = tokio::time::timeout(Duration::from_secs(5), connecting).await.expect("an answer at once");
+    // The endpoint lives on in the connection's driver; only the connection is kept.
+    connected.ok().map(|raw| raw.connection)
 }
 
 fn head(kind: CallKind, method: &str) -> Vec<u8> {
-    let mut out = Vec::new();
-    RequestHead::new(kind, method).encode(&Limits::default(), &mut out).unwrap();
-    out
-}
-
-fn frame_header(len: usize) -> Vec<u8> {
-    let mut out = Vec::new();
-    FrameHeader::new(FrameTag::Message, len, u32::MAX).unwrap().encode(&mut out);
-    out
+    raw::head(kind, method, None)
 }
 
 /// What an attack leaves open until it is over: connections, streams it never uses, and

@@ -14,6 +14,12 @@ pub struct RawConnection {
 }
 
 pub async fn connect(addr: SocketAddr) -> RawConnection {
+    connect_from("127.0.0.1", addr).await.expect("the server accepts the connection")
+}
+
+/// A connection from another loopback address (all of 127/8 is loopback), as a different
+/// peer would make it; the server's refusal is returned.
+pub async fn connect_from(local: &str, addr: SocketAddr) -> Result<RawConnection, quinn::ConnectionError> {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(DevPki::get().ca_certificate().clone()).unwrap();
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -24,10 +30,10 @@ pub async fn connect(addr: SocketAddr) -> RawConnection {
         .with_no_client_auth();
     tls.alpn_protocols = vec![b"rpcnet/1".to_vec()];
     let config = quinn::ClientConfig::new(Arc::new(QuicClientConfig::try_from(tls).unwrap()));
-    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    let mut endpoint = quinn::Endpoint::client(format!("{local}:0").parse().unwrap()).unwrap();
     endpoint.set_default_client_config(config);
-    let connection = endpoint.connect(addr, "localhost").unwrap().await.unwrap();
-    RawConnection { endpoint, connection }
+    let connection = endpoint.connect(addr, "localhost").unwrap().await?;
+    Ok(RawConnection { endpoint, connection })
 }
 
 /// A request head for `method` as bytes.
@@ -39,10 +45,16 @@ pub fn head(kind: CallKind, method: &str, deadline_ms: Option<u64>) -> Vec<u8> {
     out
 }
 
+/// The header of a MESSAGE frame of `len` bytes.
+pub fn frame_header(len: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    FrameHeader::new(FrameTag::Message, len, u32::MAX).unwrap().encode(&mut out);
+    out
+}
+
 /// A MESSAGE frame as bytes.
 pub fn message(payload: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    FrameHeader::new(FrameTag::Message, payload.len(), u32::MAX).unwrap().encode(&mut out);
+    let mut out = frame_header(payload.len());
     out.extend_from_slice(payload);
     out
 }
