@@ -21,7 +21,6 @@ mod raw_quinn;
 mod report;
 mod rpcnet_echo;
 mod scenarios;
-mod split;
 mod table;
 mod tarpc_echo;
 mod tcp_tls;

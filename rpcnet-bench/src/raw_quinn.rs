@@ -34,7 +34,7 @@ fn endpoint(addr: SocketAddr, server: Option<quinn::ServerConfig>, tuning: &Tuni
     let runtime = Arc::new(quinn::TokioRuntime);
     let socket = quinn::Runtime::wrap_udp_socket(&*runtime, socket.into()).unwrap();
     let socket: Arc<dyn quinn::AsyncUdpSocket> =
-        if tuning.stock_quinn { socket } else { Arc::new(crate::split::SplitSends(socket)) };
+        if tuning.stock_quinn { socket } else { Arc::new(rpcnet::transport::SplitSends::new(socket)) };
     quinn::Endpoint::new_with_abstract_socket(config, server, socket, runtime).unwrap()
 }
 

@@ -184,11 +184,22 @@ async fn stats(client: &RpcClient) -> Stats {
 #[derive(Default)]
 struct GoodLoad {
     latencies_us: std::sync::Mutex<Vec<u64>>,
+    /// Calls answered so far, watched: the test's phases are paced by the good client's
+    /// calls, not by the clock.
+    served: tokio::sync::watch::Sender<u64>,
     errors: AtomicU64,
     stop: AtomicBool,
 }
 
 impl GoodLoad {
+    /// Waits until the good client has had `calls` more answers.
+    async fn serve(&self, calls: u64) {
+        let target = *self.served.borrow() + calls;
+        let mut served = self.served.subscribe();
+        let wait = served.wait_for(|&now| now >= target);
+        tokio::time::timeout(Duration::from_secs(60), wait).await.expect("the good client is served").unwrap();
+    }
+
     /// p50 and p99 of the calls since the last take, in µs, and how many there were.
     fn take(&self) -> (u64, u64, usize) {
         let mut all = std::mem::take(&mut *self.latencies_us.lock().unwrap());
@@ -204,7 +215,8 @@ async fn good_load(client: RpcClient, load: Arc<GoodLoad>) {
         let started = Instant::now();
         match client.call("echo", vec![1; 1024]).await {
             Ok(reply) if reply.len() == 1024 => {
-                load.latencies_us.lock().unwrap().push(started.elapsed().as_micros() as u64)
+                load.latencies_us.lock().unwrap().push(started.elapsed().as_micros() as u64);
+                load.served.send_modify(|served| *served += 1);
             }
             other => {
                 eprintln!("good client failed: {other:?}");
@@ -341,10 +353,10 @@ async fn attack(soak: Option<Duration>) {
                 2 => stream_and_connection_flood(server.addr, &mut held).await,
                 _ => silent_connections(server.addr, &mut held).await,
             }
-            // The attack is in place; it holds on while the server's bounds run out (the
-            // good client keeps calling meanwhile: what it sees is the figure printed).
+            // The attack is in place; it holds on while the server's bounds run out. The
+            // figures printed are those of the good client's next 200 calls.
             let attack_started = Instant::now();
-            tokio::time::sleep(Duration::from_millis(500)).await;
+            load.serve(200).await;
             let (p50, p99, calls) = load.take();
             let during = stats(&good).await;
             assert!(calls > 0, "{name}: the good client was served during the attack");
@@ -352,8 +364,10 @@ async fn attack(soak: Option<Duration>) {
             let freed_by = Instant::now() + FREED_WITHIN;
             let mut after = stats(&good).await;
             let freed = |s: &Stats| s.in_flight <= 1 && (!connections_closed || s.connections <= 1);
+            // The server is another process: its counts are read by calling it, once every
+            // 20 answers to the good client.
             while !freed(&after) && Instant::now() < freed_by {
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                load.serve(20).await;
                 after = stats(&good).await;
             }
             println!(
@@ -380,7 +394,7 @@ async fn attack(soak: Option<Duration>) {
     // The good client after the attacks.
     let after_load = Arc::new(GoodLoad::default());
     let calling = tokio::spawn(good_load(good.clone(), after_load.clone()));
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    after_load.serve(1_000).await;
     after_load.stop.store(true, Ordering::Relaxed);
     calling.await.unwrap();
     let (p50, p99, calls) = after_load.take();

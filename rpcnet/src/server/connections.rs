@@ -101,7 +101,7 @@ pub(crate) async fn serve_connection(
     let bounds = shared.read_bounds();
     // A connection that never opens a call would hold its place for as long as its peer
     // keeps it alive: it gets a short time for its first call.
-    let first = match tokio::time::timeout(handshake_idle_timeout, connection.accept_bi()).await {
+    let mut next = match tokio::time::timeout(handshake_idle_timeout, connection.accept_bi()).await {
         Ok(first) => first,
         Err(_) => {
             tracing::info!(%remote, timeout = ?handshake_idle_timeout, "closing a connection that opened no call in time");
@@ -109,12 +109,7 @@ pub(crate) async fn serve_connection(
             return;
         }
     };
-    let mut accepted = Some(first);
     loop {
-        let next = match accepted.take() {
-            Some(first) => first,
-            None => connection.accept_bi().await,
-        };
         match next {
             Ok((send, recv)) => {
                 // Boxed: spawning moves the task's future several times, and a pointer is
@@ -126,6 +121,7 @@ pub(crate) async fn serve_connection(
                 return;
             }
         }
+        next = connection.accept_bi().await;
     }
 }
 

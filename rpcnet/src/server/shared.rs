@@ -64,17 +64,17 @@ impl ServerShared {
     /// Records an open connection until the returned guard drops.
     pub(crate) fn opened(self: &Arc<Self>, connection: &quinn::Connection) -> OpenConnection {
         let id = connection.stable_id();
-        self.open_connections().insert(id, connection.clone());
+        self.connections_by_id().insert(id, connection.clone());
         OpenConnection { shared: self.clone(), id }
     }
 
-    fn open_connections(&self) -> std::sync::MutexGuard<'_, HashMap<usize, quinn::Connection>> {
+    fn connections_by_id(&self) -> std::sync::MutexGuard<'_, HashMap<usize, quinn::Connection>> {
         self.open.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The longest round-trip time of the open connections, if any is open.
     pub(crate) fn longest_rtt(&self) -> Option<Duration> {
-        self.open_connections().values().map(quinn::Connection::rtt).max()
+        self.connections_by_id().values().map(quinn::Connection::rtt).max()
     }
 
     pub(crate) fn begin_shutdown(&self) {
@@ -94,7 +94,7 @@ pub(crate) struct OpenConnection {
 
 impl Drop for OpenConnection {
     fn drop(&mut self) {
-        self.shared.open_connections().remove(&self.id);
+        self.shared.connections_by_id().remove(&self.id);
     }
 }
 

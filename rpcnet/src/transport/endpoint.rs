@@ -2,20 +2,14 @@
 //! rpcnet connection uses, and `ClientEndpoint`, the socket a client's connections share.
 
 use std::fmt;
-use std::io::{self, IoSliceMut};
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
-use quinn::udp::{RecvMeta, Transmit};
-use quinn::{
-    AckFrequencyConfig, AsyncUdpSocket, EndpointConfig, MtuDiscoveryConfig, Runtime, TokioRuntime, TransportConfig,
-    UdpPoller, VarInt,
-};
+use quinn::{AckFrequencyConfig, EndpointConfig, MtuDiscoveryConfig, Runtime, TokioRuntime, TransportConfig, VarInt};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::settings::EndpointSettings;
+use super::split_sends::SplitSends;
 use super::tls;
 use crate::error::RpcError;
 
@@ -115,69 +109,6 @@ fn endpoint_config(config: &EndpointSettings) -> Result<EndpointConfig, RpcError
     Ok(endpoint)
 }
 
-/// The largest payload one UDP send carries on IPv4: 65,535 less the IP and UDP headers.
-const MAX_UDP_SEND: usize = 65_507;
-
-/// quinn's socket with one change: a batch of packets (one GSO send) longer than one UDP
-/// send may carry is sent in parts. quinn batches up to 10 packets of the path MTU, so past
-/// 6.5 KB packets a batch can exceed 64 KB; the kernel refuses such a send with EMSGSIZE,
-/// which quinn takes for a lost MTU probe and drops silently: every packet of the batch is
-/// lost. That was why 64 calls in flight ran slower than 1 with 65,000-byte packets.
-#[derive(Debug)]
-struct SplitSends(Arc<dyn AsyncUdpSocket>);
-
-impl AsyncUdpSocket for SplitSends {
-    fn create_io_poller(self: Arc<Self>) -> Pin<Box<dyn UdpPoller>> {
-        self.0.clone().create_io_poller()
-    }
-
-    fn try_send(&self, transmit: &Transmit) -> io::Result<()> {
-        let segment = match transmit.segment_size {
-            Some(segment) if transmit.contents.len() > MAX_UDP_SEND => segment,
-            _ => return self.0.try_send(transmit),
-        };
-        let per_send = (MAX_UDP_SEND / segment).max(1) * segment;
-        for part in transmit.contents.chunks(per_send) {
-            // A part that would block fails the whole transmit: quinn sends it again later,
-            // and the receiver drops the packets it already has as duplicates.
-            self.0.try_send(&Transmit {
-                destination: transmit.destination,
-                ecn: transmit.ecn,
-                contents: part,
-                segment_size: (part.len() > segment).then_some(segment),
-                src_ip: transmit.src_ip,
-            })?;
-        }
-        Ok(())
-    }
-
-    fn poll_recv(
-        &self,
-        cx: &mut Context,
-        bufs: &mut [IoSliceMut<'_>],
-        meta: &mut [RecvMeta],
-    ) -> Poll<io::Result<usize>> {
-        self.0.poll_recv(cx, bufs, meta)
-    }
-
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.0.local_addr()
-    }
-
-    fn max_transmit_segments(&self) -> usize {
-        self.0.max_transmit_segments()
-    }
-
-    fn max_receive_segments(&self) -> usize {
-        self.0.max_receive_segments()
-    }
-
-    // quinn runs MTU discovery only on sockets that set "don't fragment".
-    fn may_fragment(&self) -> bool {
-        self.0.may_fragment()
-    }
-}
-
 /// A quinn endpoint on `socket`, behind `SplitSends`.
 fn new_endpoint(
     config: &EndpointSettings,
@@ -187,7 +118,7 @@ fn new_endpoint(
     let fail =
         |e: std::io::Error| RpcError::Config(format!("cannot start a QUIC endpoint on {}: {e}", config.bind_addr));
     let runtime = Arc::new(TokioRuntime);
-    let socket = Arc::new(SplitSends(runtime.wrap_udp_socket(socket).map_err(fail)?));
+    let socket = Arc::new(SplitSends::new(runtime.wrap_udp_socket(socket).map_err(fail)?));
     quinn::Endpoint::new_with_abstract_socket(endpoint_config(config)?, server_config, socket, runtime).map_err(fail)
 }
 

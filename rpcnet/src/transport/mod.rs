@@ -10,10 +10,12 @@ mod identity;
 mod outgoing;
 mod receive;
 mod settings;
+mod split_sends;
 mod tls;
 
 pub use dev::DevPki;
 pub use identity::Identity;
+pub use split_sends::SplitSends;
 
 pub(crate) use endpoint::{ClientEndpoint, SHUTDOWN_CODE, server_endpoint};
 pub(crate) use errors::connection_error;

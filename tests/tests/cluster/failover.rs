@@ -8,11 +8,32 @@ use super::*;
 struct RawWorker {
     cluster: ClusterMembership,
     shutdown: rpcnet::ShutdownHandle,
-    calls: Arc<AtomicUsize>,
+    /// Calls started, watched so that a test can wait for the next one.
+    calls: Arc<tokio::sync::watch::Sender<usize>>,
+}
+
+impl RawWorker {
+    fn calls(&self) -> usize {
+        *self.calls.borrow()
+    }
+}
+
+/// The index of the first worker to start a call beyond its count in `before`.
+async fn first_to_start(workers: &[RawWorker], before: &[usize]) -> usize {
+    let waits = workers.iter().zip(before).map(|(worker, &before)| {
+        let mut calls = worker.calls.subscribe();
+        Box::pin(async move {
+            let _ = calls.wait_for(|&now| now > before).await;
+        })
+    });
+    let started = futures::future::select_all(waits);
+    let ((), first, _) =
+        tokio::time::timeout(Duration::from_secs(10), started).await.expect("a worker starts the call");
+    first
 }
 
 async fn raw_worker(secret: &str, name: &str, seed: SocketAddr) -> RawWorker {
-    let calls = Arc::new(AtomicUsize::new(0));
+    let calls = Arc::new(tokio::sync::watch::Sender::new(0));
     let config = RpcConfig::dev("127.0.0.1:0").with_shutdown_grace_period(Duration::from_millis(50));
     let mut server = RpcServer::new(config);
     for method in ["jobs.read", "jobs.write"] {
@@ -21,7 +42,7 @@ async fn raw_worker(secret: &str, name: &str, seed: SocketAddr) -> RawWorker {
             .register(method, move |request| {
                 let (calls, name) = (calls.clone(), name.clone());
                 async move {
-                    calls.fetch_add(1, Ordering::SeqCst);
+                    calls.send_modify(|calls| *calls += 1);
                     let millis = u64::from_le_bytes(request.try_into().unwrap_or_default());
                     tokio::time::sleep(Duration::from_millis(millis)).await;
                     Ok(name.into_bytes())
@@ -46,16 +67,11 @@ async fn call_and_stop_its_worker(
     method: &str,
 ) -> (Result<Vec<u8>, RpcError>, usize) {
     let call = client.call_worker(method, 1_000u64.to_le_bytes().to_vec(), Some("role=worker"));
-    let before: Vec<usize> = workers.iter().map(|w| w.calls.load(Ordering::SeqCst)).collect();
+    let before: Vec<usize> = workers.iter().map(RawWorker::calls).collect();
     let stop = async {
-        for _ in 0..200 {
-            if let Some(i) = workers.iter().zip(&before).position(|(w, &b)| w.calls.load(Ordering::SeqCst) > b) {
-                workers[i].shutdown.shutdown().await;
-                return i;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        panic!("no worker started {method}");
+        let i = first_to_start(workers, &before).await;
+        workers[i].shutdown.shutdown().await;
+        i
     };
     tokio::join!(call, stop)
 }
@@ -78,16 +94,16 @@ async fn a_cluster_client_repeats_only_the_methods_marked_idempotent() {
     let client = ClusterClient::new(registry.clone(), config);
 
     let (read, stopped) = call_and_stop_its_worker(&client, &workers, "jobs.read").await;
-    let total: usize = workers.iter().map(|w| w.calls.load(Ordering::SeqCst)).sum();
+    let total: usize = workers.iter().map(|w| w.calls()).sum();
     assert!(read.is_ok(), "a read whose worker stopped mid-call is repeated elsewhere: {read:?}");
     assert_eq!(total, 2, "it ran on the stopped worker, then once more on another");
     assert_ne!(String::from_utf8(read.unwrap()).unwrap(), ["a", "b", "c"][stopped]);
 
-    let before: Vec<usize> = workers.iter().map(|w| w.calls.load(Ordering::SeqCst)).collect();
+    let before: Vec<usize> = workers.iter().map(|w| w.calls()).collect();
     let (write, stopped_too) = call_and_stop_its_worker(&client, &workers, "jobs.write").await;
     assert_ne!(stopped, stopped_too, "the write ran on a worker whose server was still up");
     assert!(matches!(write, Err(RpcError::ConnectionLost(_))), "a write is not repeated: {write:?}");
-    let after: Vec<usize> = workers.iter().map(|w| w.calls.load(Ordering::SeqCst)).collect();
+    let after: Vec<usize> = workers.iter().map(|w| w.calls()).collect();
     let ran: usize = after.iter().zip(&before).map(|(a, b)| a - b).sum();
     assert_eq!(ran, 1, "the write ran once, on the worker that stopped");
     for worker in &workers {
@@ -109,21 +125,16 @@ async fn a_write_on_a_worker_that_leaves_the_cluster_ends_at_the_departure_not_a
     // 60 s of work, beyond the default 30 s deadline: only the departure can end it sooner.
     let write = client.call_worker("jobs.write", 60_000u64.to_le_bytes().to_vec(), Some("role=worker"));
     let leave = async {
-        for _ in 0..500 {
-            if let Some(i) = workers.iter().position(|w| w.calls.load(Ordering::SeqCst) > 0) {
-                // The worker leaves the cluster; its RPC server, and the handler, live on.
-                workers[i].cluster.leave().await.unwrap();
-                return Instant::now();
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        panic!("no worker started the write");
+        let i = first_to_start(&workers, &[0, 0]).await;
+        // The worker leaves the cluster; its RPC server, and the handler, live on.
+        workers[i].cluster.leave().await.unwrap();
+        Instant::now()
     };
     let (write, left_at) = tokio::join!(write, leave);
     let after_departure = left_at.elapsed();
     assert!(matches!(write, Err(RpcError::ConnectionLost(_))), "lost, not timed out nor repeated: {write:?}");
     assert!(!write.unwrap_err().is_retry_safe(), "the caller is told it may have run");
-    let ran: usize = workers.iter().map(|w| w.calls.load(Ordering::SeqCst)).sum();
+    let ran: usize = workers.iter().map(|w| w.calls()).sum();
     assert_eq!(ran, 1, "not repeated on the other worker");
     assert!(after_departure < Duration::from_secs(15), "ended {after_departure:?} after the departure");
     for worker in &workers {
