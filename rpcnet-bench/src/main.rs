@@ -305,7 +305,7 @@ async fn client(implementation: Impl, addrs: &[SocketAddr], cert_dir: &Path, tun
     let expect = load.payload;
     let run = |duration| {
         let payload = payload.clone();
-        let strategy = load.strategy.clone();
+        let strategy = load.strategy;
         async move {
             match implementation {
                 Impl::Quinn => {

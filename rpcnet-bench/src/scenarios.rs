@@ -170,26 +170,35 @@ fn scenarios() -> [Scenario; 3] {
     ]
 }
 
-fn strategies() -> [LoadBalancingStrategy; 9] {
+/// A strategy, and the zone the client prefers (`ClientBuilder::prefer_zone`), if any.
+#[derive(Debug, Clone, Copy)]
+struct Choice {
+    strategy: LoadBalancingStrategy,
+    zone: Option<&'static str>,
+}
+
+fn strategies() -> [Choice; 9] {
     use LoadBalancingStrategy::*;
+    let plain = |strategy| Choice { strategy, zone: None };
     [
-        RoundRobin,
-        Random,
-        LeastConnections,
-        PowerOfTwoChoices,
-        PeakEwma,
-        WeightedRandom,
-        WeightedRoundRobin,
-        ConsistentHash,
-        Locality { zone: CLIENT_ZONE.to_owned(), inner: Box::new(PeakEwma) },
+        plain(RoundRobin),
+        plain(Random),
+        plain(LeastConnections),
+        plain(PowerOfTwoChoices),
+        plain(PeakEwma),
+        plain(WeightedRandom),
+        plain(WeightedRoundRobin),
+        plain(ConsistentHash),
+        Choice { strategy: PeakEwma, zone: Some(CLIENT_ZONE) },
     ]
 }
 
-/// The strategy's name in the report: its variant, and for Locality its zone and inner one.
-fn label(strategy: &LoadBalancingStrategy) -> String {
-    match strategy {
-        LoadBalancingStrategy::Locality { zone, inner } => format!("Locality({zone}, {})", label(inner)),
-        other => format!("{other:?}"),
+/// The choice's name in the report: the strategy's variant, and with a preferred zone
+/// `Locality(zone, variant)`.
+fn label(choice: &Choice) -> String {
+    match choice.zone {
+        Some(zone) => format!("Locality({zone}, {:?})", choice.strategy),
+        None => format!("{:?}", choice.strategy),
     }
 }
 
@@ -219,8 +228,8 @@ pub(crate) fn run(args: &ScenarioArgs) {
 async fn run_scenario(scenario: &Scenario, args: &ScenarioArgs) -> ScenarioResult {
     let servers: Vec<Running> = scenario.servers.iter().map(|spec| start(spec.name, spec.time)).collect();
     let mut rows = Vec::new();
-    for strategy in strategies() {
-        let row = run_strategy(&servers, &scenario.servers, &strategy, args).await;
+    for choice in strategies() {
+        let row = run_strategy(&servers, &scenario.servers, &choice, args).await;
         eprintln!("  {}: {} done in {:.2} s", scenario.title, row.strategy, row.wall.as_secs_f64());
         rows.push(row);
     }
@@ -236,26 +245,19 @@ async fn run_scenario(scenario: &Scenario, args: &ScenarioArgs) -> ScenarioResul
     }
 }
 
-async fn run_strategy(
-    servers: &[Running],
-    specs: &[ServerSpec],
-    strategy: &LoadBalancingStrategy,
-    args: &ScenarioArgs,
-) -> Row {
+async fn run_strategy(servers: &[Running], specs: &[ServerSpec], choice: &Choice, args: &ScenarioArgs) -> Row {
     let endpoints = servers.iter().zip(specs).map(|(s, spec)| {
         Endpoint::new(s.name.as_str(), s.addr)
             .with_tag(CAPACITY_TAG, spec.capacity.to_string())
             .with_tag(ZONE_TAG, spec.zone)
     });
-    let client = WorkClient::builder()
-        .endpoints(endpoints)
-        .config(RpcConfig::dev("127.0.0.1:0"))
-        .strategy(strategy.clone())
-        .connect()
-        .await
-        .expect("connect to the scenario servers")
-        .with_timeout(DEADLINE);
-    let keyed = *strategy == LoadBalancingStrategy::ConsistentHash;
+    let mut builder =
+        WorkClient::builder().endpoints(endpoints).config(RpcConfig::dev("127.0.0.1:0")).strategy(choice.strategy);
+    if let Some(zone) = choice.zone {
+        builder = builder.prefer_zone(zone);
+    }
+    let client = builder.connect().await.expect("connect to the scenario servers").with_timeout(DEADLINE);
+    let keyed = choice.strategy == LoadBalancingStrategy::ConsistentHash;
     load(&client, args.warmup, args.concurrency, keyed).await;
     let before: Vec<u64> = servers.iter().map(|s| s.calls.load(Ordering::Relaxed)).collect();
     let started = Instant::now();
@@ -268,7 +270,7 @@ async fn run_strategy(
         .iter()
         .map(|e| e.latency.map_or("-".to_owned(), |l| format!("{:.1}", l.as_secs_f64() * 1000.0)))
         .collect();
-    let name = label(strategy);
+    let name = label(choice);
     eprintln!("  {name}: latency estimates at the end {} ms", estimates.join(" / "));
     if let Some(error) = &measured.first_error {
         eprintln!("  {name}: {} of {} calls failed, first: {error}", args.calls as u64 - measured.ok, args.calls);

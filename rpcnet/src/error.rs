@@ -1,4 +1,5 @@
-//! `RpcError`, the one error type of every call, and `ServiceError`, a handler's own error.
+//! `RpcError`, the one error type of every call, its coarse `ErrorKind`, and
+//! `ServiceError`, a handler's own error.
 
 use std::fmt;
 
@@ -103,7 +104,85 @@ fn no_endpoint_message(filter: Option<&str>, known: usize, healthy: usize) -> St
     }
 }
 
+/// What kind of failure an [`RpcError`] is, coarser than its variants: for code that
+/// branches on a few cases (retry elsewhere, give up, report) and for metrics labels.
+/// `RpcError` has the detail; this is the rpcnet 0.1 book's `e.kind()`.
+///
+/// ```
+/// use rpcnet::{ErrorKind, RpcError};
+/// let err = RpcError::ConnectionLost("reset".into());
+/// match err.kind() {
+///     ErrorKind::ConnectionFailed => { /* the server may be gone: try another */ }
+///     ErrorKind::Timeout => { /* took too long */ }
+///     _ => { /* the rest */ }
+/// }
+/// assert_eq!(err.kind().as_str(), "connection_failed");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// No connection, a lost one, or a failed TLS handshake ([`RpcError::Connection`],
+    /// [`ConnectionLost`](RpcError::ConnectionLost), [`Tls`](RpcError::Tls)).
+    ConnectionFailed,
+    /// The deadline passed ([`RpcError::Timeout`]).
+    Timeout,
+    /// Cancelled by the caller, the peer or shutdown ([`RpcError::Cancelled`]).
+    Cancelled,
+    /// A message could not be encoded or decoded ([`RpcError::Codec`]).
+    SerializationError,
+    /// The handler's own error, or a handler that panicked ([`RpcError::Service`],
+    /// [`Internal`](RpcError::Internal)).
+    ApplicationError,
+    /// Refused before it ran: overloaded, shutting down, or no endpoint
+    /// ([`RpcError::Overloaded`], [`Unavailable`](RpcError::Unavailable),
+    /// [`NoEndpointAvailable`](RpcError::NoEndpointAvailable)).
+    Unavailable,
+    /// The peers disagree on the protocol: unknown method, malformed data, a frame too large
+    /// ([`RpcError::UnknownMethod`], [`Protocol`](RpcError::Protocol),
+    /// [`FrameTooLarge`](RpcError::FrameTooLarge)).
+    Protocol,
+    /// A mistake on this side: configuration, or a balancer that picked no endpoint it was
+    /// given ([`RpcError::Config`], [`InvalidPick`](RpcError::InvalidPick)).
+    Configuration,
+}
+
+impl ErrorKind {
+    /// A short lowercase name (`"connection_failed"`), for logs and metrics labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ConnectionFailed => "connection_failed",
+            Self::Timeout => "timeout",
+            Self::Cancelled => "cancelled",
+            Self::SerializationError => "serialization_error",
+            Self::ApplicationError => "application_error",
+            Self::Unavailable => "unavailable",
+            Self::Protocol => "protocol",
+            Self::Configuration => "configuration",
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl RpcError {
+    /// What kind of failure this is; see [`ErrorKind`].
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Connection(_) | Self::ConnectionLost(_) | Self::Tls(_) => ErrorKind::ConnectionFailed,
+            Self::Timeout => ErrorKind::Timeout,
+            Self::Cancelled(_) => ErrorKind::Cancelled,
+            Self::Codec(_) => ErrorKind::SerializationError,
+            Self::Service(_) | Self::Internal(_) => ErrorKind::ApplicationError,
+            Self::Overloaded(_) | Self::Unavailable(_) | Self::NoEndpointAvailable { .. } => ErrorKind::Unavailable,
+            Self::UnknownMethod(_) | Self::Protocol(_) | Self::FrameTooLarge(_) => ErrorKind::Protocol,
+            Self::Config(_) | Self::InvalidPick { .. } => ErrorKind::Configuration,
+        }
+    }
+
     /// Wraps a handler's own error payload (already encoded) as a service error.
     pub fn service(payload: impl Into<Vec<u8>>) -> Self {
         Self::Service(ServiceError { payload: payload.into() })

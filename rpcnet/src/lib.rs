@@ -47,11 +47,36 @@ pub use bytes::Bytes;
 pub use channel::{Channel, ClientBuilder, EndpointSource, EndpointStats, TypedClient};
 pub use client::{CallOptions, RpcClient};
 pub use config::RpcConfig;
-pub use error::{RpcError, ServiceError};
+pub use error::{ErrorKind, RpcError, ServiceError};
+/// [`RpcError`] under the short name the rpcnet 0.1 book uses (`rpcnet::Error`).
+pub type Error = RpcError;
 pub use server::{RpcServer, ServerEndpoint, ShutdownHandle};
 pub use stream::RpcStream;
 pub use typed::RpcMessage;
 
+/// `#[rpc_impl]` on the impl of a service trait, as the rpcnet 0.1 book writes it: accepted
+/// and changes nothing. A service's methods are plain `async fn`s, so its impls need no
+/// attribute; this one only checks that it sits on an impl block.
+///
+/// ```
+/// use rpcnet::prelude::*;
+///
+/// #[rpc_trait]
+/// pub trait Echo {
+///     async fn echo(&self, text: String) -> String;
+/// }
+///
+/// struct Handler;
+///
+/// #[rpc_impl]
+/// impl Echo for Handler {
+///     async fn echo(&self, text: String) -> String {
+///         text
+///     }
+/// }
+/// # let _ = EchoServer::new(Handler);
+/// ```
+pub use rpcnet_macros::rpc_impl;
 /// Turns a trait into a typed rpc service: the trait, `XServer<T>`, `XClient` and
 /// `XClusterClient` (balanced with least connections unless its `builder()` is told another
 /// strategy). See the crate documentation of `rpcnet-build` for what is generated.
@@ -59,6 +84,25 @@ pub use rpcnet_macros::rpc_service;
 /// `#[rpcnet::service]`: the same attribute as [`rpc_service`], under the name the rpcnet
 /// book's code generation chapter uses.
 pub use rpcnet_macros::rpc_service as service;
+/// `#[rpc_trait]`: the same attribute as [`rpc_service`], under the name of the rpcnet 0.1
+/// book's API reference.
+pub use rpcnet_macros::rpc_service as rpc_trait;
+
+/// The names most programs use, in one import: `use rpcnet::prelude::*;`.
+///
+/// The serde derives are re-exported for `#[derive(Serialize, Deserialize)]` on messages; the
+/// code they generate names the `serde` crate, so a crate using them also depends on `serde`
+/// (with its `derive` feature) itself.
+pub mod prelude {
+    #[cfg(feature = "cluster")]
+    pub use crate::cluster::{ClusterClient, ClusterConfig, ClusterEvent, ClusterMembership, WorkerRegistry};
+    pub use crate::{
+        CallOptions, ClientBuilder, Error, ErrorKind, LoadBalancingStrategy, RpcClient, RpcConfig, RpcError, RpcServer,
+        RpcStream, ShutdownHandle, rpc_impl, rpc_service, rpc_trait,
+    };
+    pub use futures::{Stream, StreamExt};
+    pub use serde::{Deserialize, Serialize};
+}
 
 /// Includes the module that `rpcnet_build` wrote for a service file into `OUT_DIR`:
 /// `rpcnet::include_service!("calculator")` is

@@ -71,3 +71,40 @@ async fn shutdown_of_a_server_that_never_started_returns_at_once() {
     tokio::time::timeout(Duration::from_secs(1), handle.shutdown()).await.expect("nothing to wait for");
     assert!(handle.is_shutting_down());
 }
+
+#[tokio::test]
+async fn shutdown_in_steps_refuses_new_work_then_waits_for_the_calls_in_flight() {
+    let server = TestServer::start().await;
+    let client = server.client().await;
+    let slow = tokio::spawn({
+        let client = client.clone();
+        async move { client.call("test.sleep", ms(300)).await }
+    });
+    let running = server.probes.running.clone();
+    assert!(common::eventually(300, || running.load(std::sync::atomic::Ordering::SeqCst) == 1).await);
+
+    server.shutdown.stop_accepting();
+    assert!(server.shutdown.is_shutting_down());
+    let refused = client.call("test.echo", b"late".to_vec()).await.unwrap_err();
+    assert!(matches!(refused, RpcError::Unavailable(_)) && refused.is_retry_safe(), "got {refused:?}");
+    let config = RpcConfig::dev("127.0.0.1:0").with_connect_timeout(Duration::from_millis(500));
+    let newcomer = rpcnet::RpcClient::connect(server.addr, config).await;
+    assert!(newcomer.is_err(), "a new connection is refused while draining");
+    assert_eq!(server.shutdown.in_flight_calls(), 1, "the call in hand goes on");
+
+    tokio::time::timeout(Duration::from_secs(5), server.shutdown.wait_for_in_flight())
+        .await
+        .expect("the slow call ends within its 300 ms");
+    assert_eq!(slow.await.unwrap().unwrap(), b"slept", "its reply arrived");
+    assert_eq!(server.shutdown.in_flight_calls(), 0);
+    assert!(client.is_connected(), "connections stay open until shutdown");
+    tokio::time::timeout(Duration::from_secs(5), server.shutdown.shutdown()).await.expect("nothing left to wait for");
+    assert!(client.call("test.echo", b"after".to_vec()).await.is_err(), "the server is closed");
+}
+
+#[tokio::test]
+async fn waiting_for_calls_in_flight_on_an_idle_server_returns_at_once() {
+    let server = TestServer::start().await;
+    tokio::time::timeout(Duration::from_secs(1), server.shutdown.wait_for_in_flight()).await.expect("no call runs");
+    server.shutdown.shutdown().await;
+}

@@ -180,10 +180,8 @@ async fn locality_prefers_the_callers_zone_and_falls_back() {
     let local = WhoamiClient::builder()
         .endpoints(endpoints.clone())
         .config(config())
-        .strategy(LoadBalancingStrategy::Locality {
-            zone: "eu-1".into(),
-            inner: Box::new(LoadBalancingStrategy::RoundRobin),
-        })
+        .strategy(LoadBalancingStrategy::RoundRobin)
+        .prefer_zone("eu-1")
         .connect()
         .await
         .unwrap();
@@ -191,10 +189,8 @@ async fn locality_prefers_the_callers_zone_and_falls_back() {
     let elsewhere = WhoamiClient::builder()
         .endpoints(endpoints)
         .config(config())
-        .strategy(LoadBalancingStrategy::Locality {
-            zone: "ap-1".into(),
-            inner: Box::new(LoadBalancingStrategy::RoundRobin),
-        })
+        .strategy(LoadBalancingStrategy::RoundRobin)
+        .prefer_zone("ap-1")
         .connect()
         .await
         .unwrap();

@@ -105,13 +105,13 @@ async fn run(args: Args) -> Result<u64, Box<dyn std::error::Error>> {
     let seed = seed.expect("a first worker");
 
     let gateway = ClusterMembership::new(ClusterConfig::dev().with_name("gateway").with_seeds([seed])).await?;
-    let registry = Arc::new(WorkerRegistry::new(gateway.clone(), args.strategy.clone()));
+    let registry = Arc::new(WorkerRegistry::new(gateway.clone(), args.strategy));
     registry.start().await;
     let client = ComputeClient::builder()
         .registry(registry.clone())
         .filter("role=worker")
         .dev()
-        .strategy(args.strategy.clone())
+        .strategy(args.strategy)
         .connect()
         .await?;
     let discovery = wait_until(Duration::from_secs(20), || async { registry.worker_count().await == 4 })
@@ -196,7 +196,7 @@ fn listen(gateway: &ClusterMembership, record: Arc<Record>, started: Instant) {
                 ClusterEvent::NodeFailed(n) => ("failed", n),
                 ClusterEvent::NodeSuspect(n) => ("suspected", n),
                 ClusterEvent::NodeRecovered(n) => ("recovered", n),
-                ClusterEvent::NodeTagsUpdated(n) => ("changed tags", n),
+                ClusterEvent::NodeUpdated(n) => ("changed tags", n),
                 other => {
                     record.event(started, format!("{other:?}"));
                     continue;

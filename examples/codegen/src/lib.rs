@@ -118,7 +118,7 @@ pub async fn run(calls: usize) -> Result<Summary, Error> {
         .registry(registry.clone())
         .filter("role=worker")
         .dev()
-        .strategy(switched_strategy.clone())
+        .strategy(switched_strategy)
         .connect()
         .await?;
     wait_for_workers(&switched, workers.len()).await?;

@@ -48,6 +48,26 @@ pub fn expand_trait(item: &ItemTrait, options: &Options) -> syn::Result<TokenStr
     Ok(expand::Generator::new(&service, options).generate())
 }
 
+/// What `#[rpc_impl]` expands to: the impl block unchanged. The rpcnet 0.1 book marks the
+/// impls of its services with it; here a service's trait methods are plain `async fn`s, so an
+/// impl needs nothing, and the attribute only checks that it is on an impl block.
+///
+/// ```
+/// let item = quote::quote!(impl Echo for Handler { async fn echo(&self, text: String) -> String { text } });
+/// let tokens = rpcnet_build::codegen::expand_impl(quote::quote!(), item.clone()).unwrap();
+/// assert_eq!(tokens.to_string(), item.to_string());
+/// assert!(rpcnet_build::codegen::expand_impl(quote::quote!(), quote::quote!(struct Handler;)).is_err());
+/// ```
+pub fn expand_impl(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
+    if let Some(token) = attr.into_iter().next() {
+        return Err(syn::Error::new(token.span(), "#[rpc_impl] takes no options"));
+    }
+    syn::parse2::<syn::ItemImpl>(item.clone()).map_err(|err| {
+        syn::Error::new(err.span(), "#[rpc_impl] goes on the impl of a service trait: `impl Echo for Handler { .. }`")
+    })?;
+    Ok(item)
+}
+
 /// What to emit beside the errors when expansion fails: the trait as the user wrote it, so
 /// that `impl Trait for X` still finds it and the user sees one error, not a cascade. Only
 /// what would itself fail to compile is removed: `#[rpc(...)]` attributes and argument

@@ -105,16 +105,20 @@ pub trait Balancer: Send + Sync + 'static {
 /// The built-in strategies, by name. See the module documentation for when to choose which.
 ///
 /// A strategy is a description: [`balancer`](Self::balancer) makes a balancer of it, with
-/// state of its own, for each client or registry that uses it. It is `Clone` but not `Copy`,
-/// because [`Locality`](Self::Locality) holds its zone and inner strategy: to hand one value
-/// to a registry and keep using it, clone it first:
+/// state of its own, for each client or registry that uses it. It is `Copy`, so one value can
+/// be handed to a registry and still printed, as in a loop over strategies:
 ///
 /// ```
 /// use rpcnet::LoadBalancingStrategy;
-/// let strategy = LoadBalancingStrategy::LeastConnections;
-/// let for_registry = strategy.clone(); // e.g. WorkerRegistry::new(cluster, for_registry)
-/// assert_eq!(strategy, for_registry);
+/// for strategy in [LoadBalancingStrategy::RoundRobin, LoadBalancingStrategy::LeastConnections] {
+///     let _balancer = strategy.balancer(); // as WorkerRegistry::new(cluster.clone(), strategy) does
+///     assert_eq!(format!("{strategy}"), strategy.name()); // and `{strategy:?}` prints `RoundRobin`
+/// }
 /// ```
+///
+/// Preferring the caller's zone is not a strategy but a wrapper around one:
+/// [`ClientBuilder::prefer_zone`](crate::ClientBuilder::prefer_zone), or [`Locality`] around
+/// any balancer.
 ///
 /// # The `capacity` tag
 ///
@@ -126,7 +130,7 @@ pub trait Balancer: Send + Sync + 'static {
 /// server being drained, say), unless every endpoint has capacity 0, in which case they are
 /// all chosen alike (uniformly at random, or in turn) rather than none. The other strategies
 /// ignore the tag.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum LoadBalancingStrategy {
     /// Each endpoint in turn.
@@ -147,13 +151,6 @@ pub enum LoadBalancingStrategy {
     WeightedRoundRobin,
     /// By the call's affinity key, on a ring of virtual nodes.
     ConsistentHash,
-    /// Endpoints whose `zone` tag is `zone` first, through `inner`; all of them if none is.
-    Locality {
-        /// The caller's zone.
-        zone: String,
-        /// How to choose among the endpoints of that zone (or all, on fallback).
-        inner: Box<LoadBalancingStrategy>,
-    },
 }
 
 impl LoadBalancingStrategy {
@@ -180,11 +177,10 @@ impl LoadBalancingStrategy {
             Self::WeightedRandom => Arc::new(WeightedRandom::new()),
             Self::WeightedRoundRobin => Arc::new(WeightedRoundRobin::new()),
             Self::ConsistentHash => Arc::new(ConsistentHash::new()),
-            Self::Locality { zone, inner } => Arc::new(Locality::new(zone.clone(), inner.balancer())),
         }
     }
 
-    /// The strategy's name (`"least_connections"`); `Locality` is named after its inner one.
+    /// The strategy's name (`"least_connections"`), as [`FromStr`] reads it.
     pub fn name(&self) -> &'static str {
         match self {
             Self::RoundRobin => "round_robin",
@@ -195,17 +191,13 @@ impl LoadBalancingStrategy {
             Self::WeightedRandom => "weighted_random",
             Self::WeightedRoundRobin => "weighted_round_robin",
             Self::ConsistentHash => "consistent_hash",
-            Self::Locality { inner, .. } => inner.name(),
         }
     }
 }
 
 impl fmt::Display for LoadBalancingStrategy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Locality { zone, inner } => write!(f, "locality({zone}, {inner})"),
-            other => f.write_str(other.name()),
-        }
+        f.write_str(self.name())
     }
 }
 

@@ -11,7 +11,7 @@ use super::balanced::{Balanced, Policy};
 use super::connection::QuicConnector;
 use super::retry::MAX_RETRY_RATIO;
 use super::source::EndpointSource;
-use crate::balance::{Balancer, Endpoint, FilterError, LoadBalancingStrategy, TagFilter};
+use crate::balance::{Balancer, Endpoint, FilterError, LoadBalancingStrategy, Locality, TagFilter};
 use crate::config::RpcConfig;
 use crate::error::RpcError;
 
@@ -58,6 +58,7 @@ pub struct ClientBuilder<C> {
     config: Option<RpcConfig>,
     strategy: LoadBalancingStrategy,
     balancer: Option<Arc<dyn Balancer>>,
+    zone: Option<String>,
     policy: Policy,
     client: PhantomData<fn() -> C>,
 }
@@ -69,6 +70,7 @@ impl<C> std::fmt::Debug for ClientBuilder<C> {
             .field("endpoints", &self.endpoints.len())
             .field("registry", &self.source.is_some())
             .field("strategy", &self.strategy)
+            .field("zone", &self.zone)
             .field("policy", &self.policy)
             .finish_non_exhaustive()
     }
@@ -83,6 +85,7 @@ impl<C> Default for ClientBuilder<C> {
             config: None,
             strategy: LoadBalancingStrategy::LeastConnections,
             balancer: None,
+            zone: None,
             policy: Policy::default(),
             client: PhantomData,
         }
@@ -155,6 +158,28 @@ impl<C: TypedClient> ClientBuilder<C> {
     /// A balancer of your own, instead of a built-in strategy.
     pub fn balancer(mut self, balancer: impl Balancer) -> Self {
         self.balancer = Some(Arc::new(balancer));
+        self
+    }
+
+    /// Prefers endpoints whose `zone` tag is `zone`: the strategy (or balancer) chooses among
+    /// them while there are any, and among all endpoints when none is in the zone. Default:
+    /// no preference.
+    ///
+    /// ```no_run
+    /// # #[rpcnet::rpc_service] pub trait Calculator { async fn add(&self, a: i64, b: i64) -> i64; }
+    /// # async fn run(endpoints: Vec<rpcnet::Endpoint>) -> Result<(), rpcnet::RpcError> {
+    /// use rpcnet::LoadBalancingStrategy;
+    /// let client = CalculatorClient::builder()
+    ///     .endpoints(endpoints) // each with a `zone` tag: Endpoint::new(..).with_tag("zone", "eu-1")
+    ///     .dev()
+    ///     .strategy(LoadBalancingStrategy::PeakEwma)
+    ///     .prefer_zone("eu-1")
+    ///     .connect()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn prefer_zone(mut self, zone: impl Into<String>) -> Self {
+        self.zone = Some(zone.into());
         self
     }
 
@@ -231,7 +256,10 @@ impl<C: TypedClient> ClientBuilder<C> {
             )
         })?;
         self.policy.filter = self.filter.map_err(|e| RpcError::Config(e.to_string()))?;
-        let balancer = self.balancer.unwrap_or_else(|| self.strategy.balancer());
+        let mut balancer = self.balancer.unwrap_or_else(|| self.strategy.balancer());
+        if let Some(zone) = self.zone {
+            balancer = Arc::new(Locality::new(zone, balancer));
+        }
         let default_timeout = config.default_timeout;
         let connector = QuicConnector::new(config)?;
         if let Some(source) = self.source {

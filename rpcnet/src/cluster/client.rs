@@ -200,7 +200,7 @@ impl ClusterClient {
         let mut builder = ClientBuilder::<Lane>::new()
             .registry(self.registry.clone())
             .config(config.rpc()?.clone().with_default_timeout(config.timeout))
-            .strategy(self.registry.strategy().clone())
+            .strategy(*self.registry.strategy())
             .max_attempts(config.max_attempts)
             .retry_budget(config.retry_budget)
             .min_retries_per_second(config.min_retries_per_second);

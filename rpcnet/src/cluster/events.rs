@@ -87,8 +87,8 @@ pub enum ClusterEvent {
     NodeSuspect(NodeInfo),
     /// A suspected or failed member answers again (refuted, or rejoined after a restart).
     NodeRecovered(NodeInfo),
-    /// A member changed its tags.
-    NodeTagsUpdated(NodeInfo),
+    /// A member changed its tags (the only metadata that changes while a node runs).
+    NodeUpdated(NodeInfo),
     /// Many members became unreachable at once: see [`PartitionInfo::minority`].
     PartitionDetected(PartitionInfo),
     /// The members lost in the last partition are back (all but fewer than would count as

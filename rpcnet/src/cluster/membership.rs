@@ -136,6 +136,18 @@ impl ClusterMembership {
         self.with_core(|core, now| core.nodes(now))
     }
 
+    /// The same as [`nodes`](Self::nodes), under the rpcnet 0.1 book's name.
+    pub fn members(&self) -> Vec<NodeInfo> {
+        self.nodes()
+    }
+
+    /// How many other members are known, whatever their state: `nodes().len()`, as
+    /// [`NodeRegistry::node_count`](super::NodeRegistry::node_count) counts them. The
+    /// cluster's size, this node included, is one more.
+    pub fn node_count(&self) -> usize {
+        self.with_core(|core, now| core.nodes(now).len())
+    }
+
     /// This node.
     pub fn local_node(&self) -> NodeInfo {
         self.with_core(|core, now| core.local(now))

@@ -237,6 +237,12 @@ impl WorkerRegistry {
         self.workers().await.len()
     }
 
+    /// How many workers are healthy ([`WorkerInfo::is_healthy`]: up and not suspect), as a
+    /// readiness check or a `cluster_healthy_workers` gauge would report.
+    pub async fn healthy_count(&self) -> usize {
+        self.workers().await.iter().filter(|w| w.is_healthy()).count()
+    }
+
     /// One worker matching `filter` (`"role=worker,zone=eu-1"`; `None`: any), chosen by the
     /// strategy; suspect workers are chosen about a tenth as often as healthy ones.
     pub async fn select_worker(&self, filter: Option<&str>) -> Result<WorkerInfo, RpcError> {

@@ -63,9 +63,28 @@ enum Phase {
 /// period ([`RpcConfig::with_shutdown_grace_period`]) and waits until the peers have
 /// acknowledged their replies, then closes every connection. It also reports the server's
 /// load.
+///
+/// [`shutdown`](Self::shutdown) does all of it. To drain in steps, as a node leaving a
+/// cluster does (stop taking work, let the work in hand finish, leave, close):
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), rpcnet::RpcError> {
+/// # let mut server = rpcnet::RpcServer::new(rpcnet::RpcConfig::dev("127.0.0.1:0"));
+/// # let (_addr, server) = server.spawn()?;
+/// use std::time::Duration;
+///
+/// server.stop_accepting();                 // new connections and calls are refused
+/// let drained = tokio::time::timeout(Duration::from_secs(30), server.wait_for_in_flight()).await;
+/// assert!(drained.is_ok(), "no call was running");
+/// // cluster.leave().await; -- if the server is a cluster member
+/// server.shutdown().await;                 // closes the connections
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone)]
 pub struct ShutdownHandle {
     token: CancellationToken,
+    draining: CancellationToken,
     phase: watch::Receiver<Phase>,
     counts: Arc<Counts>,
 }
@@ -74,14 +93,33 @@ impl ShutdownHandle {
     /// Starts the shutdown and waits until the server has closed. Returns at once if the
     /// server was never started.
     pub async fn shutdown(&self) {
+        self.counts.draining.store(true, Ordering::Release);
         self.token.cancel();
         let mut phase = self.phase.clone();
         let _ = phase.wait_for(|p| *p != Phase::Running).await;
     }
 
-    /// Whether shutdown has begun.
+    /// The first step of a shutdown: from now on new connections are refused and new calls
+    /// on open connections are answered [`RpcError::Unavailable`] (which a balanced client
+    /// sends elsewhere), while calls in flight go on. Connections stay open until
+    /// [`shutdown`](Self::shutdown). Calling it again does nothing.
+    pub fn stop_accepting(&self) {
+        self.counts.draining.store(true, Ordering::Release);
+        self.draining.cancel();
+    }
+
+    /// Resolves once no call is in flight on the server (at once if none is). After
+    /// [`stop_accepting`](Self::stop_accepting) no new call starts, so this is the moment
+    /// the work in hand is done; bound the wait with a timeout of your own. Calls that end
+    /// while draining still wait for their replies to be acknowledged.
+    pub async fn wait_for_in_flight(&self) {
+        self.counts.no_calls_in_flight().await;
+    }
+
+    /// Whether shutdown has begun ([`stop_accepting`](Self::stop_accepting) or
+    /// [`shutdown`](Self::shutdown) was called).
     pub fn is_shutting_down(&self) -> bool {
-        self.token.is_cancelled()
+        self.draining.is_cancelled()
     }
 
     /// Calls admitted and not yet finished: handlers running, or their responses being
@@ -122,7 +160,10 @@ pub struct RpcServer {
     config: RpcConfig,
     routes: Routes,
     local_addr: Option<SocketAddr>,
+    /// Cancelled by `shutdown`: the shutdown proper.
     token: CancellationToken,
+    /// Cancelled by `stop_accepting`, and by `shutdown` (a child of `token`).
+    draining: CancellationToken,
     phase: watch::Sender<Phase>,
     counts: Arc<Counts>,
 }
@@ -130,11 +171,13 @@ pub struct RpcServer {
 impl RpcServer {
     /// A server with no methods yet.
     pub fn new(config: RpcConfig) -> Self {
+        let token = CancellationToken::new();
         Self {
             config,
             routes: Routes::new(),
             local_addr: None,
-            token: CancellationToken::new(),
+            draining: token.child_token(),
+            token,
             phase: watch::Sender::new(Phase::Idle),
             counts: Arc::default(),
         }
@@ -225,7 +268,12 @@ impl RpcServer {
 
     /// A handle that shuts the server down gracefully; take it before `start` moves the server.
     pub fn shutdown_handle(&self) -> ShutdownHandle {
-        ShutdownHandle { token: self.token.clone(), phase: self.phase.subscribe(), counts: self.counts.clone() }
+        ShutdownHandle {
+            token: self.token.clone(),
+            draining: self.draining.clone(),
+            phase: self.phase.subscribe(),
+            counts: self.counts.clone(),
+        }
     }
 
     /// Binds and runs the server on a new task; returns its address and shutdown handle.
@@ -251,8 +299,10 @@ impl RpcServer {
 
         loop {
             let incoming = tokio::select! {
+                // Draining first: once `stop_accepting` has run, the next turn refuses.
+                biased;
+                () = self.draining.cancelled() => break,
                 incoming = endpoint.accept() => incoming,
-                () = self.token.cancelled() => break,
             };
             let Some(incoming) = incoming else { break };
             let remote = incoming.remote_address();
@@ -284,8 +334,11 @@ impl RpcServer {
         shared.begin_shutdown();
         // Graceful shutdown: new connections are refused at once; new calls on open
         // connections are answered `Unavailable` (see serve_call); calls in flight get the
-        // grace period, and each waits until its reply has been acknowledged.
+        // grace period, and each waits until its reply has been acknowledged. After
+        // `stop_accepting` alone, that state lasts until `shutdown`.
         let refusing = tokio::spawn(refuse_all(endpoint.clone()));
+        tracing::info!(?addr, in_flight = calls.len(), "rpcnet server draining");
+        self.token.cancelled().await;
         calls.close();
         let grace = self.config.shutdown_grace_period;
         let grace_ends = tokio::time::Instant::now() + grace;

@@ -19,6 +19,33 @@ pub(crate) struct Counts {
     pub(crate) in_flight: AtomicUsize,
     /// Connections open or in their handshake.
     pub(crate) connections: AtomicUsize,
+    /// Set when shutdown begins (`stop_accepting` or `shutdown`): new calls are answered
+    /// `Unavailable`. Here, not in the server's task, so that it holds from the moment
+    /// `stop_accepting` returns; an atomic because every call reads it.
+    pub(crate) draining: AtomicBool,
+    /// Set once someone waits for `in_flight` to reach zero; until then the last call to
+    /// finish notifies no one, so a call pays one load for the feature.
+    watched: AtomicBool,
+    /// Woken when `in_flight` reaches zero while `watched`.
+    idle: tokio::sync::Notify,
+}
+
+impl Counts {
+    /// Resolves once no call is in flight (at once if none is).
+    pub(crate) async fn no_calls_in_flight(&self) {
+        // SeqCst on both sides (here and in `InFlight::drop`): either this load sees the
+        // last call's decrement, or that call sees `watched` and wakes this waiter.
+        self.watched.store(true, Ordering::SeqCst);
+        loop {
+            let idle = self.idle.notified();
+            tokio::pin!(idle);
+            idle.as_mut().enable();
+            if self.in_flight.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            idle.await;
+        }
+    }
 }
 
 /// State shared by the calls of one running server.
@@ -35,9 +62,6 @@ pub(crate) struct ServerShared {
     /// Connections past their handshake, by quinn's stable id: a shutdown reads their
     /// round-trip times.
     open: Mutex<HashMap<usize, quinn::Connection>>,
-    /// Set when shutdown begins: new calls are answered `Unavailable`. An atomic, not the
-    /// cancellation token, because every call reads it.
-    shutting_down: AtomicBool,
 }
 
 impl ServerShared {
@@ -51,7 +75,6 @@ impl ServerShared {
             max_buffered_per_connection: config.max_buffered_per_connection(),
             counts,
             open: Mutex::default(),
-            shutting_down: AtomicBool::new(false),
         }
     }
 
@@ -78,11 +101,11 @@ impl ServerShared {
     }
 
     pub(crate) fn begin_shutdown(&self) {
-        self.shutting_down.store(true, Ordering::Release);
+        self.counts.draining.store(true, Ordering::Release);
     }
 
     pub(crate) fn is_shutting_down(&self) -> bool {
-        self.shutting_down.load(Ordering::Acquire)
+        self.counts.draining.load(Ordering::Acquire)
     }
 }
 
@@ -114,6 +137,9 @@ impl<'a> InFlight<'a> {
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        self.0.counts.in_flight.fetch_sub(1, Ordering::AcqRel);
+        let counts = &self.0.counts;
+        if counts.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 && counts.watched.load(Ordering::SeqCst) {
+            counts.idle.notify_waiters();
+        }
     }
 }

@@ -32,7 +32,7 @@ async fn members_find_each_other_share_tags_and_tell_leaving_from_failing() {
     let updated = wait_for(
         &mut seed_events,
         Duration::from_secs(5),
-        |e| matches!(e, ClusterEvent::NodeTagsUpdated(n) if n.name == "n1" && n.tag("zone") == Some("eu-1")),
+        |e| matches!(e, ClusterEvent::NodeUpdated(n) if n.name == "n1" && n.tag("zone") == Some("eu-1")),
     )
     .await;
     assert!(updated, "a tag change reaches the others");

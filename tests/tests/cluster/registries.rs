@@ -19,6 +19,7 @@ async fn registries_select_workers_by_tag_and_cluster_clients_call_them() {
     registry.start().await;
     eventually(Duration::from_secs(15), "three workers", async || registry.worker_count().await == 3).await;
     assert_eq!(registry.strategy(), &LoadBalancingStrategy::RoundRobin);
+    assert_eq!(registry.healthy_count().await, 3, "no worker is suspect");
 
     let picked = registry.select_worker(Some("role=worker,zone=eu-1")).await.unwrap();
     assert_eq!((picked.label.as_str(), picked.addr), ("w-eu", workers[0].rpc_addr));
@@ -190,6 +191,8 @@ async fn the_node_registry_lists_every_member_with_its_state_and_tags() {
     })
     .await;
     assert_eq!(registry.node_count().await, 3, "a failed member is still listed, as failed");
+    assert_eq!(a.node_count(), 3, "the membership counts as its registry does");
+    assert_eq!(sorted_names(&a.members()), ["b", "c", "d"]);
     assert_eq!(sorted_names(&registry.live_nodes().await), ["b", "d"]);
     assert_eq!(sorted_names(&registry.nodes_matching("role=worker").await.unwrap()), ["b"]);
     for m in [&a, &b, &d] {

@@ -153,7 +153,7 @@ impl Core {
             let known = self.known.get_mut(&addr).expect("looked up above");
             if known.tags != tags && is_up(known.state) {
                 known.tags = tags;
-                self.emit(addr, now, ClusterEvent::NodeTagsUpdated);
+                self.emit(addr, now, ClusterEvent::NodeUpdated);
             }
         }
     }

@@ -182,9 +182,7 @@ fn tag_changes_coalesce_into_at_most_four_broadcasts_a_second() {
         let updates = sim
             .events(i)
             .iter()
-            .filter(|(at, e)| {
-                *at >= changed_from && matches!(e, ClusterEvent::NodeTagsUpdated(n) if n.name == "node-4")
-            })
+            .filter(|(at, e)| *at >= changed_from && matches!(e, ClusterEvent::NodeUpdated(n) if n.name == "node-4"))
             .count();
         // Push-pull sync may hand over a version between two broadcasts, once.
         assert!((1..=6).contains(&updates), "node {i} saw {updates} updates for 20 changes");
