@@ -50,6 +50,7 @@ pub use config::RpcConfig;
 pub use error::{RpcError, ServiceError};
 pub use server::{RpcServer, ServerEndpoint, ShutdownHandle};
 pub use stream::RpcStream;
+pub use transport::{CipherSuite, CongestionControl};
 pub use typed::RpcMessage;
 
 /// Turns a trait into a typed rpc service: the trait, `XServer<T>`, `XClient` and

@@ -37,10 +37,9 @@ fn transport(config: &EndpointSettings, is_server: bool) -> Result<TransportConf
         transport.mtu_discovery_config(Some(mtu));
         // The congestion window starts at 10 packets of 1472 bytes: above that, not one
         // packet of the larger size fits in it, and the handshake never starts.
-        let mut cubic = quinn::congestion::CubicConfig::default();
-        cubic.initial_window(10 * u64::from(size));
-        transport.congestion_controller_factory(Arc::new(cubic));
+        transport.congestion_controller_factory(config.congestion.factory(Some(10 * u64::from(size))));
     } else {
+        transport.congestion_controller_factory(config.congestion.factory(None));
         // Packets start at QUIC's 1,200 bytes, which every path carries, and PLPMTUD (RFC
         // 8899) probes up to the bound: a lost probe costs only itself, and black-hole
         // detection (quinn keeps it on) falls back to 1,200 when a path shrinks later.
@@ -61,11 +60,13 @@ fn transport(config: &EndpointSettings, is_server: bool) -> Result<TransportConf
     // the window at two packets of the current size at least, so large packets never stall.
     // Flow control bounds memory: a peer may have at most `receive_window` bytes on a
     // connection that the application has not read, over all its streams; quinn buffers no
-    // more. One stream may take up to 2 MiB of it, so a 1 MiB call is sent without waiting
-    // for credit while a stalled stream cannot hold the whole window.
+    // more. One stream may take up to 2 MiB of it (unless configured otherwise), so a 1 MiB
+    // call is sent without waiting for credit while a stalled stream cannot hold the whole
+    // window.
     let receive_window = config.receive_window;
+    let stream_window = config.stream_receive_window.unwrap_or(receive_window.min(STREAM_RECEIVE_WINDOW));
     transport.receive_window(VarInt::from_u32(receive_window));
-    transport.stream_receive_window(VarInt::from_u32(receive_window.min(STREAM_RECEIVE_WINDOW)));
+    transport.stream_receive_window(VarInt::from_u32(stream_window));
     // What is kept of this side's own writes until acknowledged: the same bound as what the
     // peer may leave with us.
     transport.send_window(u64::from(receive_window));
@@ -87,8 +88,8 @@ fn transport(config: &EndpointSettings, is_server: bool) -> Result<TransportConf
 /// Packets the peer may receive before it must acknowledge.
 const ACK_ELICITING_THRESHOLD: u32 = 3;
 
-/// Most of the connection's receive window one stream may use.
-const STREAM_RECEIVE_WINDOW: u32 = 2 * 1024 * 1024;
+/// Most of the connection's receive window one stream may use, unless configured.
+pub(crate) const STREAM_RECEIVE_WINDOW: u32 = 2 * 1024 * 1024;
 
 /// The endpoint settings: the largest UDP payload it accepts follows the configured packet
 /// size or the MTU discovery bound, or its receive buffers would cut larger packets short
@@ -209,7 +210,18 @@ mod tests {
         assert!(server.contains("stream_receive_window: 1048576"), "a stream never gets more: {server}");
         assert!(server.contains("send_window: 1048576"), "{server}");
         let default = debug(&RpcConfig::new("c", "127.0.0.1:0"), true);
+        assert!(default.contains("stream_receive_window: 2097152"), "default 2 MiB per stream: {default}");
         assert!(default.contains("receive_window: 4194304"), "default 4 MiB: {default}");
         assert!(default.contains("upper_bound: 65527"), "{default}");
+    }
+
+    #[test]
+    fn stream_and_connection_windows_are_set_apart() {
+        let config = RpcConfig::new("c", "127.0.0.1:0")
+            .with_connection_receive_window(8 << 20)
+            .with_stream_receive_window(512 << 10);
+        let client = debug(&config, false);
+        assert!(client.contains("stream_receive_window: 524288"), "{client}");
+        assert!(client.contains(" receive_window: 8388608"), "{client}");
     }
 }

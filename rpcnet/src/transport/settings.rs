@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use rustls::pki_types::CertificateDer;
 
-use super::Identity;
+use super::{CongestionControl, Identity};
 
 /// Where a TLS identity (certificate chain and private key) comes from.
 #[derive(Debug, Clone)]
@@ -43,6 +43,9 @@ pub(crate) struct TlsSettings {
     pub(crate) client_ca: Option<TrustSource>,
     /// Mutual TLS, client side: the identity presented.
     pub(crate) client_identity: Option<IdentitySource>,
+    /// The TLS 1.3 cipher suites offered or accepted, most preferred first; `None`: all
+    /// that the crypto provider offers, in its order.
+    pub(crate) cipher_suites: Option<Vec<rustls::CipherSuite>>,
 }
 
 /// The UDP socket and QUIC parameters of an endpoint, server or client.
@@ -56,6 +59,9 @@ pub(crate) struct EndpointSettings {
     pub(crate) mtu_upper_bound: u16,
     /// Bytes a peer may send on one connection ahead of what the application has read.
     pub(crate) receive_window: u32,
+    /// The same for one stream; `None`: the connection's window, up to 2 MiB.
+    pub(crate) stream_receive_window: Option<u32>,
+    pub(crate) congestion: CongestionControl,
     /// Calls (bidirectional streams) a peer may have open at once on a server's connection.
     pub(crate) max_concurrent_streams: u32,
     pub(crate) idle_timeout: Duration,
