@@ -81,6 +81,11 @@ impl QuicConnector {
         config.validate()?;
         Ok(Self { endpoint: ClientEndpoint::new(&config.endpoint)?, config })
     }
+
+    /// Every endpoint's next connection trusts `certs`: they share this client endpoint.
+    pub(crate) fn reload_trust(&self, certs: Vec<rustls::pki_types::CertificateDer<'static>>) -> Result<(), RpcError> {
+        self.endpoint.reload_trust(certs)
+    }
 }
 
 impl Connector for QuicConnector {

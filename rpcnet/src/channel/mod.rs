@@ -77,6 +77,16 @@ impl Channel {
         }
     }
 
+    /// Trusts `certs` (certificates or CAs, DER) for the connections this channel makes
+    /// from now on, to any of its endpoints (a balanced channel's endpoints share one client
+    /// endpoint); open connections keep working. See [`RpcClient::reload_trust`].
+    pub fn reload_trust(&self, certs: Vec<rustls::pki_types::CertificateDer<'static>>) -> Result<(), RpcError> {
+        match &self.target {
+            Target::Single(client) => client.reload_trust(certs),
+            Target::Balanced(balanced) => balanced.connector().reload_trust(certs),
+        }
+    }
+
     /// `idempotent`: the method was marked `#[rpc(idempotent)]`, so a balanced channel may
     /// repeat a call whose server died before answering. Streaming calls are never repeated
     /// once their streams started.

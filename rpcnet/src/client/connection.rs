@@ -73,6 +73,11 @@ impl ClientInner {
         self.current().filter(|conn| conn.close_reason().is_none())
     }
 
+    /// The endpoint this client connects from.
+    pub(crate) fn endpoint(&self) -> &ClientEndpoint {
+        &self.endpoint
+    }
+
     /// Closes the connection for good; see [`RpcClient::retire`](super::RpcClient).
     pub(crate) fn retire(&self) {
         self.retired.store(true, Ordering::Release);
@@ -89,9 +94,7 @@ impl ClientInner {
         if let Some(conn) = self.live() {
             return Ok(conn);
         }
-        let connecting = self.endpoint.quinn().connect(self.remote, &self.server_name).map_err(|e| {
-            RpcError::Connection(format!("cannot connect to {} as `{}`: {e}", self.remote, self.server_name))
-        })?;
+        let connecting = self.endpoint.connect(self.remote, &self.server_name)?;
         let conn = tokio::time::timeout(self.connect_timeout, connecting)
             .await
             .map_err(|_| {

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
+use rustls::pki_types::CertificateDer;
 use tokio::time::Instant;
 
 use self::call::{RequestWriter, ResponseReader, encode_request, send_all};
@@ -91,6 +92,19 @@ impl RpcClient {
     /// if not).
     pub fn is_connected(&self) -> bool {
         self.inner.live().is_some()
+    }
+
+    /// Trusts `certs` (certificates or CAs, DER) instead of the configured trust anchors
+    /// for the connections this client makes from now on: the one open now keeps working
+    /// until it is lost or [closed](Self::close). TLS sessions saved for resumption are
+    /// dropped with the old trust. An empty list, or a certificate that cannot be parsed,
+    /// is a [`RpcError::Config`] and changes nothing.
+    ///
+    /// Clients connected through one [`RpcConfig`]'s balanced channel share one endpoint;
+    /// this reloads only this client's own endpoint (the one [`connect`](Self::connect)
+    /// made).
+    pub fn reload_trust(&self, certs: Vec<CertificateDer<'static>>) -> Result<(), RpcError> {
+        self.inner.endpoint().reload_trust(certs)
     }
 
     /// Closes the connection; calls in flight fail, and the next call connects again.

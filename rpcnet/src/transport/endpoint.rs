@@ -3,12 +3,14 @@
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use quinn::{AckFrequencyConfig, EndpointConfig, MtuDiscoveryConfig, Runtime, TokioRuntime, TransportConfig, VarInt};
+use rustls::pki_types::CertificateDer;
 use socket2::{Domain, Protocol, Socket, Type};
 
-use super::settings::EndpointSettings;
+use super::server_cert::ServerCertificate;
+use super::settings::{EndpointSettings, TlsSettings};
 use super::split_sends::SplitSends;
 use super::tls;
 use crate::error::RpcError;
@@ -140,43 +142,77 @@ fn udp_socket(addr: SocketAddr, buffer_size: usize) -> Result<std::net::UdpSocke
     Ok(socket.into())
 }
 
-/// A server endpoint bound to `config.bind_addr`.
-pub(crate) fn server_endpoint(config: &EndpointSettings) -> Result<quinn::Endpoint, RpcError> {
-    let mut server_config = quinn::ServerConfig::with_crypto(tls::server_crypto(&config.tls)?);
+/// A server endpoint bound to `config.bind_addr`, and the certificate it presents.
+pub(crate) fn server_endpoint(
+    config: &EndpointSettings,
+) -> Result<(quinn::Endpoint, Arc<ServerCertificate>), RpcError> {
+    let (crypto, certificate) = tls::server_crypto(&config.tls)?;
+    let mut server_config = quinn::ServerConfig::with_crypto(crypto);
     server_config.transport_config(Arc::new(transport(config, true)?));
     let socket = udp_socket(config.bind_addr, config.udp_buffer_size)?;
-    new_endpoint(config, Some(server_config), socket)
+    Ok((new_endpoint(config, Some(server_config), socket)?, certificate))
 }
 
 /// A client-side QUIC endpoint (one UDP socket) that connections to several servers share;
-/// closed when the last handle to it is gone.
+/// closed when the last handle to it is gone. Its TLS settings can change
+/// ([`reload_trust`](Self::reload_trust)) for the connections it makes next.
 #[derive(Clone)]
 pub(crate) struct ClientEndpoint {
     inner: Arc<EndpointHandle>,
 }
 
-struct EndpointHandle(quinn::Endpoint);
+struct EndpointHandle {
+    endpoint: quinn::Endpoint,
+    transport: Arc<TransportConfig>,
+    /// What the next connection is made with, and the TLS settings it was built from. Read
+    /// once per connection, never per call.
+    client: Mutex<(quinn::ClientConfig, TlsSettings)>,
+}
 
 impl Drop for EndpointHandle {
     fn drop(&mut self) {
-        self.0.close(VarInt::from_u32(0), b"client closed");
+        self.endpoint.close(VarInt::from_u32(0), b"client closed");
     }
 }
 
 impl ClientEndpoint {
     /// A new endpoint bound to `config.bind_addr`, trusting what `config.tls` trusts.
     pub(crate) fn new(config: &EndpointSettings) -> Result<Self, RpcError> {
-        let mut client_config = quinn::ClientConfig::new(tls::client_crypto(&config.tls)?);
-        client_config.transport_config(Arc::new(transport(config, false)?));
+        let transport = Arc::new(transport(config, false)?);
+        let client = client_config(&config.tls, &transport)?;
         let socket = udp_socket(config.bind_addr, config.udp_buffer_size)?;
-        let mut endpoint = new_endpoint(config, None, socket)?;
-        endpoint.set_default_client_config(client_config);
-        Ok(Self { inner: Arc::new(EndpointHandle(endpoint)) })
+        let endpoint = new_endpoint(config, None, socket)?;
+        let client = Mutex::new((client, config.tls.clone()));
+        Ok(Self { inner: Arc::new(EndpointHandle { endpoint, transport, client }) })
     }
 
-    pub(crate) fn quinn(&self) -> &quinn::Endpoint {
-        &self.inner.0
+    /// Starts a connection to `addr`, expecting `server_name` in its certificate.
+    pub(crate) fn connect(&self, addr: SocketAddr, server_name: &str) -> Result<quinn::Connecting, RpcError> {
+        let client = self.inner.client.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).0.clone();
+        self.inner
+            .endpoint
+            .connect_with(client, addr, server_name)
+            .map_err(|e| RpcError::Connection(format!("cannot connect to {addr} as `{server_name}`: {e}")))
     }
+
+    /// Connections made from now on trust `certs` instead (connections open now keep the
+    /// trust they were verified with). TLS sessions saved for resumption are dropped with
+    /// the old trust: a resumed session would skip verifying the server against the new.
+    pub(crate) fn reload_trust(&self, certs: Vec<CertificateDer<'static>>) -> Result<(), RpcError> {
+        let mut client = self.inner.client.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut tls = client.1.clone();
+        tls.trust = Some(certs);
+        tls.fresh_sessions();
+        *client = (client_config(&tls, &self.inner.transport)?, tls);
+        Ok(())
+    }
+}
+
+/// The quinn client configuration of `tls` over `transport`.
+fn client_config(tls: &TlsSettings, transport: &Arc<TransportConfig>) -> Result<quinn::ClientConfig, RpcError> {
+    let mut client = quinn::ClientConfig::new(tls::client_crypto(tls)?);
+    client.transport_config(transport.clone());
+    Ok(client)
 }
 
 impl fmt::Debug for ClientEndpoint {

@@ -4,8 +4,10 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
+use rustls::client::ClientSessionMemoryCache;
 use rustls::pki_types::CertificateDer;
 
 use super::{CongestionControl, Identity};
@@ -46,6 +48,24 @@ pub(crate) struct TlsSettings {
     /// The TLS 1.3 cipher suites offered or accepted, most preferred first; `None`: all
     /// that the crypto provider offers, in its order.
     pub(crate) cipher_suites: Option<Vec<rustls::CipherSuite>>,
+    /// Session resumption with 0-RTT: a client sends early data, a server accepts it.
+    pub(crate) early_data: bool,
+    /// A client's saved sessions, shared by the endpoints made from clones of one
+    /// configuration, so that a new client resumes where an earlier one left off. `None`:
+    /// each endpoint keeps rustls' own store.
+    pub(crate) client_sessions: Option<Arc<ClientSessionMemoryCache>>,
+}
+
+impl TlsSettings {
+    /// Sessions saved for a client to resume, shared by clones: tickets for this many servers.
+    pub(crate) const CLIENT_SESSIONS: usize = 256;
+
+    /// An empty store of saved sessions in place of the current one, if there is one.
+    pub(crate) fn fresh_sessions(&mut self) {
+        if self.client_sessions.is_some() {
+            self.client_sessions = Some(Arc::new(ClientSessionMemoryCache::new(Self::CLIENT_SESSIONS)));
+        }
+    }
 }
 
 /// The UDP socket and QUIC parameters of an endpoint, server or client.

@@ -4,18 +4,23 @@
 use std::sync::Arc;
 
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
+use rustls::client::Resumption;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::CertificateDer;
-use rustls::server::WebPkiClientVerifier;
+use rustls::server::{ServerSessionMemoryCache, WebPkiClientVerifier};
 use rustls::{CipherSuite, RootCertStore};
 
 use super::Identity;
 use super::identity::read_certificates;
+use super::server_cert::ServerCertificate;
 use super::settings::{IdentitySource, TlsSettings, TrustSource};
 use crate::error::RpcError;
 
 /// The ALPN protocol name: a peer that does not offer it is refused during the handshake.
 pub(crate) const ALPN: &[u8] = b"rpcnet/1";
+
+/// Sessions a server with 0-RTT keeps for clients to resume (a few hundred bytes each).
+const SERVER_SESSIONS: usize = 4096;
 
 /// The crypto provider: ring's, with every TLS 1.3 suite it has unless `suites` picks some.
 fn provider(suites: Option<&[CipherSuite]>) -> Result<Arc<CryptoProvider>, RpcError> {
@@ -106,8 +111,8 @@ fn server_identity(config: &TlsSettings) -> Result<Identity, RpcError> {
     Identity::from_pem_files(&config.cert_path, key_path)
 }
 
-/// TLS for a server endpoint.
-pub(crate) fn server_crypto(config: &TlsSettings) -> Result<Arc<QuicServerConfig>, RpcError> {
+/// TLS for a server endpoint, and the certificate it presents (which can be replaced).
+pub(crate) fn server_crypto(config: &TlsSettings) -> Result<(Arc<QuicServerConfig>, Arc<ServerCertificate>), RpcError> {
     let identity = server_identity(config)?;
     let provider = provider(config.cipher_suites.as_deref())?;
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
@@ -116,20 +121,35 @@ pub(crate) fn server_crypto(config: &TlsSettings) -> Result<Arc<QuicServerConfig
     let builder = match &config.client_ca {
         Some(source) => {
             let roots = root_store(load_trust(source)?, "invalid client CA certificate")?;
-            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
                 .build()
                 .map_err(|e| RpcError::Config(format!("cannot build the client certificate verifier: {e}")))?;
             builder.with_client_cert_verifier(verifier)
         }
         None => builder.with_no_client_auth(),
     };
-    let mut tls = builder
-        .with_single_cert(identity.chain, identity.key)
-        .map_err(tls_error("the server certificate and key do not form a usable identity"))?;
+    let certificate = Arc::new(ServerCertificate::new(identity, provider)?);
+    let mut tls = builder.with_cert_resolver(certificate.clone());
     tls.alpn_protocols = vec![ALPN.to_vec()];
+    if config.early_data {
+        // 0-RTT data is read before the client's Finished, so before a client certificate
+        // is checked: with mutual TLS a server would serve calls from unverified clients.
+        if config.client_ca.is_some() {
+            return Err(RpcError::Config(
+                "0-RTT cannot be combined with mutual TLS on a server: early calls would run before the client \
+                 certificate is checked; drop RpcConfig::with_zero_rtt or the client CA"
+                    .into(),
+            ));
+        }
+        // QUIC allows no other value (RFC 9001, section 4.6.1): the limit is QUIC's flow control.
+        tls.max_early_data_size = u32::MAX;
+        // Sessions are kept here (stateful resumption): a ticket's session is taken out when
+        // it is used for 0-RTT, so early data cannot be replayed to this server.
+        tls.session_storage = ServerSessionMemoryCache::new(SERVER_SESSIONS);
+    }
     let quic = QuicServerConfig::with_initial(Arc::new(tls), initial_suite()?)
         .map_err(|e| RpcError::Config(format!("TLS configuration unusable for QUIC: {e}")))?;
-    Ok(Arc::new(quic))
+    Ok((Arc::new(quic), certificate))
 }
 
 /// TLS for a client endpoint.
@@ -156,6 +176,12 @@ pub(crate) fn client_crypto(config: &TlsSettings) -> Result<Arc<QuicClientConfig
         None => builder.with_no_client_auth(),
     };
     tls.alpn_protocols = vec![ALPN.to_vec()];
+    if config.early_data {
+        tls.enable_early_data = true;
+        if let Some(sessions) = &config.client_sessions {
+            tls.resumption = Resumption::store(sessions.clone());
+        }
+    }
     let quic = QuicClientConfig::with_initial(Arc::new(tls), initial_suite()?)
         .map_err(|e| RpcError::Config(format!("TLS configuration unusable for QUIC: {e}")))?;
     Ok(Arc::new(quic))
