@@ -7,6 +7,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rustls::pki_types::CertificateDer;
@@ -420,6 +421,41 @@ impl RpcConfig {
     pub fn with_cipher_suites(mut self, suites: &[CipherSuite]) -> Self {
         self.endpoint.tls.cipher_suites = Some(suites.to_vec());
         self
+    }
+
+    /// Session resumption with 0-RTT (the rpcnet 0.1 book's `with_session_tickets_enabled`).
+    /// Default off.
+    ///
+    /// A server then keeps sessions (up to 4,096, in memory) for clients to resume and
+    /// accepts early data (rustls' `max_early_data_size` is `u32::MAX`, the one value QUIC
+    /// allows); it cannot be combined with mutual TLS on a server (bind fails), since early
+    /// calls would run before the client's certificate is checked.
+    ///
+    /// A client saves the sessions its servers give it, in a store shared by every client
+    /// made from clones of this configuration (256 servers), and resumes with 0-RTT: when
+    /// it connects (or reconnects) to a server it has a session for, `connect` returns at
+    /// once and calls start before the handshake completes. Only idempotent unary calls
+    /// ([`CallOptions::with_idempotent`](crate::CallOptions::with_idempotent), or methods
+    /// marked `#[rpc(idempotent)]`) are sent in early data, which an attacker on the path
+    /// could replay; every other call waits for the handshake. If the server rejects the
+    /// early data (it lost the session, say after a restart), the idempotent calls sent in
+    /// it are sent again after the handshake, unseen by the caller. The server's certificate
+    /// is not shown again on a resumed handshake: the session stands for the one it was
+    /// made with.
+    ///
+    /// ```
+    /// let config = rpcnet::RpcConfig::dev("127.0.0.1:0").with_zero_rtt(true);
+    /// config.validate().unwrap();
+    /// ```
+    pub fn with_zero_rtt(mut self, enabled: bool) -> Self {
+        self.endpoint.tls.early_data = enabled;
+        self.endpoint.tls.client_sessions = enabled.then(Arc::default);
+        self
+    }
+
+    /// Whether 0-RTT is on ([`with_zero_rtt`](Self::with_zero_rtt)).
+    pub fn zero_rtt(&self) -> bool {
+        self.endpoint.tls.early_data
     }
 
     /// The certificate path given to [`new`](Self::new).

@@ -18,12 +18,14 @@ use crate::wire::Payload;
 
 /// Calls on one endpoint, each with its deadline fixed by the channel.
 pub(crate) trait Connection: Clone + Send + Sync + 'static {
+    /// `idempotent`: the call may run twice (it may then go out in 0-RTT early data).
     fn unary(
         &self,
         method: &str,
         message: OutgoingMessage,
         deadline: Deadline,
         now: Instant,
+        idempotent: bool,
     ) -> impl Future<Output = Result<Payload, RpcError>> + Send;
 
     fn server_streaming(
@@ -103,8 +105,9 @@ impl Connection for RpcClient {
         message: OutgoingMessage,
         deadline: Deadline,
         now: Instant,
+        idempotent: bool,
     ) -> impl Future<Output = Result<Payload, RpcError>> + Send {
-        RpcClient::unary(self, method, message, deadline, now, std::convert::identity)
+        RpcClient::unary(self, method, message, deadline, now, idempotent, std::convert::identity)
     }
 
     fn server_streaming(

@@ -87,9 +87,10 @@ impl Channel {
         }
     }
 
-    /// `idempotent`: the method was marked `#[rpc(idempotent)]`, so a balanced channel may
-    /// repeat a call whose server died before answering. Streaming calls are never repeated
-    /// once their streams started.
+    /// `idempotent`: the method was marked `#[rpc(idempotent)]` (or the channel's options
+    /// say so), so a balanced channel may repeat a call whose server died before answering,
+    /// and a connection resumed with 0-RTT may send it in early data. Streaming calls are
+    /// never repeated once their streams started, nor sent in early data.
     pub(crate) async fn unary(
         &self,
         method: &str,
@@ -100,7 +101,8 @@ impl Channel {
             Target::Single(client) => {
                 let now = tokio::time::Instant::now();
                 let deadline = self.options.deadline(client.default_timeout(), now);
-                client.unary(method, message, deadline, now, std::convert::identity).await
+                let idempotent = idempotent || self.options.is_idempotent();
+                client.unary(method, message, deadline, now, idempotent, std::convert::identity).await
             }
             Target::Balanced(balanced) => balanced.unary(method, idempotent, message, self.options).await,
         }

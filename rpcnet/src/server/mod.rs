@@ -316,6 +316,7 @@ impl RpcServer {
                         shared.clone(),
                         calls.clone(),
                         self.config.handshake_idle_timeout,
+                        self.config.zero_rtt(),
                         slot,
                     );
                     tokio::spawn(connection);

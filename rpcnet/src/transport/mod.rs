@@ -10,6 +10,7 @@ mod errors;
 mod identity;
 mod outgoing;
 mod receive;
+mod resumption;
 mod server_cert;
 mod settings;
 mod split_sends;

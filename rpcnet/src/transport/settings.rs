@@ -7,9 +7,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rustls::client::ClientSessionMemoryCache;
 use rustls::pki_types::CertificateDer;
 
+use super::resumption::SharedClientTls;
 use super::{CongestionControl, Identity};
 
 /// Where a TLS identity (certificate chain and private key) comes from.
@@ -50,20 +50,18 @@ pub(crate) struct TlsSettings {
     pub(crate) cipher_suites: Option<Vec<rustls::CipherSuite>>,
     /// Session resumption with 0-RTT: a client sends early data, a server accepts it.
     pub(crate) early_data: bool,
-    /// A client's saved sessions, shared by the endpoints made from clones of one
-    /// configuration, so that a new client resumes where an earlier one left off. `None`:
-    /// each endpoint keeps rustls' own store.
-    pub(crate) client_sessions: Option<Arc<ClientSessionMemoryCache>>,
+    /// With 0-RTT, a client's TLS configuration and saved sessions, shared by the endpoints
+    /// made from clones of one configuration, so that a new client resumes where an earlier
+    /// one left off. `None`: each endpoint has its own.
+    pub(crate) client_sessions: Option<Arc<SharedClientTls>>,
 }
 
 impl TlsSettings {
-    /// Sessions saved for a client to resume, shared by clones: tickets for this many servers.
-    pub(crate) const CLIENT_SESSIONS: usize = 256;
-
-    /// An empty store of saved sessions in place of the current one, if there is one.
+    /// Sessions saved from now on are not shared with the endpoints that shared them so far
+    /// (they were made under another trust).
     pub(crate) fn fresh_sessions(&mut self) {
         if self.client_sessions.is_some() {
-            self.client_sessions = Some(Arc::new(ClientSessionMemoryCache::new(Self::CLIENT_SESSIONS)));
+            self.client_sessions = Some(Arc::default());
         }
     }
 }

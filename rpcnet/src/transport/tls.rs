@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
-use rustls::client::Resumption;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::CertificateDer;
 use rustls::server::{ServerSessionMemoryCache, WebPkiClientVerifier};
@@ -12,6 +11,7 @@ use rustls::{CipherSuite, RootCertStore};
 
 use super::Identity;
 use super::identity::read_certificates;
+use super::resumption::ClientTlsInputs;
 use super::server_cert::ServerCertificate;
 use super::settings::{IdentitySource, TlsSettings, TrustSource};
 use crate::error::RpcError;
@@ -152,36 +152,47 @@ pub(crate) fn server_crypto(config: &TlsSettings) -> Result<(Arc<QuicServerConfi
     Ok((Arc::new(quic), certificate))
 }
 
-/// TLS for a client endpoint.
+/// TLS for a client endpoint. With 0-RTT on, endpoints made from clones of one
+/// configuration share it (and its saved sessions) while it would be built the same.
 pub(crate) fn client_crypto(config: &TlsSettings) -> Result<Arc<QuicClientConfig>, RpcError> {
     let trusted = match &config.trust {
         Some(certs) => load_trust(&TrustSource::Memory(certs.clone()))?,
         None => read_certificates(&config.cert_path)?,
     };
+    let identity = match &config.client_identity {
+        Some(IdentitySource::Files { cert, key }) => Some(Identity::from_pem_files(cert, key)?),
+        Some(IdentitySource::Memory(identity)) => Some(identity.clone()),
+        None => None,
+    };
+    match &config.client_sessions {
+        Some(shared) => {
+            let inputs = ClientTlsInputs::new(&trusted, identity.as_ref(), config.cipher_suites.as_deref());
+            shared.get_or_build(inputs, || build_client_crypto(config, trusted, identity))
+        }
+        None => build_client_crypto(config, trusted, identity),
+    }
+}
+
+fn build_client_crypto(
+    config: &TlsSettings,
+    trusted: Vec<CertificateDer<'static>>,
+    identity: Option<Identity>,
+) -> Result<Arc<QuicClientConfig>, RpcError> {
     let roots = root_store(trusted, "invalid trusted certificate")?;
     let builder = rustls::ClientConfig::builder_with_provider(provider(config.cipher_suites.as_deref())?)
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(tls_error("TLS 1.3 is unavailable"))?
         .with_root_certificates(roots);
-    let mut tls = match &config.client_identity {
-        Some(source) => {
-            let identity = match source {
-                IdentitySource::Files { cert, key } => Identity::from_pem_files(cert, key)?,
-                IdentitySource::Memory(identity) => identity.clone(),
-            };
-            builder
-                .with_client_auth_cert(identity.chain, identity.key)
-                .map_err(tls_error("the client certificate and key do not form a usable identity"))?
-        }
+    let mut tls = match identity {
+        Some(identity) => builder
+            .with_client_auth_cert(identity.chain, identity.key)
+            .map_err(tls_error("the client certificate and key do not form a usable identity"))?,
         None => builder.with_no_client_auth(),
     };
     tls.alpn_protocols = vec![ALPN.to_vec()];
-    if config.early_data {
-        tls.enable_early_data = true;
-        if let Some(sessions) = &config.client_sessions {
-            tls.resumption = Resumption::store(sessions.clone());
-        }
-    }
+    // Sessions are resumed with rustls' own store (on by default, 256 servers); 0-RTT also
+    // sends early data on them.
+    tls.enable_early_data = config.early_data;
     let quic = QuicClientConfig::with_initial(Arc::new(tls), initial_suite()?)
         .map_err(|e| RpcError::Config(format!("TLS configuration unusable for QUIC: {e}")))?;
     Ok(Arc::new(quic))
