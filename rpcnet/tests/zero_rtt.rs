@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::subscribe;
-use rpcnet::{CallOptions, RpcClient, RpcConfig, RpcServer, ShutdownHandle};
+use rpcnet::{CallOptions, RpcClient, RpcConfig, RpcServer, ShutdownHandle, rpc_service};
 use tokio::net::UdpSocket;
 
 /// The 0-RTT packets in one UDP datagram, and their bytes. QUIC v1 long headers (RFC 9000,
@@ -215,4 +215,49 @@ async fn zero_rtt_and_mutual_tls_on_a_server_is_refused_at_bind() {
     let mut server = RpcServer::new(RpcConfig::dev("127.0.0.1:0").with_zero_rtt(true).with_dev_client_auth());
     let err = server.bind().unwrap_err();
     assert!(err.to_string().contains("mutual TLS"), "got {err}");
+}
+
+/// A typed service: which of its calls may go out in early data follows its marks.
+#[rpc_service]
+pub trait Store {
+    /// Safe to repeat.
+    #[rpc(idempotent)]
+    async fn read(&self, key: u32) -> u32;
+    /// Not safe to repeat.
+    async fn write(&self, key: u32) -> u32;
+}
+
+struct Doubler;
+
+impl Store for Doubler {
+    async fn read(&self, key: u32) -> u32 {
+        key * 2
+    }
+
+    async fn write(&self, key: u32) -> u32 {
+        key * 2
+    }
+}
+
+#[tokio::test]
+async fn typed_clients_send_only_methods_marked_idempotent_in_early_data() {
+    subscribe();
+    let config = RpcConfig::dev("127.0.0.1:0").with_zero_rtt(true);
+    let mut server = RpcServer::new(config.clone());
+    server.add_service(StoreServer::new(Doubler));
+    let (addr, shutdown) = server.spawn().unwrap();
+    let first = StoreClient::connect(addr, config.clone()).await.unwrap();
+    assert_eq!(first.read(1).await.unwrap(), 2, "a first connection saves a session");
+
+    let relay = Relay::new(addr).await;
+    let client = StoreClient::connect(relay.addr, config.clone()).await.unwrap();
+    assert_eq!(client.write(2).await.unwrap(), 4);
+    assert_eq!(relay.zero_rtt(), (0, 0), "a method not marked idempotent waits for the handshake");
+
+    // Over a balanced channel (one endpoint here), the mark goes the same way.
+    let relay = Relay::new(addr).await;
+    let balanced = StoreClient::builder().endpoints([relay.addr]).config(config.clone()).connect().await.unwrap();
+    assert_eq!(balanced.read(3).await.unwrap(), 6);
+    assert!(relay.zero_rtt().0 >= 1, "#[rpc(idempotent)] goes out in early data");
+    shutdown.shutdown().await;
 }
