@@ -7,12 +7,15 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rustls::pki_types::CertificateDer;
 
 use crate::error::RpcError;
-use crate::transport::{DevPki, EndpointSettings, Identity, IdentitySource, TlsSettings, TrustSource};
+use crate::transport::{
+    CipherSuite, CongestionControl, DevPki, EndpointSettings, Identity, IdentitySource, TlsSettings, TrustSource,
+};
 use crate::wire::Limits;
 
 /// Configuration of a server or client: TLS material, bind address, limits and timeouts.
@@ -80,6 +83,8 @@ impl RpcConfig {
                 // Why these two: see `with_mtu_upper_bound` and `with_receive_window`.
                 mtu_upper_bound: 65_527,
                 receive_window: 4 * 1024 * 1024,
+                stream_receive_window: None,
+                congestion: CongestionControl::Cubic,
                 max_concurrent_streams: 256,
                 idle_timeout: Duration::from_secs(30),
                 keep_alive_interval: Some(Duration::from_secs(10)),
@@ -248,10 +253,18 @@ impl RpcConfig {
     }
 
     /// A connection with no traffic for this long is closed. Default 30 s; must exceed the
-    /// keep-alive interval.
+    /// keep-alive interval, and be below QUIC's limit of 2^62 ms. Both sides announce
+    /// theirs and the shorter applies. Also named
+    /// [`with_max_idle_timeout`](Self::with_max_idle_timeout).
     pub fn with_idle_timeout(mut self, timeout: Duration) -> Self {
         self.endpoint.idle_timeout = timeout;
         self
+    }
+
+    /// The same setting as [`with_idle_timeout`](Self::with_idle_timeout), under the name of
+    /// QUIC's transport parameter (`max_idle_timeout`) and of the rpcnet 0.1 book.
+    pub fn with_max_idle_timeout(self, timeout: Duration) -> Self {
+        self.with_idle_timeout(timeout)
     }
 
     /// Server side: the longest a request head (and a unary request message) may take to
@@ -361,6 +374,88 @@ impl RpcConfig {
     pub fn with_receive_window(mut self, bytes: u32) -> Self {
         self.endpoint.receive_window = bytes;
         self
+    }
+
+    /// The connection's receive window: the same setting as
+    /// [`with_receive_window`](Self::with_receive_window), under the name that sets it apart
+    /// from [`with_stream_receive_window`](Self::with_stream_receive_window). Default 4 MiB;
+    /// range 64 KiB to 1 GiB, and at least the stream window.
+    pub fn with_connection_receive_window(self, bytes: u32) -> Self {
+        self.with_receive_window(bytes)
+    }
+
+    /// The most a peer may send on one stream (one call) ahead of what the application has
+    /// read (QUIC's stream flow-control window). Default: the connection's window, up to
+    /// 2 MiB (so 2 MiB at the default 4 MiB), so a 1 MiB message goes out without waiting
+    /// for credit while one stalled call cannot take the whole connection's window. Range 1
+    /// byte to the connection's window (a `u32` always fits QUIC's 62-bit limit).
+    pub fn with_stream_receive_window(mut self, bytes: u32) -> Self {
+        self.endpoint.stream_receive_window = Some(bytes);
+        self
+    }
+
+    /// The congestion controller of this side's connections. Default
+    /// [`CongestionControl::Cubic`] (quinn's default, and what rpcnet's measurements ran).
+    /// Each side controls only what it sends: a server's choice governs its responses.
+    pub fn with_congestion_control(mut self, controller: CongestionControl) -> Self {
+        self.endpoint.congestion = controller;
+        self
+    }
+
+    /// The TLS 1.3 cipher suites this side offers (a client) or accepts (a server), most
+    /// preferred first. Default: all three of ring's, AES-128-GCM, AES-256-GCM and
+    /// ChaCha20-Poly1305, in that order. The list may not be empty, and each entry must be
+    /// one of those three (`TLS13_AES_128_CCM_8_SHA256`, which QUIC forbids, and TLS 1.2
+    /// suites are errors). QUIC's Initial packets are always protected with AES-128-GCM
+    /// (RFC 9001), whatever this list says; the handshake negotiates only from the list, so
+    /// two sides with no suite in common fail it.
+    ///
+    /// ```
+    /// use rpcnet::{CipherSuite, RpcConfig};
+    /// let config = RpcConfig::dev("127.0.0.1:0").with_cipher_suites(&[
+    ///     CipherSuite::TLS13_AES_128_GCM_SHA256,
+    ///     CipherSuite::TLS13_CHACHA20_POLY1305_SHA256,
+    /// ]);
+    /// config.validate().unwrap();
+    /// ```
+    pub fn with_cipher_suites(mut self, suites: &[CipherSuite]) -> Self {
+        self.endpoint.tls.cipher_suites = Some(suites.to_vec());
+        self
+    }
+
+    /// Session resumption with 0-RTT (the rpcnet 0.1 book's `with_session_tickets_enabled`).
+    /// Default off.
+    ///
+    /// A server then keeps sessions (up to 4,096, in memory) for clients to resume and
+    /// accepts early data (rustls' `max_early_data_size` is `u32::MAX`, the one value QUIC
+    /// allows); it cannot be combined with mutual TLS on a server (bind fails), since early
+    /// calls would run before the client's certificate is checked.
+    ///
+    /// A client saves the sessions its servers give it, in a store shared by every client
+    /// made from clones of this configuration (256 servers), and resumes with 0-RTT: when
+    /// it connects (or reconnects) to a server it has a session for, `connect` returns at
+    /// once and calls start before the handshake completes. Only idempotent unary calls
+    /// ([`CallOptions::with_idempotent`](crate::CallOptions::with_idempotent), or methods
+    /// marked `#[rpc(idempotent)]`) are sent in early data, which an attacker on the path
+    /// could replay; every other call waits for the handshake. If the server rejects the
+    /// early data (it lost the session, say after a restart), the idempotent calls sent in
+    /// it are sent again after the handshake, unseen by the caller. The server's certificate
+    /// is not shown again on a resumed handshake: the session stands for the one it was
+    /// made with.
+    ///
+    /// ```
+    /// let config = rpcnet::RpcConfig::dev("127.0.0.1:0").with_zero_rtt(true);
+    /// config.validate().unwrap();
+    /// ```
+    pub fn with_zero_rtt(mut self, enabled: bool) -> Self {
+        self.endpoint.tls.early_data = enabled;
+        self.endpoint.tls.client_sessions = enabled.then(Arc::default);
+        self
+    }
+
+    /// Whether 0-RTT is on ([`with_zero_rtt`](Self::with_zero_rtt)).
+    pub fn zero_rtt(&self) -> bool {
+        self.endpoint.tls.early_data
     }
 
     /// The certificate path given to [`new`](Self::new).
@@ -488,6 +583,28 @@ impl RpcConfig {
                 "with_receive_window",
             ));
         }
+        if let Some(stream) = self.endpoint.stream_receive_window
+            && (stream == 0 || stream > self.endpoint.receive_window)
+        {
+            return Err(out_of_range(
+                "stream receive window",
+                stream,
+                &format!("1 byte to the connection's window ({} bytes)", self.endpoint.receive_window),
+                "with_stream_receive_window",
+            ));
+        }
+        if quinn::IdleTimeout::try_from(self.endpoint.idle_timeout).is_err() {
+            return Err(out_of_range(
+                "idle timeout",
+                self.endpoint.idle_timeout,
+                "below QUIC's limit of 2^62 ms",
+                "with_idle_timeout",
+            ));
+        }
+        if let Some(suites) = &self.endpoint.tls.cipher_suites {
+            crate::transport::check_cipher_suites(suites)
+                .map_err(|why| RpcError::Config(format!("{why}: fix it with RpcConfig::with_cipher_suites")))?;
+        }
         Ok(())
     }
 }
@@ -536,6 +653,24 @@ mod tests {
         assert!(err.to_string().contains("with_mtu_upper_bound"), "got {err}");
         let err = RpcConfig::new("c", "127.0.0.1:0").with_receive_window(1024).validate().unwrap_err();
         assert!(err.to_string().contains("with_receive_window"), "got {err}");
+        let err = RpcConfig::new("c", "127.0.0.1:0").with_stream_receive_window(0).validate().unwrap_err();
+        assert!(err.to_string().contains("with_stream_receive_window"), "got {err}");
+        let err = RpcConfig::new("c", "127.0.0.1:0")
+            .with_connection_receive_window(1 << 20)
+            .with_stream_receive_window(2 << 20)
+            .validate()
+            .unwrap_err();
+        assert!(err.to_string().contains("connection's window (1048576"), "a stream above its connection: {err}");
+        let err = RpcConfig::new("c", "127.0.0.1:0").with_cipher_suites(&[]).validate().unwrap_err();
+        assert!(err.to_string().contains("with_cipher_suites"), "got {err}");
+        let tls12 = [CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256];
+        let err = RpcConfig::new("c", "127.0.0.1:0").with_cipher_suites(&tls12).validate().unwrap_err();
+        assert!(err.to_string().contains("not a TLS 1.3 suite"), "got {err}");
+        let err = RpcConfig::new("c", "127.0.0.1:0")
+            .with_max_idle_timeout(Duration::from_secs(u64::MAX / 1000))
+            .validate()
+            .unwrap_err();
+        assert!(err.to_string().contains("2^62"), "got {err}");
         let err = RpcConfig::new("c", "127.0.0.1:0").with_max_in_flight_calls(0).validate().unwrap_err();
         assert!(matches!(err, RpcError::Config(_)));
     }

@@ -52,6 +52,7 @@ pub use error::{ErrorKind, RpcError, ServiceError};
 pub type Error = RpcError;
 pub use server::{RpcServer, ServerEndpoint, ShutdownHandle};
 pub use stream::RpcStream;
+pub use transport::{CipherSuite, CongestionControl};
 pub use typed::RpcMessage;
 
 /// `#[rpc_impl]` on the impl of a service trait, as the rpcnet 0.1 book writes it: accepted

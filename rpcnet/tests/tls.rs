@@ -80,3 +80,18 @@ async fn mutual_tls_requires_a_client_certificate_from_the_configured_ca() {
     let again = first_call(server.addr, RpcConfig::dev("127.0.0.1:0").with_dev_client_auth()).await;
     assert_eq!(again.unwrap(), b"hi");
 }
+
+#[tokio::test]
+async fn chosen_cipher_suites_are_negotiated_without_aes_128_and_must_overlap() {
+    subscribe();
+    use rpcnet::CipherSuite;
+    let chacha = [CipherSuite::TLS13_CHACHA20_POLY1305_SHA256];
+    let server = TestServer::start_with(RpcConfig::dev("127.0.0.1:0").with_cipher_suites(&chacha)).await;
+    // QUIC's Initial packets use AES-128-GCM whatever the list says, so a list without it works.
+    let config = RpcConfig::dev("127.0.0.1:0").with_cipher_suites(&chacha);
+    let client = RpcClient::connect(server.addr, config).await.unwrap();
+    assert_eq!(client.call("test.echo", b"chacha".to_vec()).await.unwrap(), b"chacha");
+    let aes = [CipherSuite::TLS13_AES_256_GCM_SHA384];
+    let err = first_call(server.addr, RpcConfig::dev("127.0.0.1:0").with_cipher_suites(&aes)).await.unwrap_err();
+    assert!(matches!(err, RpcError::Tls(_)), "no suite in common fails the handshake: {err:?}");
+}

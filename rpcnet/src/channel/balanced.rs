@@ -94,6 +94,11 @@ impl<K: Connector> Balanced<K> {
         self.endpoints.stats()
     }
 
+    /// What makes this channel's connections.
+    pub(crate) fn connector(&self) -> &K {
+        self.endpoints.connector()
+    }
+
     /// Picks an endpoint for a call and takes a slot on it, waiting for one until `deadline`
     /// if the policy queues. `excluded` are endpoints this call already failed on.
     pub(crate) async fn place(

@@ -34,6 +34,7 @@ impl<K: Connector> Balanced<K> {
         // call waits for a slot or a connection in between.
         let mut now = Instant::now();
         let deadline = options.deadline(self.default_timeout, now);
+        let idempotent = idempotent || options.is_idempotent();
         self.retry.called();
         let mut failed: Vec<Arc<Member<K::Connection>>> = Vec::new();
         let mut attempt = 0;
@@ -63,7 +64,7 @@ impl<K: Connector> Balanced<K> {
             // The call future is built where it is awaited: built first and moved there, it
             // was copied once per call (~90 instructions).
             let result = match connection {
-                Ok(connection) => connection.unary(method, message.clone(), deadline, now).await,
+                Ok(connection) => connection.unary(method, message.clone(), deadline, now, idempotent).await,
                 Err(err) => Err(err),
             };
             let ended = Instant::now();

@@ -18,12 +18,14 @@ use crate::wire::Payload;
 
 /// Calls on one endpoint, each with its deadline fixed by the channel.
 pub(crate) trait Connection: Clone + Send + Sync + 'static {
+    /// `idempotent`: the call may run twice (it may then go out in 0-RTT early data).
     fn unary(
         &self,
         method: &str,
         message: OutgoingMessage,
         deadline: Deadline,
         now: Instant,
+        idempotent: bool,
     ) -> impl Future<Output = Result<Payload, RpcError>> + Send;
 
     fn server_streaming(
@@ -81,6 +83,11 @@ impl QuicConnector {
         config.validate()?;
         Ok(Self { endpoint: ClientEndpoint::new(&config.endpoint)?, config })
     }
+
+    /// Every endpoint's next connection trusts `certs`: they share this client endpoint.
+    pub(crate) fn reload_trust(&self, certs: Vec<rustls::pki_types::CertificateDer<'static>>) -> Result<(), RpcError> {
+        self.endpoint.reload_trust(certs)
+    }
 }
 
 impl Connector for QuicConnector {
@@ -98,8 +105,9 @@ impl Connection for RpcClient {
         message: OutgoingMessage,
         deadline: Deadline,
         now: Instant,
+        idempotent: bool,
     ) -> impl Future<Output = Result<Payload, RpcError>> + Send {
-        RpcClient::unary(self, method, message, deadline, now, std::convert::identity)
+        RpcClient::unary(self, method, message, deadline, now, idempotent, std::convert::identity)
     }
 
     fn server_streaming(

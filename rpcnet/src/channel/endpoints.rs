@@ -38,6 +38,11 @@ impl<K: Connector> std::fmt::Debug for EndpointSet<K> {
 }
 
 impl<K: Connector> EndpointSet<K> {
+    /// What makes the members' connections.
+    pub(crate) fn connector(&self) -> &K {
+        &self.connector
+    }
+
     pub(crate) fn new(
         connector: K,
         endpoints: Vec<Endpoint>,

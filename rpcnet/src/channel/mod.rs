@@ -77,9 +77,20 @@ impl Channel {
         }
     }
 
-    /// `idempotent`: the method was marked `#[rpc(idempotent)]`, so a balanced channel may
-    /// repeat a call whose server died before answering. Streaming calls are never repeated
-    /// once their streams started.
+    /// Trusts `certs` (certificates or CAs, DER) for the connections this channel makes
+    /// from now on, to any of its endpoints (a balanced channel's endpoints share one client
+    /// endpoint); open connections keep working. See [`RpcClient::reload_trust`].
+    pub fn reload_trust(&self, certs: Vec<rustls::pki_types::CertificateDer<'static>>) -> Result<(), RpcError> {
+        match &self.target {
+            Target::Single(client) => client.reload_trust(certs),
+            Target::Balanced(balanced) => balanced.connector().reload_trust(certs),
+        }
+    }
+
+    /// `idempotent`: the method was marked `#[rpc(idempotent)]` (or the channel's options
+    /// say so), so a balanced channel may repeat a call whose server died before answering,
+    /// and a connection resumed with 0-RTT may send it in early data. Streaming calls are
+    /// never repeated once their streams started, nor sent in early data.
     pub(crate) async fn unary(
         &self,
         method: &str,
@@ -90,7 +101,8 @@ impl Channel {
             Target::Single(client) => {
                 let now = tokio::time::Instant::now();
                 let deadline = self.options.deadline(client.default_timeout(), now);
-                client.unary(method, message, deadline, now, std::convert::identity).await
+                let idempotent = idempotent || self.options.is_idempotent();
+                client.unary(method, message, deadline, now, idempotent, std::convert::identity).await
             }
             Target::Balanced(balanced) => balanced.unary(method, idempotent, message, self.options).await,
         }

@@ -4,6 +4,7 @@
 
 mod call;
 mod connection;
+mod early;
 mod options;
 mod timers;
 
@@ -17,10 +18,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
+use quinn::{RecvStream, SendStream};
+use rustls::pki_types::CertificateDer;
 use tokio::time::Instant;
 
 use self::call::{RequestWriter, ResponseReader, encode_request, send_all};
 use self::connection::ClientInner;
+use self::early::{Handshake, Opened};
 use crate::config::RpcConfig;
 use crate::deadline::Deadline;
 use crate::error::RpcError;
@@ -61,6 +65,10 @@ async fn server_answer(reader: &mut ResponseReader, write_err: RpcError) -> RpcE
 impl RpcClient {
     /// Connects to the server at `addr`, verifying its certificate against the trust anchors
     /// of `config` and the name [`RpcConfig::with_server_name`] (default `localhost`).
+    ///
+    /// With [`RpcConfig::with_zero_rtt`] and a session saved from an earlier connection to
+    /// a server of that name, it resumes the session and returns at once, before the
+    /// handshake completes; a failed handshake then fails the calls instead.
     pub async fn connect(addr: SocketAddr, config: RpcConfig) -> Result<Self, RpcError> {
         config.validate()?;
         Self::connect_via(ClientEndpoint::new(&config.endpoint)?, addr, &config).await
@@ -93,6 +101,19 @@ impl RpcClient {
         self.inner.live().is_some()
     }
 
+    /// Trusts `certs` (certificates or CAs, DER) instead of the configured trust anchors
+    /// for the connections this client makes from now on: the one open now keeps working
+    /// until it is lost or [closed](Self::close). TLS sessions saved for resumption are
+    /// dropped with the old trust. An empty list, or a certificate that cannot be parsed,
+    /// is a [`RpcError::Config`] and changes nothing.
+    ///
+    /// Clients connected through one [`RpcConfig`]'s balanced channel share one endpoint;
+    /// this reloads only this client's own endpoint (the one [`connect`](Self::connect)
+    /// made).
+    pub fn reload_trust(&self, certs: Vec<CertificateDer<'static>>) -> Result<(), RpcError> {
+        self.inner.endpoint().reload_trust(certs)
+    }
+
     /// Closes the connection; calls in flight fail, and the next call connects again.
     pub fn close(&self) {
         if let Some(conn) = self.inner.live() {
@@ -113,7 +134,7 @@ impl RpcClient {
     pub async fn ping(&self, timeout: Duration) -> Result<Duration, RpcError> {
         let started = Instant::now();
         let deadline = Deadline::At(started + timeout);
-        self.unary(crate::wire::PING_METHOD, Bytes::new().into(), deadline, started, drop).await?;
+        self.unary(crate::wire::PING_METHOD, Bytes::new().into(), deadline, started, false, drop).await?;
         Ok(started.elapsed())
     }
 
@@ -144,7 +165,8 @@ impl RpcClient {
     ) -> impl Future<Output = Result<Bytes, RpcError>> + Send + 'a {
         let now = Instant::now();
         let deadline = options.deadline(self.inner.default_timeout, now);
-        self.unary(method, OutgoingMessage::Payload(payload.into()), deadline, now, Payload::into_bytes)
+        let (message, idempotent) = (OutgoingMessage::Payload(payload.into()), options.is_idempotent());
+        self.unary(method, message, deadline, now, idempotent, Payload::into_bytes)
     }
 
     /// A server-streaming call: one request, a stream of responses. The stream has no
@@ -217,9 +239,10 @@ impl RpcClient {
 
     // ===== calls with their deadline fixed, for channels and typed calls =====
 
-    /// Opens a call's stream and writes its head (and single message).
+    /// Opens a call's stream and writes its head (and single message). Streaming calls are
+    /// never sent in early data: their requests may not be repeatable.
     async fn start(&self, kind: CallKind, request: Outgoing) -> Result<(RequestWriter, ResponseReader), RpcError> {
-        let (send, recv) = self.inner.open().await?;
+        let Opened { send, recv, .. } = self.inner.open(false).await?;
         let mut writer = RequestWriter::new(send, self.inner.limits);
         let mut reader = ResponseReader::new(recv, kind, self.inner.limits);
         if let Err(err) = writer.write_request(request).await {
@@ -230,13 +253,15 @@ impl RpcClient {
     }
 
     /// A unary call ending at `deadline` (`now` is when it started), its response turned
-    /// into what the caller wants by `finish`.
+    /// into what the caller wants by `finish`. `idempotent`: the call may run twice, so on
+    /// a connection resumed with 0-RTT it goes out in early data, before the handshake.
     pub(crate) async fn unary<T>(
         &self,
         method: &str,
         message: OutgoingMessage,
         deadline: Deadline,
         now: Instant,
+        idempotent: bool,
         finish: fn(Payload) -> T,
     ) -> Result<T, RpcError> {
         let request = encode_request(CallKind::Unary, method, deadline.left(now)?, Some(message), &self.inner.limits)?;
@@ -244,7 +269,11 @@ impl RpcClient {
             .deadlines
             .bound(deadline, now, async move {
                 // `start`, written out: this is the path every unary call takes.
-                let (send, recv) = self.inner.open().await?;
+                let Opened { send, recv, early } = self.inner.open(idempotent).await?;
+                if let Some(handshake) = early {
+                    // Boxed: only the first calls of a connection resumed with 0-RTT come here.
+                    return Box::pin(self.unary_in_early_data(send, recv, handshake, request)).await.map(finish);
+                }
                 let mut writer = RequestWriter::new(send, self.inner.limits);
                 let mut reader = ResponseReader::new(recv, CallKind::Unary, self.inner.limits);
                 if let Err(err) = writer.write_request(request).await {
@@ -254,6 +283,38 @@ impl RpcClient {
                 reader.single_message().await.map(finish)
             })
             .await
+    }
+
+    /// An idempotent unary call on a stream opened in early data. If the server rejected
+    /// the early data, quinn fails the stream (`ZeroRttRejected`) rather than send it again,
+    /// so the call is sent again here, once, after the handshake.
+    async fn unary_in_early_data(
+        &self,
+        send: SendStream,
+        recv: RecvStream,
+        handshake: Handshake,
+        request: Outgoing,
+    ) -> Result<Payload, RpcError> {
+        let again = request.clone();
+        let first = self.exchange(send, recv, request).await;
+        if first.is_ok() || handshake.await {
+            // Accepted early data: any failure is the call's own.
+            return first;
+        }
+        tracing::debug!(remote = %self.inner.remote, "the server rejected the early data; sending the call again");
+        let Opened { send, recv, .. } = self.inner.open(false).await?;
+        self.exchange(send, recv, again).await
+    }
+
+    /// Writes a unary request on its stream and reads the single response.
+    async fn exchange(&self, send: SendStream, recv: RecvStream, request: Outgoing) -> Result<Payload, RpcError> {
+        let mut writer = RequestWriter::new(send, self.inner.limits);
+        let mut reader = ResponseReader::new(recv, CallKind::Unary, self.inner.limits);
+        if let Err(err) = writer.write_request(request).await {
+            return Err(Box::pin(server_answer(&mut reader, err)).await);
+        }
+        writer.finish();
+        reader.single_message().await
     }
 
     /// A server-streaming call whose responses end at `deadline`.

@@ -1,5 +1,6 @@
-//! `CallOptions`: what a caller may choose per call or per client (deadline, affinity key),
-//! as a policy; a call turns it into its [`Deadline`] once, where it enters the client.
+//! `CallOptions`: what a caller may choose per call or per client (deadline, affinity key,
+//! idempotence), as a policy; a call turns it into its [`Deadline`] once, where it enters
+//! the client.
 
 use std::time::Duration;
 
@@ -30,6 +31,7 @@ enum Timeout {
 pub struct CallOptions {
     timeout: Timeout,
     affinity: Option<u64>,
+    idempotent: bool,
 }
 
 impl CallOptions {
@@ -57,6 +59,21 @@ impl CallOptions {
     pub fn with_affinity_key(mut self, key: impl AsRef<[u8]>) -> Self {
         self.affinity = Some(crate::balance::affinity_hash(key.as_ref()));
         self
+    }
+
+    /// Marks the call idempotent: running it twice does no more than running it once. A
+    /// typed client marks the calls of `#[rpc(idempotent)]` methods itself. Such a call may
+    /// go out in 0-RTT early data ([`RpcConfig::with_zero_rtt`](crate::RpcConfig::with_zero_rtt)),
+    /// which an attacker on the path could replay, and a balanced channel may repeat it on
+    /// another endpoint if its connection is lost mid-call. Default: not idempotent.
+    pub fn with_idempotent(mut self, idempotent: bool) -> Self {
+        self.idempotent = idempotent;
+        self
+    }
+
+    /// Whether the call is marked idempotent.
+    pub fn is_idempotent(&self) -> bool {
+        self.idempotent
     }
 
     /// The hashed affinity key, if any.

@@ -86,10 +86,12 @@ pub(crate) async fn serve_connection(
     shared: Arc<ServerShared>,
     calls: TaskTracker,
     handshake_idle_timeout: Duration,
+    zero_rtt: bool,
     _slot: ConnectionSlot,
 ) {
     let remote = incoming.remote_address();
-    let connection = match incoming.await {
+    let connection = if zero_rtt { early(incoming).await } else { incoming.await };
+    let connection = match connection {
         Ok(connection) => connection,
         Err(err) => {
             tracing::warn!(%remote, error = %err, "handshake failed");
@@ -122,6 +124,16 @@ pub(crate) async fn serve_connection(
             }
         }
         next = connection.accept_bi().await;
+    }
+}
+
+/// A connection served from its first flight (0.5-RTT), so the calls a resuming client
+/// sent in early data are read at once; a handshake that fails later ends the connection,
+/// and with it `accept_bi`. quinn always lets a server do this.
+async fn early(incoming: quinn::Incoming) -> Result<quinn::Connection, quinn::ConnectionError> {
+    match incoming.accept()?.into_0rtt() {
+        Ok((connection, _handshake)) => Ok(connection),
+        Err(connecting) => connecting.await,
     }
 }
 

@@ -15,8 +15,8 @@ pub use routes::{Routes, Service};
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -30,7 +30,7 @@ use self::shared::{Counts, ServerShared};
 use crate::config::RpcConfig;
 use crate::error::RpcError;
 use crate::stream::RpcStream;
-use crate::transport::{OutgoingMessage, server_endpoint};
+use crate::transport::{Identity, OutgoingMessage, ServerCertificate, server_endpoint};
 use crate::wire::Payload;
 
 /// The least time a shutdown leaves replies finished just before it to arrive: above
@@ -58,11 +58,16 @@ enum Phase {
     Stopped,
 }
 
+/// The certificate of the bound endpoint, once there is one: shared by the server and its
+/// handles, which may replace it.
+type CertificateSlot = Arc<Mutex<Option<Arc<ServerCertificate>>>>;
+
 /// Stops a server gracefully from anywhere: it refuses new connections at once, answers
 /// new calls with [`RpcError::Unavailable`], lets calls in flight finish within the grace
 /// period ([`RpcConfig::with_shutdown_grace_period`]) and waits until the peers have
 /// acknowledged their replies, then closes every connection. It also reports the server's
-/// load.
+/// load, and replaces its certificate while it runs
+/// ([`reload_certificate`](Self::reload_certificate)).
 ///
 /// [`shutdown`](Self::shutdown) does all of it. To drain in steps, as a node leaving a
 /// cluster does (stop taking work, let the work in hand finish, leave, close):
@@ -87,6 +92,7 @@ pub struct ShutdownHandle {
     draining: CancellationToken,
     phase: watch::Receiver<Phase>,
     counts: Arc<Counts>,
+    certificate: CertificateSlot,
 }
 
 impl ShutdownHandle {
@@ -132,6 +138,44 @@ impl ShutdownHandle {
     pub fn open_connections(&self) -> usize {
         self.counts.connections.load(Ordering::Acquire)
     }
+
+    /// Replaces the certificate the server presents, without a restart: from PEM text, a
+    /// certificate chain (leaf first) and its private key (PKCS#8, PKCS#1 or SEC1), as
+    /// [`Identity::from_pem`] reads them. See [`reload_identity`](Self::reload_identity).
+    ///
+    /// ```no_run
+    /// # async fn rotate(handle: rpcnet::ShutdownHandle) -> Result<(), rpcnet::RpcError> {
+    /// let cert = std::fs::read("certs/server.pem").map_err(|e| rpcnet::RpcError::Config(e.to_string()))?;
+    /// let key = std::fs::read("certs/server-key.pem").map_err(|e| rpcnet::RpcError::Config(e.to_string()))?;
+    /// handle.reload_certificate(cert, key).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn reload_certificate(
+        &self,
+        cert_pem: impl AsRef<[u8]>,
+        key_pem: impl AsRef<[u8]>,
+    ) -> Result<(), RpcError> {
+        self.reload_identity(Identity::from_pem(cert_pem.as_ref(), key_pem.as_ref())?)
+    }
+
+    /// Replaces the certificate the server presents, without a restart. Handshakes from now
+    /// on present `identity`; connections already open keep working on the session they
+    /// made. A key that does not load or does not match the leaf certificate is a
+    /// [`RpcError::Config`] and the certificate in service stays; so is a server that is
+    /// not bound yet (bind first: [`RpcServer::bind`] or [`RpcServer::spawn`]).
+    ///
+    /// A client that resumes a TLS session made before the reload (session resumption is
+    /// on by default in rustls clients) is not shown the new certificate on that
+    /// handshake: the session stands for the certificate it was made with.
+    pub fn reload_identity(&self, identity: Identity) -> Result<(), RpcError> {
+        let certificate = self.certificate.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
+        let Some(certificate) = certificate else {
+            return Err(RpcError::Config("the server is not bound yet: there is no certificate to replace".into()));
+        };
+        certificate.replace(identity)?;
+        tracing::info!("server certificate replaced");
+        Ok(())
+    }
 }
 
 /// A server of raw-bytes handlers and typed services over QUIC.
@@ -166,6 +210,7 @@ pub struct RpcServer {
     draining: CancellationToken,
     phase: watch::Sender<Phase>,
     counts: Arc<Counts>,
+    certificate: CertificateSlot,
 }
 
 impl RpcServer {
@@ -180,6 +225,7 @@ impl RpcServer {
             token,
             phase: watch::Sender::new(Phase::Idle),
             counts: Arc::default(),
+            certificate: CertificateSlot::default(),
         }
     }
 
@@ -256,7 +302,9 @@ impl RpcServer {
     /// Binds the QUIC endpoint; [`local_addr`](Self::local_addr) is known afterwards.
     pub fn bind(&mut self) -> Result<ServerEndpoint, RpcError> {
         self.config.validate()?;
-        let endpoint = ServerEndpoint { endpoint: server_endpoint(&self.config.endpoint)? };
+        let (endpoint, certificate) = server_endpoint(&self.config.endpoint)?;
+        *self.certificate.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(certificate);
+        let endpoint = ServerEndpoint { endpoint };
         self.local_addr = Some(endpoint.local_addr()?);
         Ok(endpoint)
     }
@@ -273,6 +321,7 @@ impl RpcServer {
             draining: self.draining.clone(),
             phase: self.phase.subscribe(),
             counts: self.counts.clone(),
+            certificate: self.certificate.clone(),
         }
     }
 
@@ -313,6 +362,7 @@ impl RpcServer {
                         shared.clone(),
                         calls.clone(),
                         self.config.handshake_idle_timeout,
+                        self.config.zero_rtt(),
                         slot,
                     );
                     tokio::spawn(connection);

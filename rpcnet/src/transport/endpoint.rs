@@ -3,12 +3,14 @@
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use quinn::{AckFrequencyConfig, EndpointConfig, MtuDiscoveryConfig, Runtime, TokioRuntime, TransportConfig, VarInt};
+use rustls::pki_types::CertificateDer;
 use socket2::{Domain, Protocol, Socket, Type};
 
-use super::settings::EndpointSettings;
+use super::server_cert::ServerCertificate;
+use super::settings::{EndpointSettings, TlsSettings};
 use super::split_sends::SplitSends;
 use super::tls;
 use crate::error::RpcError;
@@ -37,10 +39,9 @@ fn transport(config: &EndpointSettings, is_server: bool) -> Result<TransportConf
         transport.mtu_discovery_config(Some(mtu));
         // The congestion window starts at 10 packets of 1472 bytes: above that, not one
         // packet of the larger size fits in it, and the handshake never starts.
-        let mut cubic = quinn::congestion::CubicConfig::default();
-        cubic.initial_window(10 * u64::from(size));
-        transport.congestion_controller_factory(Arc::new(cubic));
+        transport.congestion_controller_factory(config.congestion.factory(Some(10 * u64::from(size))));
     } else {
+        transport.congestion_controller_factory(config.congestion.factory(None));
         // Packets start at QUIC's 1,200 bytes, which every path carries, and PLPMTUD (RFC
         // 8899) probes up to the bound: a lost probe costs only itself, and black-hole
         // detection (quinn keeps it on) falls back to 1,200 when a path shrinks later.
@@ -61,11 +62,13 @@ fn transport(config: &EndpointSettings, is_server: bool) -> Result<TransportConf
     // the window at two packets of the current size at least, so large packets never stall.
     // Flow control bounds memory: a peer may have at most `receive_window` bytes on a
     // connection that the application has not read, over all its streams; quinn buffers no
-    // more. One stream may take up to 2 MiB of it, so a 1 MiB call is sent without waiting
-    // for credit while a stalled stream cannot hold the whole window.
+    // more. One stream may take up to 2 MiB of it (unless configured otherwise), so a 1 MiB
+    // call is sent without waiting for credit while a stalled stream cannot hold the whole
+    // window.
     let receive_window = config.receive_window;
+    let stream_window = config.stream_receive_window.unwrap_or(receive_window.min(STREAM_RECEIVE_WINDOW));
     transport.receive_window(VarInt::from_u32(receive_window));
-    transport.stream_receive_window(VarInt::from_u32(receive_window.min(STREAM_RECEIVE_WINDOW)));
+    transport.stream_receive_window(VarInt::from_u32(stream_window));
     // What is kept of this side's own writes until acknowledged: the same bound as what the
     // peer may leave with us.
     transport.send_window(u64::from(receive_window));
@@ -87,8 +90,8 @@ fn transport(config: &EndpointSettings, is_server: bool) -> Result<TransportConf
 /// Packets the peer may receive before it must acknowledge.
 const ACK_ELICITING_THRESHOLD: u32 = 3;
 
-/// Most of the connection's receive window one stream may use.
-const STREAM_RECEIVE_WINDOW: u32 = 2 * 1024 * 1024;
+/// Most of the connection's receive window one stream may use, unless configured.
+pub(crate) const STREAM_RECEIVE_WINDOW: u32 = 2 * 1024 * 1024;
 
 /// The endpoint settings: the largest UDP payload it accepts follows the configured packet
 /// size or the MTU discovery bound, or its receive buffers would cut larger packets short
@@ -139,43 +142,77 @@ fn udp_socket(addr: SocketAddr, buffer_size: usize) -> Result<std::net::UdpSocke
     Ok(socket.into())
 }
 
-/// A server endpoint bound to `config.bind_addr`.
-pub(crate) fn server_endpoint(config: &EndpointSettings) -> Result<quinn::Endpoint, RpcError> {
-    let mut server_config = quinn::ServerConfig::with_crypto(tls::server_crypto(&config.tls)?);
+/// A server endpoint bound to `config.bind_addr`, and the certificate it presents.
+pub(crate) fn server_endpoint(
+    config: &EndpointSettings,
+) -> Result<(quinn::Endpoint, Arc<ServerCertificate>), RpcError> {
+    let (crypto, certificate) = tls::server_crypto(&config.tls)?;
+    let mut server_config = quinn::ServerConfig::with_crypto(crypto);
     server_config.transport_config(Arc::new(transport(config, true)?));
     let socket = udp_socket(config.bind_addr, config.udp_buffer_size)?;
-    new_endpoint(config, Some(server_config), socket)
+    Ok((new_endpoint(config, Some(server_config), socket)?, certificate))
 }
 
 /// A client-side QUIC endpoint (one UDP socket) that connections to several servers share;
-/// closed when the last handle to it is gone.
+/// closed when the last handle to it is gone. Its TLS settings can change
+/// ([`reload_trust`](Self::reload_trust)) for the connections it makes next.
 #[derive(Clone)]
 pub(crate) struct ClientEndpoint {
     inner: Arc<EndpointHandle>,
 }
 
-struct EndpointHandle(quinn::Endpoint);
+struct EndpointHandle {
+    endpoint: quinn::Endpoint,
+    transport: Arc<TransportConfig>,
+    /// What the next connection is made with, and the TLS settings it was built from. Read
+    /// once per connection, never per call.
+    client: Mutex<(quinn::ClientConfig, TlsSettings)>,
+}
 
 impl Drop for EndpointHandle {
     fn drop(&mut self) {
-        self.0.close(VarInt::from_u32(0), b"client closed");
+        self.endpoint.close(VarInt::from_u32(0), b"client closed");
     }
 }
 
 impl ClientEndpoint {
     /// A new endpoint bound to `config.bind_addr`, trusting what `config.tls` trusts.
     pub(crate) fn new(config: &EndpointSettings) -> Result<Self, RpcError> {
-        let mut client_config = quinn::ClientConfig::new(tls::client_crypto(&config.tls)?);
-        client_config.transport_config(Arc::new(transport(config, false)?));
+        let transport = Arc::new(transport(config, false)?);
+        let client = client_config(&config.tls, &transport)?;
         let socket = udp_socket(config.bind_addr, config.udp_buffer_size)?;
-        let mut endpoint = new_endpoint(config, None, socket)?;
-        endpoint.set_default_client_config(client_config);
-        Ok(Self { inner: Arc::new(EndpointHandle(endpoint)) })
+        let endpoint = new_endpoint(config, None, socket)?;
+        let client = Mutex::new((client, config.tls.clone()));
+        Ok(Self { inner: Arc::new(EndpointHandle { endpoint, transport, client }) })
     }
 
-    pub(crate) fn quinn(&self) -> &quinn::Endpoint {
-        &self.inner.0
+    /// Starts a connection to `addr`, expecting `server_name` in its certificate.
+    pub(crate) fn connect(&self, addr: SocketAddr, server_name: &str) -> Result<quinn::Connecting, RpcError> {
+        let client = self.inner.client.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).0.clone();
+        self.inner
+            .endpoint
+            .connect_with(client, addr, server_name)
+            .map_err(|e| RpcError::Connection(format!("cannot connect to {addr} as `{server_name}`: {e}")))
     }
+
+    /// Connections made from now on trust `certs` instead (connections open now keep the
+    /// trust they were verified with). TLS sessions saved for resumption are dropped with
+    /// the old trust: a resumed session would skip verifying the server against the new.
+    pub(crate) fn reload_trust(&self, certs: Vec<CertificateDer<'static>>) -> Result<(), RpcError> {
+        let mut client = self.inner.client.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut tls = client.1.clone();
+        tls.trust = Some(certs);
+        tls.fresh_sessions();
+        *client = (client_config(&tls, &self.inner.transport)?, tls);
+        Ok(())
+    }
+}
+
+/// The quinn client configuration of `tls` over `transport`.
+fn client_config(tls: &TlsSettings, transport: &Arc<TransportConfig>) -> Result<quinn::ClientConfig, RpcError> {
+    let mut client = quinn::ClientConfig::new(tls::client_crypto(tls)?);
+    client.transport_config(transport.clone());
+    Ok(client)
 }
 
 impl fmt::Debug for ClientEndpoint {
@@ -209,7 +246,18 @@ mod tests {
         assert!(server.contains("stream_receive_window: 1048576"), "a stream never gets more: {server}");
         assert!(server.contains("send_window: 1048576"), "{server}");
         let default = debug(&RpcConfig::new("c", "127.0.0.1:0"), true);
+        assert!(default.contains("stream_receive_window: 2097152"), "default 2 MiB per stream: {default}");
         assert!(default.contains("receive_window: 4194304"), "default 4 MiB: {default}");
         assert!(default.contains("upper_bound: 65527"), "{default}");
+    }
+
+    #[test]
+    fn stream_and_connection_windows_are_set_apart() {
+        let config = RpcConfig::new("c", "127.0.0.1:0")
+            .with_connection_receive_window(8 << 20)
+            .with_stream_receive_window(512 << 10);
+        let client = debug(&config, false);
+        assert!(client.contains("stream_receive_window: 524288"), "{client}");
+        assert!(client.contains(" receive_window: 8388608"), "{client}");
     }
 }

@@ -121,8 +121,8 @@ impl From<Bytes> for OutgoingMessage {
     }
 }
 
-/// Bytes ready for one write on a call's stream.
-#[derive(Debug)]
+/// Bytes ready for one write on a call's stream (cloned only to send a request twice).
+#[derive(Debug, Clone)]
 pub(crate) enum Outgoing {
     /// Prefix and payload in one buffer.
     One(Bytes),

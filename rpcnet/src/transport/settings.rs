@@ -4,11 +4,13 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rustls::pki_types::CertificateDer;
 
-use super::Identity;
+use super::resumption::SharedClientTls;
+use super::{CongestionControl, Identity};
 
 /// Where a TLS identity (certificate chain and private key) comes from.
 #[derive(Debug, Clone)]
@@ -43,6 +45,25 @@ pub(crate) struct TlsSettings {
     pub(crate) client_ca: Option<TrustSource>,
     /// Mutual TLS, client side: the identity presented.
     pub(crate) client_identity: Option<IdentitySource>,
+    /// The TLS 1.3 cipher suites offered or accepted, most preferred first; `None`: all
+    /// that the crypto provider offers, in its order.
+    pub(crate) cipher_suites: Option<Vec<rustls::CipherSuite>>,
+    /// Session resumption with 0-RTT: a client sends early data, a server accepts it.
+    pub(crate) early_data: bool,
+    /// With 0-RTT, a client's TLS configuration and saved sessions, shared by the endpoints
+    /// made from clones of one configuration, so that a new client resumes where an earlier
+    /// one left off. `None`: each endpoint has its own.
+    pub(crate) client_sessions: Option<Arc<SharedClientTls>>,
+}
+
+impl TlsSettings {
+    /// Sessions saved from now on are not shared with the endpoints that shared them so far
+    /// (they were made under another trust).
+    pub(crate) fn fresh_sessions(&mut self) {
+        if self.client_sessions.is_some() {
+            self.client_sessions = Some(Arc::default());
+        }
+    }
 }
 
 /// The UDP socket and QUIC parameters of an endpoint, server or client.
@@ -56,6 +77,9 @@ pub(crate) struct EndpointSettings {
     pub(crate) mtu_upper_bound: u16,
     /// Bytes a peer may send on one connection ahead of what the application has read.
     pub(crate) receive_window: u32,
+    /// The same for one stream; `None`: the connection's window, up to 2 MiB.
+    pub(crate) stream_receive_window: Option<u32>,
+    pub(crate) congestion: CongestionControl,
     /// Calls (bidirectional streams) a peer may have open at once on a server's connection.
     pub(crate) max_concurrent_streams: u32,
     pub(crate) idle_timeout: Duration,

@@ -86,6 +86,7 @@ impl Connection for MockConnection {
         message: OutgoingMessage,
         deadline: Deadline,
         _: Instant,
+        _: bool,
     ) -> Result<Payload, RpcError> {
         self.run(millis(&message), deadline).await
     }
