@@ -31,7 +31,8 @@ use crate::wire::Limits;
 /// let client = RpcConfig::new("certs/ca.pem", "127.0.0.1:0").with_server_name("localhost");
 /// ```
 ///
-/// or, for development, with an in-memory certificate for `localhost` and nothing on disk:
+/// or, for development, with a certificate for `localhost` from the development CA that the
+/// processes of this user share (see [`DevPki`]), and no files to manage:
 ///
 /// ```
 /// let config = rpcnet::RpcConfig::dev("127.0.0.1:0");
@@ -58,6 +59,8 @@ pub struct RpcConfig {
     pub(crate) shutdown_grace_period: Duration,
     /// Why the address given to `new` is unusable, for `validate` to report.
     bind_addr_error: Option<String>,
+    /// Why the development CA was refused, for `validate` to report.
+    dev_ca_error: Option<RpcError>,
 }
 
 impl RpcConfig {
@@ -105,23 +108,29 @@ impl RpcConfig {
             handshake_idle_timeout: Duration::from_secs(10),
             shutdown_grace_period: Duration::from_secs(10),
             bind_addr_error,
+            dev_ca_error: None,
         }
     }
 
-    /// A development configuration: the server presents an in-memory certificate for
-    /// `localhost` (and 127.0.0.1, ::1) signed by a development CA built once per process,
-    /// and a client trusts exactly that CA. Nothing is read from disk.
+    /// A development configuration: the server presents a certificate for `localhost`
+    /// (and 127.0.0.1, ::1) signed by the development CA, and a client trusts exactly that
+    /// CA. The CA is shared by the processes of this user on this machine, so a server and
+    /// a client in two terminals trust each other; it is kept in a per-user directory
+    /// (see [`DevPki`] for where, and `RPCNET_DEV_CA_DIR` to move it), made on first use
+    /// with a warning. A stored CA that is unsafe (its key readable by others) is refused:
+    /// [`validate`](Self::validate), and so `bind` and `connect`, say why.
     ///
-    /// Both ends must run in the same process, or share the CA through
-    /// [`DevPki::write_pem_files`]. Never use it in production: the CA key lives in memory
-    /// of every process that uses it.
-    ///
-    /// `bind_addr` is read as by [`new`](Self::new).
+    /// Never use it in production: anyone who can read the CA's key can impersonate any
+    /// development server. `bind_addr` is read as by [`new`](Self::new).
     pub fn dev(bind_addr: impl AsRef<str>) -> Self {
-        let pki = DevPki::get();
         let mut config = Self::new(PathBuf::new(), bind_addr);
-        config.endpoint.tls.identity = Some(pki.server_identity().clone());
-        config.endpoint.tls.trust = Some(vec![pki.ca_certificate().clone()]);
+        match DevPki::try_get() {
+            Ok(pki) => {
+                config.endpoint.tls.identity = Some(pki.server_identity().clone());
+                config.endpoint.tls.trust = Some(vec![pki.ca_certificate().clone()]);
+            }
+            Err(err) => config.dev_ca_error = Some(err),
+        }
         config
     }
 
@@ -195,8 +204,14 @@ impl RpcConfig {
 
     /// Development mutual TLS: servers require a certificate from the development CA and
     /// clients present one (`rpcnet-dev-client`). See [`dev`](Self::dev).
-    pub fn with_dev_client_auth(self) -> Self {
-        let pki = DevPki::get();
+    pub fn with_dev_client_auth(mut self) -> Self {
+        let pki = match DevPki::try_get() {
+            Ok(pki) => pki,
+            Err(err) => {
+                self.dev_ca_error = Some(err);
+                return self;
+            }
+        };
         let ca = vec![pki.ca_certificate().clone()];
         self.with_client_ca_certificates(ca).with_client_identity(pki.client_identity().clone())
     }
@@ -413,6 +428,9 @@ impl RpcConfig {
         }
         if let Some(err) = &self.bind_addr_error {
             return Err(RpcError::Config(err.clone()));
+        }
+        if let Some(err) = &self.dev_ca_error {
+            return Err(err.clone());
         }
         let limits = &self.limits;
         if !(64..=1 << 30).contains(&limits.max_frame_len) {
