@@ -1,6 +1,8 @@
 //! Development mode across processes: `RpcConfig::dev` in two processes of one user
 //! trusts the same CA, kept in `RPCNET_DEV_CA_DIR`, including when several processes make
-//! it at once; a process with another CA is refused.
+//! it at once; a process with another CA is refused. Where no directory can be written
+//! the CA is the process's own; a stored CA that others can read is refused, from
+//! `validate`.
 //!
 //! A test without libtest's harness: the same binary is a server or a client of its own
 //! when `RPCNET_DEV_CA_ROLE` says so, inheriting (or being given) `RPCNET_DEV_CA_DIR`.
@@ -24,6 +26,10 @@ fn main() {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     match std::env::var(ROLE_ENV).as_deref() {
         Ok("server") => runtime.block_on(serve()),
+        Ok("in-process") => match runtime.block_on(in_process()) {
+            Ok(()) => println!("OK"),
+            Err(err) => println!("ERR {err}"),
+        },
         Ok("client") => {
             let addrs: Vec<SocketAddr> = std::env::args().skip(1).map(|a| a.parse().expect("an address")).collect();
             for addr in addrs {
@@ -35,7 +41,11 @@ fn main() {
             println!("test a_server_in_another_process_is_trusted_by_a_client_in_this_one ... ok");
             runtime.block_on(processes_making_the_ca_at_once_agree_and_other_cas_are_refused());
             println!("test processes_making_the_ca_at_once_agree_and_other_cas_are_refused ... ok");
-            println!("2 passed, 0 failed");
+            runtime.block_on(an_unwritable_directory_leaves_a_ca_of_the_process_own());
+            println!("test an_unwritable_directory_leaves_a_ca_of_the_process_own ... ok");
+            runtime.block_on(a_key_others_can_read_is_refused_by_validate());
+            println!("test a_key_others_can_read_is_refused_by_validate ... ok");
+            println!("4 passed, 0 failed");
         }
     }
 }
@@ -47,6 +57,16 @@ async fn serve() {
     let endpoint = server.bind().expect("binds");
     println!("LISTENING {}", server.local_addr().unwrap());
     server.start(endpoint).await.unwrap();
+}
+
+/// A development server and a client of it in this process.
+async fn in_process() -> Result<(), RpcError> {
+    let mut server = RpcServer::new(RpcConfig::dev("127.0.0.1:0"));
+    server.register("echo", |request| async move { Ok(request) }).await;
+    let (addr, shutdown) = server.spawn()?;
+    let called = echo(addr).await;
+    shutdown.shutdown().await;
+    called
 }
 
 /// One call of `echo` with a development configuration.
@@ -122,5 +142,39 @@ async fn processes_making_the_ca_at_once_agree_and_other_cas_are_refused() {
         assert_eq!(mode(&ca_dir.join("ca-key.pem")), 0o600, "the CA key is the user's alone");
     }
     drop((first, second));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// What a child in the `in-process` role printed.
+fn in_process_child(dir: &Path) -> String {
+    let output = child("in-process", Some(dir)).output().expect("runs a child process");
+    assert!(output.status.success(), "the child must not crash: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+async fn an_unwritable_directory_leaves_a_ca_of_the_process_own() {
+    let blocker = std::env::temp_dir().join(format!("rpcnet-dev-ca-blocked-{}", std::process::id()));
+    std::fs::write(&blocker, b"a file where a directory would have to be").unwrap();
+    let answer = in_process_child(&blocker.join("dev-ca"));
+    assert_eq!(answer, "OK", "development mode still works within the process");
+    std::fs::remove_file(&blocker).unwrap();
+}
+
+async fn a_key_others_can_read_is_refused_by_validate() {
+    let dir = std::env::temp_dir().join(format!("rpcnet-dev-ca-readable-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(in_process_child(&dir), "OK", "a new directory gets a CA");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let key = dir.join("ca-key.pem");
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let answer = in_process_child(&dir);
+        assert!(
+            answer.starts_with("ERR invalid configuration") && answer.contains("chmod 600"),
+            "a readable key must be refused with its fix, not used nor replaced: {answer}"
+        );
+        assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o644, "the file is left alone");
+    }
     std::fs::remove_dir_all(&dir).unwrap();
 }
