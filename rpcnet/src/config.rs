@@ -34,7 +34,8 @@ use crate::wire::Limits;
 /// let client = RpcConfig::new("certs/ca.pem", "127.0.0.1:0").with_server_name("localhost");
 /// ```
 ///
-/// or, for development, with an in-memory certificate for `localhost` and nothing on disk:
+/// or, for development, with a certificate for `localhost` from the development CA that the
+/// processes of this user share (see [`DevPki`]), and no files to manage:
 ///
 /// ```
 /// let config = rpcnet::RpcConfig::dev("127.0.0.1:0");
@@ -59,6 +60,10 @@ pub struct RpcConfig {
     pub(crate) write_timeout: Duration,
     pub(crate) handshake_idle_timeout: Duration,
     pub(crate) shutdown_grace_period: Duration,
+    /// Why the address given to `new` is unusable, for `validate` to report.
+    bind_addr_error: Option<String>,
+    /// Why the development CA was refused, for `validate` to report.
+    dev_ca_error: Option<RpcError>,
 }
 
 impl RpcConfig {
@@ -69,12 +74,17 @@ impl RpcConfig {
     /// CA that the client trusts. `bind_addr` is the local address: use port 0 to let the
     /// OS choose.
     ///
-    /// # Panics
-    ///
-    /// If `bind_addr` is not a socket address such as `"127.0.0.1:0"`.
-    #[track_caller]
+    /// `bind_addr` is an IP address and port (`"127.0.0.1:0"`, `"[::1]:0"`) or a host
+    /// name and port (`"localhost:8080"`), resolved here, once. Of a name's addresses the
+    /// first IPv4 one is taken, else the first: `localhost` then binds where peers given
+    /// `127.0.0.1` find it, also on hosts without IPv6. An address that is not of this form
+    /// or does not resolve is reported by [`validate`](Self::validate) (and so by `bind`
+    /// and `connect`), naming the address.
     pub fn new(cert_path: impl Into<PathBuf>, bind_addr: impl AsRef<str>) -> Self {
-        let bind_addr = parse_addr(bind_addr.as_ref());
+        let (bind_addr, bind_addr_error) = match resolve_bind_addr(bind_addr.as_ref()) {
+            Ok(addr) => (addr, None),
+            Err(err) => (SocketAddr::from(([0, 0, 0, 0], 0)), Some(err)),
+        };
         Self {
             endpoint: EndpointSettings {
                 bind_addr,
@@ -102,26 +112,30 @@ impl RpcConfig {
             write_timeout: Duration::from_secs(10),
             handshake_idle_timeout: Duration::from_secs(10),
             shutdown_grace_period: Duration::from_secs(10),
+            bind_addr_error,
+            dev_ca_error: None,
         }
     }
 
-    /// A development configuration: the server presents an in-memory certificate for
-    /// `localhost` (and 127.0.0.1, ::1) signed by a development CA built once per process,
-    /// and a client trusts exactly that CA. Nothing is read from disk.
+    /// A development configuration: the server presents a certificate for `localhost`
+    /// (and 127.0.0.1, ::1) signed by the development CA, and a client trusts exactly that
+    /// CA. The CA is shared by the processes of this user on this machine, so a server and
+    /// a client in two terminals trust each other; it is kept in a per-user directory
+    /// (see [`DevPki`] for where, and `RPCNET_DEV_CA_DIR` to move it), made on first use
+    /// with a warning. A stored CA that is unsafe (its key readable by others) is refused:
+    /// [`validate`](Self::validate), and so `bind` and `connect`, say why.
     ///
-    /// Both ends must run in the same process, or share the CA through
-    /// [`DevPki::write_pem_files`]. Never use it in production: the CA key lives in memory
-    /// of every process that uses it.
-    ///
-    /// # Panics
-    ///
-    /// If `bind_addr` is not a socket address such as `"127.0.0.1:0"`.
-    #[track_caller]
+    /// Never use it in production: anyone who can read the CA's key can impersonate any
+    /// development server. `bind_addr` is read as by [`new`](Self::new).
     pub fn dev(bind_addr: impl AsRef<str>) -> Self {
-        let pki = DevPki::get();
         let mut config = Self::new(PathBuf::new(), bind_addr);
-        config.endpoint.tls.identity = Some(pki.server_identity().clone());
-        config.endpoint.tls.trust = Some(vec![pki.ca_certificate().clone()]);
+        match DevPki::try_get() {
+            Ok(pki) => {
+                config.endpoint.tls.identity = Some(pki.server_identity().clone());
+                config.endpoint.tls.trust = Some(vec![pki.ca_certificate().clone()]);
+            }
+            Err(err) => config.dev_ca_error = Some(err),
+        }
         config
     }
 
@@ -148,9 +162,11 @@ impl RpcConfig {
         self
     }
 
-    /// The local address to bind. Default: the one given to [`new`](Self::new).
+    /// The local address to bind. Default: the one given to [`new`](Self::new), which this
+    /// replaces (and with it any error in that one).
     pub fn with_bind_addr(mut self, bind_addr: SocketAddr) -> Self {
         self.endpoint.bind_addr = bind_addr;
+        self.bind_addr_error = None;
         self
     }
 
@@ -193,8 +209,14 @@ impl RpcConfig {
 
     /// Development mutual TLS: servers require a certificate from the development CA and
     /// clients present one (`rpcnet-dev-client`). See [`dev`](Self::dev).
-    pub fn with_dev_client_auth(self) -> Self {
-        let pki = DevPki::get();
+    pub fn with_dev_client_auth(mut self) -> Self {
+        let pki = match DevPki::try_get() {
+            Ok(pki) => pki,
+            Err(err) => {
+                self.dev_ca_error = Some(err);
+                return self;
+            }
+        };
         let ca = vec![pki.ca_certificate().clone()];
         self.with_client_ca_certificates(ca).with_client_identity(pki.client_identity().clone())
     }
@@ -468,7 +490,8 @@ impl RpcConfig {
         self.endpoint.tls.key_path.as_deref()
     }
 
-    /// The local address to bind.
+    /// The local address to bind (`0.0.0.0:0` if the one given to [`new`](Self::new) was
+    /// unusable: [`validate`](Self::validate) says why).
     pub fn bind_addr(&self) -> SocketAddr {
         self.endpoint.bind_addr
     }
@@ -497,6 +520,12 @@ impl RpcConfig {
     pub fn validate(&self) -> Result<(), RpcError> {
         fn out_of_range(what: &str, value: impl std::fmt::Debug, range: &str, setter: &str) -> RpcError {
             RpcError::Config(format!("{what} is {value:?}, must be {range}: fix it with RpcConfig::{setter}"))
+        }
+        if let Some(err) = &self.bind_addr_error {
+            return Err(RpcError::Config(err.clone()));
+        }
+        if let Some(err) = &self.dev_ca_error {
+            return Err(err.clone());
         }
         let limits = &self.limits;
         if !(64..=1 << 30).contains(&limits.max_frame_len) {
@@ -609,12 +638,23 @@ impl RpcConfig {
     }
 }
 
-#[track_caller]
-fn parse_addr(addr: &str) -> SocketAddr {
-    match addr.parse() {
-        Ok(addr) => addr,
-        Err(_) => panic!("`{addr}` is not a socket address; write it as \"127.0.0.1:0\" or \"[::1]:0\""),
+/// A bind address from `host:port` or an IP literal (see [`RpcConfig::new`]); the error
+/// names the address and how to write one.
+fn resolve_bind_addr(addr: &str) -> Result<SocketAddr, String> {
+    // A literal needs no lookup.
+    if let Ok(literal) = addr.parse() {
+        return Ok(literal);
     }
+    let advice = "write it as \"127.0.0.1:0\", \"[::1]:0\" or \"localhost:0\" (port 0: any free port)";
+    let resolved: Vec<SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(addr)
+        .map_err(|e| format!("bind address `{addr}` is not a usable `host:port` ({e}): {advice}"))?
+        .collect();
+    resolved
+        .iter()
+        .find(|candidate| candidate.is_ipv4())
+        .or_else(|| resolved.first())
+        .copied()
+        .ok_or_else(|| format!("bind address `{addr}` resolves to no address: {advice}"))
 }
 
 #[cfg(test)]
@@ -676,8 +716,26 @@ mod tests {
     }
 
     #[test]
-    #[should_panic(expected = "is not a socket address")]
-    fn a_bad_bind_address_panics_with_advice() {
-        let _ = RpcConfig::new("c", "localhost");
+    fn a_bind_address_is_a_literal_or_a_host_name_with_a_port() {
+        assert_eq!(RpcConfig::new("c", "[::1]:7").bind_addr(), "[::1]:7".parse::<SocketAddr>().unwrap());
+        assert_eq!(RpcConfig::dev("127.0.0.1:0").bind_addr(), "127.0.0.1:0".parse::<SocketAddr>().unwrap());
+        let named = RpcConfig::new("c", "localhost:8080");
+        named.validate().expect("a host name with a port is a bind address");
+        assert!(named.bind_addr().ip().is_loopback() && named.bind_addr().port() == 8080, "{}", named.bind_addr());
+    }
+
+    #[test]
+    fn a_bad_bind_address_is_a_configuration_error_naming_it() {
+        for bad in ["nonsense", "localhost", "127.0.0.1", "localhost:http", "127.0.0.1:99999", ""] {
+            let err = RpcConfig::new("c", bad).validate().unwrap_err();
+            assert!(
+                matches!(&err, RpcError::Config(m) if m.contains(&format!("`{bad}`")) && m.contains("localhost:0")),
+                "`{bad}` must be refused with advice: {err:?}"
+            );
+            let err = RpcConfig::dev(bad).validate().unwrap_err();
+            assert!(matches!(err, RpcError::Config(_)), "dev reads its address as new does: {err:?}");
+        }
+        let fixed = RpcConfig::new("c", "nonsense").with_bind_addr("127.0.0.1:0".parse().unwrap());
+        fixed.validate().expect("with_bind_addr replaces the unusable address");
     }
 }

@@ -1,5 +1,6 @@
 //! Bad input from a peer gets a clear error and leaves the server and the connection
-//! serving other calls. A raw QUIC client sends what `RpcClient` never would.
+//! serving other calls. A raw QUIC client sends what `RpcClient` never would. Bad input
+//! from the program (an unusable bind address) is a configuration error, never a panic.
 
 mod common;
 
@@ -202,4 +203,26 @@ async fn the_deadline_starts_when_the_head_arrives_not_when_the_handler_first_wa
     let answer = tokio::time::timeout(Duration::from_secs(5), exchange(&raw.connection, &request)).await.unwrap();
     assert_status(&answer, StatusCode::DeadlineExceeded);
     shutdown.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_host_name_bind_address_binds_and_serves() {
+    common::subscribe();
+    let mut server = rpcnet::RpcServer::new(RpcConfig::dev("localhost:0"));
+    server.register("echo", |request| async move { Ok(request) }).await;
+    let (addr, _shutdown) = server.spawn().expect("`localhost:0` binds");
+    assert!(addr.ip().is_loopback() && addr.port() != 0, "bound to {addr}");
+    let client = RpcClient::connect(addr, RpcConfig::dev("localhost:0")).await.expect("a client binds it too");
+    assert_eq!(client.call("echo", b"named".to_vec()).await.unwrap(), b"named");
+}
+
+#[tokio::test]
+async fn an_unusable_bind_address_is_a_configuration_error_from_bind_and_connect() {
+    common::subscribe();
+    let mut server = rpcnet::RpcServer::new(RpcConfig::dev("nonsense"));
+    let err = server.bind().unwrap_err();
+    assert!(matches!(&err, RpcError::Config(m) if m.contains("`nonsense`")), "bind names the address: {err:?}");
+    let server = TestServer::start().await;
+    let err = RpcClient::connect(server.addr, RpcConfig::dev("localhost")).await.unwrap_err();
+    assert!(matches!(&err, RpcError::Config(m) if m.contains("`localhost`")), "connect names the address: {err:?}");
 }

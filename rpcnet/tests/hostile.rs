@@ -91,7 +91,7 @@ fn serve(dir: &Path) {
                 use futures::StreamExt;
                 let mut all = 0usize;
                 while let Some(part) = requests.next().await {
-                    all += part?.len();
+                    all += part.len();
                 }
                 Ok(all.to_le_bytes().to_vec())
             })

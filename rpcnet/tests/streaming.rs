@@ -161,3 +161,69 @@ async fn unknown_streaming_method_fails_in_the_stream() {
     assert!(matches!(first, Err(RpcError::UnknownMethod(_))), "got {first:?}");
     assert!(stream.next().await.is_none(), "the stream ends after the error");
 }
+
+#[tokio::test]
+async fn one_streaming_handler_serves_every_streaming_kind_of_call() {
+    let server = TestServer::start().await;
+    let client = server.client().await;
+    // `test.upper` is one `register_streaming` handler; bidirectional calls to it are above.
+    let responses = client.call_server_streaming("test.upper", b"solo".to_vec()).await.unwrap();
+    assert_eq!(responses.collect_messages().await.unwrap(), vec![b"SOLO".to_vec()], "its one request, streamed");
+    let reply = client.call_client_streaming("test.upper", futures::stream::iter([b"only".to_vec()])).await.unwrap();
+    assert_eq!(reply, b"ONLY", "its one response to a client-streaming call");
+}
+
+#[tokio::test]
+async fn a_streaming_handler_answering_a_client_stream_not_exactly_once_is_a_protocol_error() {
+    let server = TestServer::start().await;
+    let client = server.client().await;
+    let two = futures::stream::iter([b"a".to_vec(), b"b".to_vec()]);
+    let err = client.call_client_streaming("test.upper", two).await.unwrap_err();
+    assert!(
+        matches!(&err, RpcError::Protocol(m) if m.contains("test.upper") && m.contains("second")),
+        "two responses to a client-streaming call must fail it, naming the method: {err:?}"
+    );
+    let err = client.call_client_streaming("test.upper", futures::stream::empty()).await.unwrap_err();
+    assert!(
+        matches!(&err, RpcError::Protocol(m) if m.contains("without a response")),
+        "no response to a client-streaming call must fail it: {err:?}"
+    );
+    assert_eq!(client.call("test.echo", b"fine".to_vec()).await.unwrap(), b"fine", "the connection lives on");
+}
+
+#[tokio::test]
+async fn a_unary_call_to_a_streaming_method_is_refused() {
+    let server = TestServer::start().await;
+    let client = server.client().await;
+    let err = client.call("test.upper", b"x".to_vec()).await.unwrap_err();
+    assert!(matches!(&err, RpcError::Protocol(m) if m.contains("called as Unary")), "got {err:?}");
+}
+
+#[tokio::test]
+async fn a_broken_upload_fails_the_call_instead_of_being_acknowledged() {
+    subscribe();
+    let mut server = RpcServer::new(RpcConfig::dev("127.0.0.1:0").with_max_frame_size(1024));
+    let (seen_tx, mut seen_rx) = tokio::sync::mpsc::unbounded_channel();
+    server
+        .register_streaming("upload", move |mut requests| {
+            let seen = seen_tx.clone();
+            async move {
+                let mut accepted = 0u32;
+                while requests.next().await.is_some() {
+                    accepted += 1;
+                }
+                let _ = seen.send((accepted, requests.error().cloned()));
+                // Answers as if the upload were whole: the server must not let this through.
+                futures::stream::iter([Ok(accepted.to_le_bytes().to_vec())])
+            }
+        })
+        .await;
+    let (addr, _shutdown) = server.spawn().unwrap();
+    let client = RpcClient::connect(addr, RpcConfig::dev("127.0.0.1:0")).await.unwrap();
+    let parts = futures::stream::iter([b"small".to_vec(), vec![0; 4096]]);
+    let err = client.call_client_streaming("upload", parts).await.unwrap_err();
+    assert!(matches!(err, RpcError::FrameTooLarge(_)), "the caller gets the error that cut the upload: {err:?}");
+    let (accepted, error) = seen_rx.recv().await.expect("the handler ran");
+    assert_eq!(accepted, 1, "the handler saw the request before the broken one");
+    assert!(matches!(error, Some(RpcError::FrameTooLarge(_))), "the handler can see the error: {error:?}");
+}

@@ -12,7 +12,7 @@ use tokio::time::Instant;
 
 use super::interrupt::{Interruption, Outcome, timeout_if_pending};
 use super::respond::Responder;
-use super::routes::{BidiStreamingFn, ClientStreamingFn, Handler, Routes, ServerStreamingFn, UnaryFn};
+use super::routes::{BidiStreamingFn, ClientStreamingFn, Handler, Route, Routes, ServerStreamingFn, UnaryFn};
 use super::shared::{InFlight, ServerShared};
 use crate::deadline::Deadline;
 use crate::error::RpcError;
@@ -98,13 +98,13 @@ pub(crate) async fn serve_call(send: SendStream, recv: RecvStream, shared: Arc<S
             return;
         }
     };
-    if handler.kind() != head.kind {
+    let Some(route) = handler.route(head.kind) else {
         let message = format!("method `{method}` is {:?} but was called as {:?}", handler.kind(), head.kind);
         tracing::warn!("{message}");
         requests.stop(StreamCode::Protocol);
         refuse(&mut responder, StatusCode::Protocol, &message).await;
         return;
-    }
+    };
     // A ping is a sign of life, not work: a server at its limit still answers it.
     let ping = method == crate::wire::PING_METHOD;
     let permit = if ping { Some(None) } else { InFlight::acquire(&shared).map(Some) };
@@ -117,14 +117,16 @@ pub(crate) async fn serve_call(send: SendStream, recv: RecvStream, shared: Arc<S
 
     let mut interruption = Interruption::new(deadline);
     let call = Call { requests, responder: &mut responder, interruption: &mut interruption, shared: &shared };
-    let result = match handler {
+    let result = match route {
         // The handler stage is boxed: the task of every call then starts small (it is moved
         // several times on its way into the runtime) and the box, under 1 KiB, comes from
         // the allocator's fast path.
-        Handler::Unary(handler) => Box::pin(call.unary(handler.as_ref())).await,
-        Handler::ServerStreaming(handler) => Box::pin(call.server_streaming(handler.as_ref())).await,
-        Handler::ClientStreaming(handler) => Box::pin(call.client_streaming(handler.as_ref())).await,
-        Handler::BidiStreaming(handler) => Box::pin(call.bidi_streaming(handler.as_ref())).await,
+        Route::Unary(handler) => Box::pin(call.unary(handler)).await,
+        Route::ServerStreaming(handler) => Box::pin(call.server_streaming(handler)).await,
+        Route::ClientStreaming(handler) => Box::pin(call.client_streaming(handler)).await,
+        Route::BidiStreaming(handler) => Box::pin(call.bidi_streaming(handler)).await,
+        Route::BidiOneRequest(handler) => Box::pin(call.bidi_one_request(handler)).await,
+        Route::BidiOneResponse(handler) => Box::pin(call.bidi_one_response(handler, method)).await,
     };
     match result {
         Ok(()) => responder.finish_ok().await,
@@ -230,6 +232,45 @@ impl Call<'_> {
         let requests = request_stream(self.requests);
         let responses = self.interruption.guard(&self.responder.send, async { Ok(handler(requests).await) }).await?;
         drive(responses, self.responder, self.interruption).await
+    }
+
+    /// A server-streaming call to a bidirectional handler: the one request is read (and
+    /// bounded) as for any server-streaming call, then handed over as a stream of one.
+    async fn bidi_one_request(mut self, handler: &BidiStreamingFn) -> Result<(), Outcome> {
+        let request = self.single_request().await?;
+        let requests = RpcStream::from_iter([request]);
+        let responses = self.interruption.guard(&self.responder.send, async { Ok(handler(requests).await) }).await?;
+        drive(responses, self.responder, self.interruption).await
+    }
+
+    /// A client-streaming call to a bidirectional handler: its responses must be exactly
+    /// one, since the caller reads exactly one.
+    async fn bidi_one_response(self, handler: &BidiStreamingFn, method: &str) -> Result<(), Outcome> {
+        let requests = request_stream(self.requests);
+        let responses = self.interruption.guard(&self.responder.send, async { Ok(handler(requests).await) }).await?;
+        let response = self.interruption.guard(&self.responder.send, exactly_one(responses, method)).await?;
+        self.responder.message(response).await.map_err(Outcome::from)
+    }
+}
+
+/// The one response of a stream that must have exactly one: the caller's decoder takes one
+/// message and then the end, so the handler's end is awaited before the message is sent,
+/// and a handler that yields none or a second one fails the call, saying so.
+async fn exactly_one(mut responses: RpcStream<OutgoingMessage>, method: &str) -> Result<OutgoingMessage, RpcError> {
+    let wrong = |what: &str| {
+        RpcError::Protocol(format!(
+            "method `{method}` was called as ClientStreaming, which takes exactly one response, but its \
+             streaming handler {what}"
+        ))
+    };
+    let Some(first) = responses.next().await else {
+        return Err(wrong("ended without a response"));
+    };
+    let first = first?;
+    match responses.next().await {
+        None => Ok(first),
+        Some(Err(err)) => Err(err),
+        Some(Ok(_)) => Err(wrong("yielded a second one")),
     }
 }
 

@@ -5,10 +5,12 @@
 mod call;
 mod connections;
 mod interrupt;
+mod request_stream;
 mod respond;
 mod routes;
 mod shared;
 
+pub use request_stream::RequestStream;
 use routes::BoxFuture;
 pub(crate) use routes::Handler;
 pub use routes::{Routes, Service};
@@ -29,7 +31,6 @@ use self::connections::{Admission, Refusal, refuse_all, serve_connection};
 use self::shared::{Counts, ServerShared};
 use crate::config::RpcConfig;
 use crate::error::RpcError;
-use crate::stream::RpcStream;
 use crate::transport::{Identity, OutgoingMessage, ServerCertificate, server_endpoint};
 use crate::wire::Payload;
 
@@ -248,7 +249,9 @@ impl RpcServer {
         self.routes.insert(method, Handler::Unary(Arc::new(handler)));
     }
 
-    /// Registers a server-streaming handler: one request, a stream of responses.
+    /// Registers a server-streaming handler: one request, a stream of responses. Only
+    /// server-streaming calls reach it; [`register_streaming`](Self::register_streaming)
+    /// takes every streaming kind.
     pub async fn register_server_streaming<F, Fut, S>(&mut self, method: &str, handler: F)
     where
         F: Fn(Vec<u8>) -> Fut + Send + Sync + 'static,
@@ -261,29 +264,65 @@ impl RpcServer {
         });
     }
 
-    /// Registers a client-streaming handler: a stream of requests, one response.
+    /// Registers a client-streaming handler: a stream of requests, one response. Only
+    /// client-streaming calls reach it.
+    ///
+    /// If the requests end with an error (see [`RequestStream`]), the call fails with it,
+    /// whatever the handler returns.
     pub async fn register_client_streaming<F, Fut>(&mut self, method: &str, handler: F)
     where
-        F: Fn(RpcStream<Vec<u8>>) -> Fut + Send + Sync + 'static,
+        F: Fn(RequestStream) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Vec<u8>, RpcError>> + Send + 'static,
     {
         self.routes.client_streaming(method, move |requests| {
-            let response = handler(routes::vec_stream(requests));
-            async move { response.await.map(Bytes::from) }
+            let (requests, failure) = RequestStream::new(routes::vec_stream(requests));
+            let response = handler(requests);
+            async move {
+                let response = response.await;
+                failure.check()?;
+                response.map(Bytes::from)
+            }
         });
     }
 
-    /// Registers a bidirectional streaming handler: it reads requests and produces responses
-    /// independently.
+    /// Registers a streaming handler, as rpcnet 0.1 did: it reads a stream of requests and
+    /// returns a stream of responses, and serves every streaming kind of call.
+    ///
+    /// - [`RpcClient::call_streaming`](crate::RpcClient::call_streaming) (bidirectional):
+    ///   requests and responses flow independently.
+    /// - [`RpcClient::call_server_streaming`](crate::RpcClient::call_server_streaming): the
+    ///   requests are the caller's one request.
+    /// - [`RpcClient::call_client_streaming`](crate::RpcClient::call_client_streaming): the
+    ///   handler must yield exactly one response; none, or a second one, fails the call
+    ///   with [`RpcError::Protocol`] naming the method. The response is sent once the
+    ///   handler's stream has ended.
+    ///
+    /// An `Err` item ends the call with that error (after the responses before it). If
+    /// the requests end with an error (see [`RequestStream`]), the call fails with it in
+    /// place of the handler's next response.
+    ///
+    /// ```
+    /// use futures::StreamExt;
+    /// use rpcnet::{RpcConfig, RpcServer};
+    /// # async fn demo() {
+    /// let mut server = RpcServer::new(RpcConfig::dev("127.0.0.1:0"));
+    /// server
+    ///     .register_streaming("upper", |requests| async move {
+    ///         requests.map(|request| Ok(request.to_ascii_uppercase()))
+    ///     })
+    ///     .await;
+    /// # }
+    /// ```
     pub async fn register_streaming<F, Fut, S>(&mut self, method: &str, handler: F)
     where
-        F: Fn(RpcStream<Vec<u8>>) -> Fut + Send + Sync + 'static,
+        F: Fn(RequestStream) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = S> + Send + 'static,
         S: Stream<Item = Result<Vec<u8>, RpcError>> + Send + 'static,
     {
         self.routes.bidi_streaming(method, move |requests| {
-            let responses = handler(routes::vec_stream(requests));
-            async move { routes::bytes_stream(responses.await) }
+            let (requests, failure) = RequestStream::new(routes::vec_stream(requests));
+            let responses = handler(requests);
+            async move { failure.responses(responses.await) }
         });
     }
 

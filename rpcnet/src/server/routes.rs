@@ -35,13 +35,52 @@ pub(crate) enum Handler {
     BidiStreaming(Arc<BidiStreamingFn>),
 }
 
+/// How the server runs a call of one kind with the handler of its method.
+#[derive(Clone, Copy)]
+pub(crate) enum Route<'h> {
+    Unary(&'h UnaryFn),
+    ServerStreaming(&'h ServerStreamingFn),
+    ClientStreaming(&'h ClientStreamingFn),
+    BidiStreaming(&'h BidiStreamingFn),
+    /// A server-streaming call to a bidirectional handler: its one request read as for a
+    /// server-streaming call, handed over as a stream of one.
+    BidiOneRequest(&'h BidiStreamingFn),
+    /// A client-streaming call to a bidirectional handler, whose responses must then be
+    /// exactly one.
+    BidiOneResponse(&'h BidiStreamingFn),
+}
+
 impl Handler {
+    /// The kind of call the handler was registered for.
     pub(crate) fn kind(&self) -> CallKind {
         match self {
             Self::Unary(_) => CallKind::Unary,
             Self::ServerStreaming(_) => CallKind::ServerStreaming,
             Self::ClientStreaming(_) => CallKind::ClientStreaming,
             Self::BidiStreaming(_) => CallKind::BidiStreaming,
+        }
+    }
+
+    /// How a call of `kind` runs with this handler, or `None` if it cannot.
+    ///
+    /// A bidirectional handler serves every streaming kind, as rpcnet 0.1's one
+    /// `register_streaming` did: a server-streaming call is a bidirectional call with one
+    /// request, a client-streaming call one with exactly one response. Unary calls, and
+    /// every call to the other handlers, must be of the registered kind: their handlers'
+    /// types promise one request or one response.
+    pub(crate) fn route(&self, kind: CallKind) -> Option<Route<'_>> {
+        match (self, kind) {
+            (Self::Unary(handler), CallKind::Unary) => Some(Route::Unary(handler.as_ref())),
+            (Self::ServerStreaming(handler), CallKind::ServerStreaming) => {
+                Some(Route::ServerStreaming(handler.as_ref()))
+            }
+            (Self::ClientStreaming(handler), CallKind::ClientStreaming) => {
+                Some(Route::ClientStreaming(handler.as_ref()))
+            }
+            (Self::BidiStreaming(handler), CallKind::BidiStreaming) => Some(Route::BidiStreaming(handler.as_ref())),
+            (Self::BidiStreaming(handler), CallKind::ServerStreaming) => Some(Route::BidiOneRequest(handler.as_ref())),
+            (Self::BidiStreaming(handler), CallKind::ClientStreaming) => Some(Route::BidiOneResponse(handler.as_ref())),
+            _ => None,
         }
     }
 }

@@ -1,24 +1,49 @@
-//! The development PKI: a CA made once per process, and identities it signs for
-//! `localhost`, so demos and tests need no certificate files.
+//! The development PKI: a CA shared by the processes of one user on one machine (kept on
+//! disk by `dev/store.rs`), and identities it signs for `localhost`, so demos and tests
+//! need no certificate files, even with server and client in two terminals.
+
+mod store;
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
+use self::store::{DIR_ENV, StoreError};
 use super::Identity;
 use crate::error::RpcError;
 
-/// A development certificate authority, created in memory the first time it is used and
-/// shared by everything in the process.
+/// A development certificate authority, shared by every process of the user on this
+/// machine that uses it, and the identities it signs.
 ///
 /// It signs a server identity valid for `localhost`, `127.0.0.1` and `::1`, a client identity
 /// for mutual TLS, and any further identities ([`issue`](Self::issue)), for example one per
-/// cluster node. For development and tests only: its key lives in process memory.
+/// cluster node. Each process issues its own identities; all of them chain to the one CA,
+/// so a server started in one terminal and a client in another trust each other.
+///
+/// **For development only.** The CA's key is kept in `$RPCNET_DEV_CA_DIR` if set, else in
+/// `$XDG_DATA_HOME/rpcnet/dev-ca`, else `~/.local/share/rpcnet/dev-ca`, in `ca-key.pem`
+/// (directory mode 0700, file 0600): anyone who can read it can impersonate any server
+/// to clients in development mode. It is made the first time a process needs it, with a
+/// warning naming the directory; two processes starting at once agree on one CA. It is
+/// never used unless a program asks for it ([`RpcConfig::dev`](crate::RpcConfig::dev),
+/// [`RpcConfig::with_dev_client_auth`](crate::RpcConfig::with_dev_client_auth) or
+/// this type); certificates are verified as always.
+///
+/// - A key file that other users can read or write, a directory that they can write, or
+///   a file that does not parse is refused: [`try_get`](Self::try_get) returns why (and
+///   `RpcConfig::validate` reports it), naming the fix.
+/// - If the directory cannot be made or written (no `HOME`, a read-only file system),
+///   the CA is made in memory for this process alone, with a warning: everything within
+///   the process works, but other processes will not trust it.
+///
+/// The workspace's `.cargo/config.toml` points `RPCNET_DEV_CA_DIR` at
+/// `target/rpcnet-dev-ca`, so that its tests and examples leave the home directory alone.
 ///
 /// ```
-/// let pki = rpcnet::transport::DevPki::get();
+/// let pki = rpcnet::transport::DevPki::try_get().unwrap();
 /// let node = pki.issue("node-7").unwrap();
 /// assert_eq!(node.chain().len(), 1);
 /// ```
@@ -39,24 +64,89 @@ impl std::fmt::Debug for DevPki {
 }
 
 impl DevPki {
-    /// The process-wide development PKI, built on first use (a few milliseconds).
-    pub fn get() -> &'static DevPki {
-        static PKI: OnceLock<DevPki> = OnceLock::new();
-        PKI.get_or_init(|| DevPki::generate().expect("bug in rpcnet: cannot generate the development CA"))
+    /// The development PKI of this user on this machine, loaded (or made) on first use in
+    /// the process. An error says why the stored CA was refused and how to fix it.
+    pub fn try_get() -> Result<&'static DevPki, RpcError> {
+        static PKI: OnceLock<Result<DevPki, RpcError>> = OnceLock::new();
+        PKI.get_or_init(DevPki::shared).as_ref().map_err(Clone::clone)
     }
 
-    fn generate() -> Result<Self, rcgen::Error> {
-        let mut params = CertificateParams::new(Vec::<String>::new())?;
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.distinguished_name.push(DnType::CommonName, "rpcnet development CA");
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        let key = KeyPair::generate()?;
-        let cert = params.self_signed(&key)?;
-        let ca = cert.der().clone();
-        let ca_pem = cert.pem();
-        let issuer = Issuer::new(params, key);
-        let (server, server_pem) = issue(&issuer, "localhost", &["localhost", "127.0.0.1", "::1"])?;
-        let (client, _) = issue(&issuer, "rpcnet-dev-client", &["rpcnet-dev-client"])?;
+    /// The development PKI, as [`try_get`](Self::try_get).
+    ///
+    /// # Panics
+    ///
+    /// If the stored CA is refused (see [`try_get`](Self::try_get)), with the reason and
+    /// its fix.
+    #[track_caller]
+    pub fn get() -> &'static DevPki {
+        match Self::try_get() {
+            Ok(pki) => pki,
+            Err(err) => panic!("{err}"),
+        }
+    }
+
+    /// The CA kept in the shared directory, or one of this process's own where there is none.
+    fn shared() -> Result<Self, RpcError> {
+        let Some(dir) = store::shared_dir() else {
+            tracing::warn!(
+                "neither {DIR_ENV} nor HOME is set: the development CA is this process's own, and other \
+                 processes will not trust its certificates"
+            );
+            return Ok(Self::in_memory());
+        };
+        match Self::stored_in(&dir) {
+            Ok(pki) => Ok(pki),
+            Err(StoreError::Unwritable(reason)) => {
+                tracing::warn!(
+                    "{reason}: the development CA is this process's own, and other processes will not trust its \
+                     certificates; set {DIR_ENV} to a writable directory to share one"
+                );
+                Ok(Self::in_memory())
+            }
+            Err(StoreError::Refused(reason)) => Err(RpcError::Config(reason)),
+        }
+    }
+
+    /// The CA stored in `dir`, made there if there is none yet.
+    fn stored_in(dir: &Path) -> Result<Self, StoreError> {
+        let (pem, created) = store::load_or_create(dir, new_ca_pem)?;
+        let pki = Self::from_ca_pem(pem).map_err(|e| {
+            StoreError::Refused(format!(
+                "cannot use the development CA in {}: {e}; delete the directory to make a new CA",
+                dir.join(store::FILE).display()
+            ))
+        })?;
+        if created {
+            tracing::warn!(
+                dir = %dir.display(),
+                "created a development CA for RpcConfig::dev, for development only: every process of this user \
+                 that uses development mode trusts it; never use it in production"
+            );
+        } else {
+            tracing::debug!(dir = %dir.display(), "using the development CA");
+        }
+        Ok(pki)
+    }
+
+    /// A CA of this process alone.
+    fn in_memory() -> Self {
+        Self::from_ca_pem(new_ca_pem()).expect("bug in rpcnet: a new development CA does not parse")
+    }
+
+    /// The PKI of a CA stored as PEM (its certificate, then its PKCS#8 key), with fresh
+    /// identities signed by it.
+    fn from_ca_pem(pem: String) -> Result<Self, String> {
+        let ca = CertificateDer::from_pem_slice(pem.as_bytes()).map_err(|e| format!("no CA certificate: {e}"))?;
+        let key = PrivatePkcs8KeyDer::from_pem_slice(pem.as_bytes()).map_err(|e| format!("no CA key: {e}"))?;
+        let key = KeyPair::try_from(key.secret_pkcs8_der()).map_err(|e| format!("unusable CA key: {e}"))?;
+        // What a leaf names as its issuer comes from these parameters, which are those the
+        // CA certificate was made with (`ca_params`), and its key identifier from the key.
+        let issuer = Issuer::new(ca_params(), key);
+        let certificate_end = pem.find("-----END CERTIFICATE-----").map_or(0, |at| at + 25);
+        let ca_pem = format!("{}\n", &pem[..certificate_end]);
+        let issued = |name, names: &[&str]| issue(&issuer, name, names).map_err(|e| format!("cannot sign: {e}"));
+        let (server, server_pem) = issued("localhost", &["localhost", "127.0.0.1", "::1"])?;
+        let (client, _) = issued("rpcnet-dev-client", &["rpcnet-dev-client"])?;
         Ok(Self { ca, ca_pem, issuer, server, server_pem, client })
     }
 
@@ -97,6 +187,25 @@ impl DevPki {
     }
 }
 
+/// The parameters of every development CA: the subject its leaves name as their issuer.
+fn ca_params() -> CertificateParams {
+    let mut params = CertificateParams::new(Vec::<String>::new()).expect("no names to check");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.distinguished_name.push(DnType::CommonName, "rpcnet development CA");
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    params
+}
+
+/// A new CA as it is stored: its certificate, then its key, as PEM.
+fn new_ca_pem() -> String {
+    let make = || -> Result<String, rcgen::Error> {
+        let key = KeyPair::generate()?;
+        let cert = ca_params().self_signed(&key)?;
+        Ok(format!("{}{}", cert.pem(), key.serialize_pem()))
+    };
+    make().expect("bug in rpcnet: cannot generate the development CA")
+}
+
 /// Signs a new identity; also returns it as PEM (certificate, key).
 fn issue(
     issuer: &Issuer<'static, KeyPair>,
@@ -116,6 +225,23 @@ fn issue(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn two_loads_of_one_directory_share_the_ca_and_issue_identities_of_their_own() {
+        let dir = std::env::temp_dir().join(format!("rpcnet-devpki-shared-{}", std::process::id()));
+        let first = DevPki::stored_in(&dir).unwrap();
+        let second = DevPki::stored_in(&dir).unwrap();
+        assert_eq!(first.ca_certificate(), second.ca_certificate(), "one CA for every load");
+        assert_eq!(first.ca_pem, second.ca_pem);
+        assert!(first.ca_pem.starts_with("-----BEGIN CERTIFICATE-----") && !first.ca_pem.contains("PRIVATE KEY"));
+        assert_ne!(first.server.chain, second.server.chain, "each load signs identities of its own");
+        std::fs::write(dir.join(store::FILE), "-----BEGIN CERTIFICATE-----\nbroken\n").unwrap();
+        match DevPki::stored_in(&dir) {
+            Err(StoreError::Refused(message)) => assert!(message.contains("delete the directory"), "{message}"),
+            other => panic!("a CA that does not parse must be refused, got {:?}", other.map(|_| ())),
+        }
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 
     #[test]
     fn written_files_parse_back_into_the_same_identity() {

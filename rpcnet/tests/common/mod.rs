@@ -84,18 +84,16 @@ pub async fn register_test_methods(server: &mut RpcServer, probes: &Probes) {
         .register_client_streaming("test.concat", |mut reqs| async move {
             let mut all = Vec::new();
             while let Some(part) = reqs.next().await {
-                all.extend(part?);
+                all.extend(part);
             }
             Ok(all)
         })
         .await;
     server
         .register_streaming("test.upper", |reqs| async move {
-            reqs.map(|item| {
-                item.map(|mut bytes: Vec<u8>| {
-                    bytes.make_ascii_uppercase();
-                    bytes
-                })
+            reqs.map(|mut bytes: Vec<u8>| {
+                bytes.make_ascii_uppercase();
+                Ok(bytes)
             })
         })
         .await;
