@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use rpcnet::balance::{CAPACITY_TAG, Endpoint, ZONE_TAG};
-use rpcnet::{LoadBalancingStrategy, RpcConfig, RpcError, RpcServer, ShutdownHandle};
+use rpcnet::{LoadBalancingStrategy, RpcConfig, RpcError, RpcServer, ServerHandle};
 
 use crate::report::{self, Row, ScenarioResult, Settings};
 
@@ -93,7 +93,7 @@ struct Running {
     name: String,
     addr: SocketAddr,
     calls: Arc<AtomicU64>,
-    shutdown: ShutdownHandle,
+    shutdown: ServerHandle,
 }
 
 fn start(name: &str, time: ServiceTime) -> Running {

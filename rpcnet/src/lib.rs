@@ -50,7 +50,8 @@ pub use config::RpcConfig;
 pub use error::{ErrorKind, RpcError, ServiceError};
 /// [`RpcError`] under the short name the rpcnet 0.1 book uses (`rpcnet::Error`).
 pub type Error = RpcError;
-pub use server::{RpcServer, ServerEndpoint, ShutdownHandle};
+#[allow(deprecated)]
+pub use server::{RequestStream, RpcServer, ServerEndpoint, ServerHandle, ShutdownHandle};
 pub use stream::RpcStream;
 pub use transport::{CipherSuite, CongestionControl};
 pub use typed::RpcMessage;
@@ -99,7 +100,7 @@ pub mod prelude {
     pub use crate::cluster::{ClusterClient, ClusterConfig, ClusterEvent, ClusterMembership, WorkerRegistry};
     pub use crate::{
         CallOptions, ClientBuilder, Error, ErrorKind, LoadBalancingStrategy, RpcClient, RpcConfig, RpcError, RpcServer,
-        RpcStream, ShutdownHandle, rpc_impl, rpc_service, rpc_trait,
+        RpcStream, ServerHandle, rpc_impl, rpc_service, rpc_trait,
     };
     pub use futures::{Stream, StreamExt};
     pub use serde::{Deserialize, Serialize};

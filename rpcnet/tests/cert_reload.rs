@@ -68,7 +68,7 @@ async fn a_mismatched_key_or_bad_pem_is_refused_and_the_certificate_in_service_s
 #[tokio::test]
 async fn a_server_not_yet_bound_has_no_certificate_to_replace() {
     let server = rpcnet::RpcServer::new(RpcConfig::dev("127.0.0.1:0"));
-    let err = server.shutdown_handle().reload_identity(DevPki::get().issue("x.test").unwrap()).unwrap_err();
+    let err = server.handle().reload_identity(DevPki::get().issue("x.test").unwrap()).unwrap_err();
     assert!(matches!(err, RpcError::Config(ref m) if m.contains("not bound")), "got {err:?}");
 }
 

@@ -78,7 +78,7 @@ fn serve(dir: &Path) {
             .with_max_connections(MAX_CONNECTIONS)
             .with_max_in_flight_calls(MAX_IN_FLIGHT);
         let mut server = RpcServer::new(config);
-        let handle = server.shutdown_handle();
+        let handle = server.handle();
         server.register("echo", |request| async move { Ok(request) }).await;
         server
             .register("big", |request: Vec<u8>| async move {

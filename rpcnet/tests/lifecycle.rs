@@ -67,7 +67,7 @@ async fn a_client_reconnects_to_a_server_restarted_on_the_same_address() {
 #[tokio::test]
 async fn shutdown_of_a_server_that_never_started_returns_at_once() {
     let server = rpcnet::RpcServer::new(RpcConfig::dev("127.0.0.1:0"));
-    let handle = server.shutdown_handle();
+    let handle = server.handle();
     tokio::time::timeout(Duration::from_secs(1), handle.shutdown()).await.expect("nothing to wait for");
     assert!(handle.is_shutting_down());
 }

@@ -63,7 +63,7 @@ fn tokio_stream_from<T: Send + 'static>(mut rx: tokio::sync::mpsc::Receiver<T>) 
 
 /// A server whose `produce` method streams up to 100,000 messages of 1 KiB, counting how
 /// many it has handed to the network.
-async fn producer_server(produced: Arc<AtomicUsize>) -> (std::net::SocketAddr, rpcnet::ShutdownHandle) {
+async fn producer_server(produced: Arc<AtomicUsize>) -> (std::net::SocketAddr, rpcnet::ServerHandle) {
     subscribe();
     let mut server = RpcServer::new(RpcConfig::dev("127.0.0.1:0"));
     server

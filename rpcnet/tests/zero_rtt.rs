@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::subscribe;
-use rpcnet::{CallOptions, RpcClient, RpcConfig, RpcServer, ShutdownHandle, rpc_service};
+use rpcnet::{CallOptions, RpcClient, RpcConfig, RpcServer, ServerHandle, rpc_service};
 use tokio::net::UdpSocket;
 
 /// The 0-RTT packets in one UDP datagram, and their bytes. QUIC v1 long headers (RFC 9000,
@@ -110,7 +110,7 @@ impl Drop for Relay {
 }
 
 /// A server whose `echo` counts the requests its handler ran.
-async fn server(config: RpcConfig) -> (SocketAddr, ShutdownHandle, Arc<AtomicUsize>) {
+async fn server(config: RpcConfig) -> (SocketAddr, ServerHandle, Arc<AtomicUsize>) {
     subscribe();
     let runs = Arc::new(AtomicUsize::new(0));
     let mut server = RpcServer::new(config);

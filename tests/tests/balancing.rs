@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use rpcnet::balance::{Balancer, CallInfo, Endpoint};
-use rpcnet::{LoadBalancingStrategy, RpcConfig, RpcError, RpcServer, RpcStream, ShutdownHandle, rpc_service};
+use rpcnet::{LoadBalancingStrategy, RpcConfig, RpcError, RpcServer, RpcStream, ServerHandle, rpc_service};
 use serde::{Deserialize, Serialize};
 
 /// The service's own error.
@@ -73,7 +73,7 @@ impl Whoami for Named {
 
 struct Server {
     addr: SocketAddr,
-    shutdown: ShutdownHandle,
+    shutdown: ServerHandle,
     calls: Arc<AtomicUsize>,
 }
 

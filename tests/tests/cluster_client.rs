@@ -5,7 +5,7 @@
 
 use std::net::SocketAddr;
 
-use rpcnet::{LoadBalancingStrategy, RpcConfig, RpcServer, ShutdownHandle, rpc_service};
+use rpcnet::{LoadBalancingStrategy, RpcConfig, RpcServer, ServerHandle, rpc_service};
 
 #[rpc_service]
 pub trait Who {
@@ -20,7 +20,7 @@ impl Who for Named {
     }
 }
 
-fn serve(name: &'static str) -> (SocketAddr, ShutdownHandle) {
+fn serve(name: &'static str) -> (SocketAddr, ServerHandle) {
     let mut server = RpcServer::new(RpcConfig::dev("127.0.0.1:0"));
     server.add_service(WhoServer::new(Named(name)));
     server.spawn().unwrap()

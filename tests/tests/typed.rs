@@ -101,7 +101,7 @@ impl Calculator for Calc {
     }
 }
 
-async fn serve() -> (CalculatorClient, rpcnet::ShutdownHandle) {
+async fn serve() -> (CalculatorClient, rpcnet::ServerHandle) {
     rpcnet_tests::subscribe();
     let mut server = RpcServer::new(RpcConfig::dev("127.0.0.1:0"));
     server.add_service(CalculatorServer::new(Calc));

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rpcnet::cluster::{ClusterConfig, ClusterMembership, LoadBalancingStrategy, WorkerRegistry};
-use rpcnet::{RpcConfig, RpcError, RpcServer, RpcStream, ShutdownHandle};
+use rpcnet::{RpcConfig, RpcError, RpcServer, RpcStream, ServerHandle};
 
 /// Everything generated from `services/calculator.rpc.rs`, in a module of its own so that
 /// its `use` lines meet no others.
@@ -45,7 +45,7 @@ impl Calculator for Calc {
 #[derive(Debug)]
 struct Worker {
     cluster: ClusterMembership,
-    shutdown: ShutdownHandle,
+    shutdown: ServerHandle,
 }
 
 impl Worker {

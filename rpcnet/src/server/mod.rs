@@ -51,7 +51,7 @@ impl ServerEndpoint {
     }
 }
 
-/// Where the server is in its life, for [`ShutdownHandle`].
+/// Where the server is in its life, for [`ServerHandle`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
     Idle,
@@ -63,12 +63,13 @@ enum Phase {
 /// handles, which may replace it.
 type CertificateSlot = Arc<Mutex<Option<Arc<ServerCertificate>>>>;
 
-/// Stops a server gracefully from anywhere: it refuses new connections at once, answers
-/// new calls with [`RpcError::Unavailable`], lets calls in flight finish within the grace
-/// period ([`RpcConfig::with_shutdown_grace_period`]) and waits until the peers have
-/// acknowledged their replies, then closes every connection. It also reports the server's
-/// load, and replaces its certificate while it runs
-/// ([`reload_certificate`](Self::reload_certificate)).
+/// A running server, from anywhere: what [`RpcServer::spawn`] returns beside the address.
+/// It reports the server's load, replaces its certificate while it runs
+/// ([`reload_certificate`](Self::reload_certificate)), and stops it gracefully:
+/// [`shutdown`](Self::shutdown) refuses new connections at once, answers new calls with
+/// [`RpcError::Unavailable`], lets calls in flight finish within the grace period
+/// ([`RpcConfig::with_shutdown_grace_period`]) and waits until the peers have acknowledged
+/// their replies, then closes every connection.
 ///
 /// [`shutdown`](Self::shutdown) does all of it. To drain in steps, as a node leaving a
 /// cluster does (stop taking work, let the work in hand finish, leave, close):
@@ -88,7 +89,7 @@ type CertificateSlot = Arc<Mutex<Option<Arc<ServerCertificate>>>>;
 /// # Ok(()) }
 /// ```
 #[derive(Debug, Clone)]
-pub struct ShutdownHandle {
+pub struct ServerHandle {
     token: CancellationToken,
     draining: CancellationToken,
     phase: watch::Receiver<Phase>,
@@ -96,7 +97,7 @@ pub struct ShutdownHandle {
     certificate: CertificateSlot,
 }
 
-impl ShutdownHandle {
+impl ServerHandle {
     /// Starts the shutdown and waits until the server has closed. Returns at once if the
     /// server was never started.
     pub async fn shutdown(&self) {
@@ -145,7 +146,7 @@ impl ShutdownHandle {
     /// [`Identity::from_pem`] reads them. See [`reload_identity`](Self::reload_identity).
     ///
     /// ```no_run
-    /// # async fn rotate(handle: rpcnet::ShutdownHandle) -> Result<(), rpcnet::RpcError> {
+    /// # async fn rotate(handle: rpcnet::ServerHandle) -> Result<(), rpcnet::RpcError> {
     /// let cert = std::fs::read("certs/server.pem").map_err(|e| rpcnet::RpcError::Config(e.to_string()))?;
     /// let key = std::fs::read("certs/server-key.pem").map_err(|e| rpcnet::RpcError::Config(e.to_string()))?;
     /// handle.reload_certificate(cert, key).await?;
@@ -179,6 +180,10 @@ impl ShutdownHandle {
     }
 }
 
+/// The former name of [`ServerHandle`], from when it only shut servers down.
+#[deprecated(since = "0.2.0", note = "renamed `ServerHandle`")]
+pub type ShutdownHandle = ServerHandle;
+
 /// A server of raw-bytes handlers and typed services over QUIC.
 ///
 /// ```
@@ -192,7 +197,7 @@ impl ShutdownHandle {
 /// }).await;
 /// let endpoint = server.bind()?;
 /// let addr = server.local_addr().expect("bound");
-/// let shutdown = server.shutdown_handle();
+/// let shutdown = server.handle();
 /// tokio::spawn(async move { server.start(endpoint).await });
 ///
 /// let client = RpcClient::connect(addr, RpcConfig::dev("127.0.0.1:0")).await?;
@@ -353,9 +358,10 @@ impl RpcServer {
         self.local_addr
     }
 
-    /// A handle that shuts the server down gracefully; take it before `start` moves the server.
-    pub fn shutdown_handle(&self) -> ShutdownHandle {
-        ShutdownHandle {
+    /// The server's [`ServerHandle`] (load, certificate reload, shutdown); take it before
+    /// `start` moves the server.
+    pub fn handle(&self) -> ServerHandle {
+        ServerHandle {
             token: self.token.clone(),
             draining: self.draining.clone(),
             phase: self.phase.subscribe(),
@@ -364,16 +370,22 @@ impl RpcServer {
         }
     }
 
-    /// Binds and runs the server on a new task; returns its address and shutdown handle.
-    pub fn spawn(mut self) -> Result<(SocketAddr, ShutdownHandle), RpcError> {
+    /// The same as [`handle`](Self::handle), under its former name.
+    #[deprecated(since = "0.2.0", note = "renamed `handle`")]
+    pub fn shutdown_handle(&self) -> ServerHandle {
+        self.handle()
+    }
+
+    /// Binds and runs the server on a new task; returns its address and handle.
+    pub fn spawn(mut self) -> Result<(SocketAddr, ServerHandle), RpcError> {
         let endpoint = self.bind()?;
         let addr = endpoint.local_addr()?;
-        let handle = self.shutdown_handle();
+        let handle = self.handle();
         tokio::spawn(async move { self.start(endpoint).await });
         Ok((addr, handle))
     }
 
-    /// Serves connections until [`ShutdownHandle::shutdown`] is called, then shuts down
+    /// Serves connections until [`ServerHandle::shutdown`] is called, then shuts down
     /// gracefully and returns.
     pub async fn start(self, endpoint: ServerEndpoint) -> Result<(), RpcError> {
         let endpoint = endpoint.endpoint;

@@ -1,6 +1,6 @@
 //! What every call of a running server reads: its routes, limits and timeouts, the count
 //! of calls in flight with the permit that holds a place in it, and whether shutdown began.
-//! The counts are shared with `ShutdownHandle`, which reports them.
+//! The counts are shared with `ServerHandle`, which reports them.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -12,7 +12,7 @@ use crate::config::RpcConfig;
 use crate::transport::{FrameBudget, ReadBounds};
 use crate::wire::Limits;
 
-/// Counts a server keeps while it runs, readable from its [`ShutdownHandle`](super::ShutdownHandle).
+/// Counts a server keeps while it runs, readable from its [`ServerHandle`](super::ServerHandle).
 #[derive(Debug, Default)]
 pub(crate) struct Counts {
     /// Calls admitted and not finished (handlers running or writing their responses).

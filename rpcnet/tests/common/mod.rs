@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
-use rpcnet::{RpcClient, RpcConfig, RpcError, RpcServer, ShutdownHandle};
+use rpcnet::{RpcClient, RpcConfig, RpcError, RpcServer, ServerHandle};
 
 /// Sends the library's tracing output to the test's captured output (`RUST_LOG` filters).
 pub fn subscribe() {
@@ -102,7 +102,7 @@ pub async fn register_test_methods(server: &mut RpcServer, probes: &Probes) {
 /// A running dev-certificate server with the test methods.
 pub struct TestServer {
     pub addr: SocketAddr,
-    pub shutdown: ShutdownHandle,
+    pub shutdown: ServerHandle,
     pub probes: Probes,
 }
 

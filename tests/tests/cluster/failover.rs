@@ -7,7 +7,7 @@ use super::*;
 /// answers its name), whose RPC server the test can stop while its membership lives on.
 struct RawWorker {
     cluster: ClusterMembership,
-    shutdown: rpcnet::ShutdownHandle,
+    shutdown: rpcnet::ServerHandle,
     /// Calls started, watched so that a test can wait for the next one.
     calls: Arc<tokio::sync::watch::Sender<usize>>,
 }
