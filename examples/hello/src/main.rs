@@ -1,4 +1,4 @@
-//! One server and one client on loopback, with the in-memory development certificate:
+//! One server and one client on loopback, with the development certificate:
 //! a unary call, a service error, a deadline, and a server stream.
 //!
 //! ```text

@@ -143,7 +143,7 @@ impl<C: TypedClient> ClientBuilder<C> {
     }
 
     /// The development configuration, [`RpcConfig::dev`] on `127.0.0.1:0`: trusts only the
-    /// in-memory development CA of this process. For tests and demos.
+    /// development CA (shared by this user's processes, see [`DevPki`](crate::transport::DevPki)). For tests and demos.
     pub fn dev(self) -> Self {
         self.config(RpcConfig::dev("127.0.0.1:0"))
     }

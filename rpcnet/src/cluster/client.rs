@@ -52,7 +52,7 @@ impl Default for ClusterClientConfig {
 
 impl ClusterClientConfig {
     /// The defaults with the development TLS configuration ([`RpcConfig::dev`]): trusts
-    /// only the in-memory development CA of this process. For tests and demos.
+    /// only the development CA (shared by this user's processes, see [`DevPki`](crate::transport::DevPki)). For tests and demos.
     pub fn dev() -> Self {
         Self::default().with_rpc_config(RpcConfig::dev("127.0.0.1:0"))
     }
