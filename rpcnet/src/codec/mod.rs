@@ -42,6 +42,15 @@ pub trait Codec: Send + Sync + 'static {
     /// Decodes one whole payload into a value; bytes left over are an error.
     fn decode<T: DeserializeOwned>(&self, payload: impl Buf) -> Result<T, CodecError>;
 
+    /// How many bytes `encode` will append for `value`, if the codec can tell without
+    /// writing them. The frame is then allocated once at its size instead of growing (a
+    /// large message would otherwise be copied as its buffer grows, into memory the process
+    /// has not touched yet). Default: `None`, the buffer grows as needed.
+    fn encoded_len<T: Serialize + ?Sized>(&self, value: &T) -> Option<usize> {
+        let _ = value;
+        None
+    }
+
     /// The encoding of `value` in a buffer of its own, for raw-bytes calls
     /// ([`RpcClient::call`](crate::RpcClient::call)).
     fn encode_to_vec<T: Serialize + ?Sized>(&self, value: &T) -> Result<Vec<u8>, CodecError> {

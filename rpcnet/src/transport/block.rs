@@ -30,6 +30,29 @@ pub(crate) fn carve(len: usize, write: impl FnOnce(&mut BytesMut)) -> Bytes {
     })
 }
 
+/// Like [`carve`], for a `write` that may run user code and may fail: `len` is what it is
+/// expected to write (a codec's measure), and the buffer still grows if it writes more.
+/// A message larger than half a block gets a buffer of its own, allocated once at `len`
+/// instead of grown from the block by doubling (each step a copy into memory not yet
+/// touched).
+pub(crate) fn carve_exact<R>(len: usize, write: impl FnOnce(&mut BytesMut) -> R) -> (R, Bytes) {
+    BLOCK.with(|block| match block.try_borrow_mut() {
+        Ok(mut block) if len <= BLOCK_SIZE / 2 => {
+            if block.capacity() < len {
+                *block = BytesMut::with_capacity(BLOCK_SIZE);
+            }
+            let result = write(&mut block);
+            (result, block.split().freeze())
+        }
+        // Large, or the block is in use by an encode this one runs inside of.
+        _ => {
+            let mut own = BytesMut::with_capacity(len);
+            let result = write(&mut own);
+            (result, own.freeze())
+        }
+    })
+}
+
 /// Like [`carve`], for writes whose length is not known in advance: the buffer grows (by
 /// reallocating itself only) if `write` needs more than the block has left.
 ///

@@ -10,7 +10,7 @@ use std::task::{Context, Poll, ready};
 use bytes::{BufMut, Bytes, BytesMut};
 use quinn::SendStream;
 
-use super::block::{carve, carve_growing};
+use super::block::{carve, carve_exact, carve_growing};
 use super::errors::write_error;
 use crate::error::RpcError;
 use crate::wire::{FRAME_HEADER_LEN, FrameHeader, FrameTag, Limits, PROTOCOL_VERSION, RequestHead, WireError};
@@ -35,8 +35,14 @@ pub(crate) enum OutgoingMessage {
 impl OutgoingMessage {
     /// Encodes a payload with `encode`, which appends it to the buffer it is given, straight
     /// behind its frame header.
-    pub(crate) fn encode<E>(tag: FrameTag, encode: impl FnOnce(&mut BytesMut) -> Result<(), E>) -> Result<Self, E> {
-        let (result, framed) = carve_growing(|buf| {
+    /// `len`: the payload's length if known beforehand, so that the frame's buffer is
+    /// allocated once at its size.
+    pub(crate) fn encode<E>(
+        tag: FrameTag,
+        len: Option<usize>,
+        encode: impl FnOnce(&mut BytesMut) -> Result<(), E>,
+    ) -> Result<Self, E> {
+        let write = |buf: &mut BytesMut| {
             buf.put_u8(PROTOCOL_VERSION);
             buf.put_bytes(0, FRAME_HEADER_LEN);
             let start = buf.len();
@@ -47,7 +53,11 @@ impl OutgoingMessage {
             let header = FrameHeader { tag, len }.to_bytes();
             buf[start - FRAME_HEADER_LEN..start].copy_from_slice(&header);
             result
-        });
+        };
+        let (result, framed) = match len {
+            Some(len) => carve_exact(ROOM + len, write),
+            None => carve_growing(write),
+        };
         result.map(|()| Self::Framed(framed))
     }
 
@@ -208,7 +218,7 @@ mod tests {
 
     #[test]
     fn an_encoded_message_is_the_same_frame_as_a_raw_one() {
-        let encoded = OutgoingMessage::encode::<()>(FrameTag::Message, |buf| {
+        let encoded = OutgoingMessage::encode::<()>(FrameTag::Message, None, |buf| {
             buf.extend_from_slice(b"hello");
             Ok(())
         })
@@ -224,5 +234,46 @@ mod tests {
         }
         let big = OutgoingMessage::from(Bytes::from(vec![0; 2048]));
         assert!(matches!(big.frame(FrameTag::Message, 1024, Prefix::Nothing), Err(WireError::FrameTooLarge { .. })));
+    }
+
+    /// A length given beforehand is a hint for the allocation: an encoder that writes less
+    /// or more than it (a `Serialize` impl that lies to the codec's measure) still gets the
+    /// frame of what it wrote, small or large.
+    #[test]
+    fn a_wrong_length_hint_still_frames_what_was_written() {
+        let head = RequestHead::new(crate::wire::CallKind::Unary, "S.m");
+        let limits = Limits::default();
+        for (hint, written) in [(5, 5), (2, 100), (100, 2), (40_000, 70_000), (70_000, 40_000), (1 << 20, 3)] {
+            let payload: Vec<u8> = (0..written).map(|i| i as u8).collect();
+            let encoded = OutgoingMessage::encode::<()>(FrameTag::Message, Some(hint), |buf| {
+                buf.extend_from_slice(&payload);
+                Ok(())
+            })
+            .unwrap();
+            assert_eq!(encoded.len(), written, "hint {hint}");
+            let raw = OutgoingMessage::from(Bytes::from(payload));
+            let a = encoded.frame(FrameTag::Message, 1 << 21, Prefix::Head(&head, &limits)).unwrap();
+            let b = raw.frame(FrameTag::Message, 1 << 21, Prefix::Head(&head, &limits)).unwrap();
+            assert_eq!(bytes(a), bytes(b), "hint {hint}, written {written}");
+        }
+    }
+
+    #[test]
+    fn an_encode_inside_an_encode_gets_a_buffer_of_its_own() {
+        let outer = OutgoingMessage::encode::<()>(FrameTag::Message, Some(3), |buf| {
+            let inner = OutgoingMessage::encode::<()>(FrameTag::Message, Some(2), |inner| {
+                inner.extend_from_slice(b"in");
+                Ok(())
+            })
+            .unwrap();
+            assert_eq!(inner.len(), 2);
+            buf.extend_from_slice(b"out");
+            Ok(())
+        })
+        .unwrap();
+        let Outgoing::One(framed) = outer.frame(FrameTag::Message, 64, Prefix::Nothing).unwrap() else {
+            panic!("an encoded message is sent in one piece");
+        };
+        assert!(framed.ends_with(b"out"));
     }
 }

@@ -36,9 +36,12 @@ pub trait RpcMessage: Serialize + DeserializeOwned + Send + 'static {}
 
 impl<T: Serialize + DeserializeOwned + Send + 'static> RpcMessage for T {}
 
-/// Encodes a message with codec `C` straight into its outgoing frame.
+/// Encodes a message with codec `C` straight into its outgoing frame, allocated at the
+/// message's size when the codec can tell it.
 pub(crate) fn encode<C: Codec + Default, T: Serialize + ?Sized>(value: &T) -> Result<OutgoingMessage, RpcError> {
-    Ok(OutgoingMessage::encode(FrameTag::Message, |buf| C::default().encode(value, buf))?)
+    let codec = C::default();
+    let len = codec.encoded_len(value);
+    Ok(OutgoingMessage::encode(FrameTag::Message, len, |buf| codec.encode(value, buf))?)
 }
 
 /// Decodes a message with codec `C`, from the pieces it arrived in.
@@ -52,5 +55,48 @@ pub(crate) fn service_error<C: Codec + Default, E: Serialize>(err: &E) -> RpcErr
     match C::default().encode(err, &mut payload) {
         Ok(()) => RpcError::service(payload.freeze()),
         Err(encode) => encode.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use serde::Serializer;
+
+    use super::*;
+    use crate::transport::OutgoingMessage;
+
+    /// Writes more each time it is serialized: the codec's measure of it is wrong by the
+    /// time it is encoded.
+    struct Growing(Cell<usize>);
+
+    impl Serialize for Growing {
+        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            let len = self.0.get();
+            self.0.set(len * 3);
+            serializer.serialize_bytes(&vec![9; len])
+        }
+    }
+
+    fn decoded(message: OutgoingMessage) -> Vec<u8> {
+        let OutgoingMessage::Framed(framed) = &message else { panic!("a typed message is encoded into its frame") };
+        let payload = framed.slice(framed.len() - message.len()..);
+        decode::<DefaultCodec, ByteBuf>(payload).unwrap().0
+    }
+
+    #[test]
+    fn a_message_that_writes_more_than_measured_is_encoded_whole() {
+        for first in [10, 20_000, 300_000] {
+            let message = encode::<DefaultCodec, _>(&Growing(Cell::new(first))).unwrap();
+            assert_eq!(decoded(message), vec![9; first * 3], "measured at {first} bytes");
+        }
+    }
+
+    #[test]
+    fn a_large_message_is_encoded_whole() {
+        let payload: Vec<u8> = (0..1_000_000u32).map(|i| i as u8).collect();
+        let message = encode::<DefaultCodec, _>(&ByteBuf(payload.clone())).unwrap();
+        assert_eq!(decoded(message), payload);
     }
 }
