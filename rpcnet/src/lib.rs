@@ -39,6 +39,7 @@ mod client;
 mod config;
 mod deadline;
 mod error;
+pub mod metadata;
 mod stream;
 mod typed;
 
@@ -48,6 +49,7 @@ pub use channel::{Channel, ClientBuilder, EndpointSource, EndpointStats, TypedCl
 pub use client::{CallOptions, RpcClient};
 pub use config::RpcConfig;
 pub use error::{ErrorKind, RpcError, ServiceError};
+pub use metadata::{Metadata, MetadataError, MetadataValue};
 /// [`RpcError`] under the short name the rpcnet 0.1 book uses (`rpcnet::Error`).
 pub type Error = RpcError;
 #[allow(deprecated)]

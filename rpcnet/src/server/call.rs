@@ -10,12 +10,15 @@ use futures::StreamExt;
 use quinn::{RecvStream, SendStream};
 use tokio::time::Instant;
 
+use super::context::{CallScope, Context};
 use super::interrupt::{Interruption, Outcome, timeout_if_pending};
+use super::peer::Peer;
 use super::respond::Responder;
 use super::routes::{BidiStreamingFn, ClientStreamingFn, Handler, Route, Routes, ServerStreamingFn, UnaryFn};
 use super::shared::{InFlight, ServerShared};
 use crate::deadline::Deadline;
 use crate::error::RpcError;
+use crate::metadata::{Metadata, MetadataError};
 use crate::stream::RpcStream;
 use crate::transport::{OutgoingMessage, ReadBounds, ReceiveError, ReceiveHalf};
 use crate::wire::{CallKind, Payload, RequestDecoder, RequestEvent, StatusCode, StreamCode, WireError};
@@ -28,7 +31,8 @@ type Requests = ReceiveHalf<RequestDecoder>;
 struct IncomingHead<'r> {
     kind: CallKind,
     deadline: Option<Duration>,
-    route: Result<(&'r str, &'r Handler), String>,
+    route: Result<(&'r Arc<str>, &'r Handler), String>,
+    metadata: Result<Metadata, MetadataError>,
 }
 
 /// Reads the head and looks its method up while the name is borrowed from the stream.
@@ -39,13 +43,25 @@ async fn read_head<'r>(requests: &mut Requests, routes: &'r Routes) -> Result<In
                 kind: head.kind,
                 deadline: head.deadline,
                 route: routes.get(head.method).ok_or_else(|| head.method.to_owned()),
+                // Most calls carry none: an empty `Metadata` allocates nothing.
+                metadata: if head.metadata.is_empty() {
+                    Ok(Metadata::new())
+                } else {
+                    Metadata::from_wire(&head.metadata)
+                },
             }))
         })
         .await
 }
 
 /// Serves one call; never fails: every problem is answered on the stream and logged.
-pub(crate) async fn serve_call(send: SendStream, recv: RecvStream, shared: Arc<ServerShared>, bounds: ReadBounds) {
+pub(crate) async fn serve_call(
+    send: SendStream,
+    recv: RecvStream,
+    shared: Arc<ServerShared>,
+    bounds: ReadBounds,
+    peer: Arc<Peer>,
+) {
     let mut requests = ReceiveHalf::bounded(recv, RequestDecoder::new(shared.limits), bounds);
     let mut responder = Responder::new(send, shared.limits.max_frame_len, shared.write_timeout);
 
@@ -98,6 +114,15 @@ pub(crate) async fn serve_call(send: SendStream, recv: RecvStream, shared: Arc<S
             return;
         }
     };
+    let metadata = match head.metadata {
+        Ok(metadata) => metadata,
+        Err(err) => {
+            tracing::warn!(%method, error = %err, "rejecting a call with malformed metadata");
+            requests.stop(StreamCode::Protocol);
+            refuse(&mut responder, StatusCode::Protocol, &err.to_string()).await;
+            return;
+        }
+    };
     let Some(route) = handler.route(head.kind) else {
         let message = format!("method `{method}` is {:?} but was called as {:?}", handler.kind(), head.kind);
         tracing::warn!("{message}");
@@ -106,7 +131,7 @@ pub(crate) async fn serve_call(send: SendStream, recv: RecvStream, shared: Arc<S
         return;
     };
     // A ping is a sign of life, not work: a server at its limit still answers it.
-    let ping = method == crate::wire::PING_METHOD;
+    let ping = &**method == crate::wire::PING_METHOD;
     let permit = if ping { Some(None) } else { InFlight::acquire(&shared).map(Some) };
     let Some(permit) = permit else {
         tracing::warn!(%method, limit = shared.max_in_flight_calls, "refusing a call: too many calls in flight");
@@ -115,8 +140,27 @@ pub(crate) async fn serve_call(send: SendStream, recv: RecvStream, shared: Arc<S
         return;
     };
 
-    let mut interruption = Interruption::new(deadline);
-    let call = Call { requests, responder: &mut responder, interruption: &mut interruption, shared: &shared };
+    let context = Context::new(method.clone(), deadline.instant(), peer, metadata);
+    CallScope::new(context).run(serve_admitted(route, method, requests, &mut responder, &shared)).await;
+    // In a shutdown, the handler's place goes to the next call while this task (which the
+    // shutdown waits for) waits for the reply to be acknowledged.
+    if shared.is_shutting_down() {
+        drop(permit);
+        responder.delivered().await;
+    }
+}
+
+/// Runs an admitted call's handler and answers with what it returned, inside the call's
+/// scope (its [`Context`]).
+async fn serve_admitted(
+    route: Route<'_>,
+    method: &str,
+    requests: Requests,
+    responder: &mut Responder,
+    shared: &ServerShared,
+) {
+    let mut interruption = Interruption::new(responder.deadline);
+    let call = Call { requests, responder, interruption: &mut interruption, shared };
     let result = match route {
         // The handler stage is boxed: the task of every call then starts small (it is moved
         // several times on its way into the runtime) and the box, under 1 KiB, comes from
@@ -139,12 +183,6 @@ pub(crate) async fn serve_call(send: SendStream, recv: RecvStream, shared: Arc<S
             // Boxed, like every rare path here: it keeps the future of each call small.
             Box::pin(responder.fail(&err)).await;
         }
-    }
-    // In a shutdown, the handler's place goes to the next call while this task (which the
-    // shutdown waits for) waits for the reply to be acknowledged.
-    if shared.is_shutting_down() {
-        drop(permit);
-        responder.delivered().await;
     }
 }
 

@@ -12,6 +12,7 @@ use quinn::VarInt;
 use tokio_util::task::TaskTracker;
 
 use super::call;
+use super::peer::Peer;
 use super::shared::{Counts, ServerShared};
 
 /// Application close code of a connection that opened no call in time.
@@ -101,6 +102,7 @@ pub(crate) async fn serve_connection(
     tracing::debug!(%remote, "connection accepted");
     let _open = shared.opened(&connection);
     let bounds = shared.read_bounds();
+    let peer = Arc::new(Peer::of(&connection));
     // A connection that never opens a call would hold its place for as long as its peer
     // keeps it alive: it gets a short time for its first call.
     let mut next = match tokio::time::timeout(handshake_idle_timeout, connection.accept_bi()).await {
@@ -116,7 +118,7 @@ pub(crate) async fn serve_connection(
             Ok((send, recv)) => {
                 // Boxed: spawning moves the task's future several times, and a pointer is
                 // cheaper to move than the call's state.
-                calls.spawn(Box::pin(call::serve_call(send, recv, shared.clone(), bounds.clone())));
+                calls.spawn(Box::pin(call::serve_call(send, recv, shared.clone(), bounds.clone(), peer.clone())));
             }
             Err(err) => {
                 tracing::debug!(%remote, reason = %err, "connection closed");

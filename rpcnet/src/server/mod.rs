@@ -4,12 +4,16 @@
 
 mod call;
 mod connections;
+mod context;
 mod interrupt;
+mod peer;
 mod request_stream;
 mod respond;
 mod routes;
 mod shared;
 
+pub use context::Context;
+pub use peer::PeerIdentity;
 pub use request_stream::RequestStream;
 use routes::BoxFuture;
 pub(crate) use routes::Handler;

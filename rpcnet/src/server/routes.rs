@@ -94,7 +94,7 @@ impl Handler {
 pub struct Routes {
     /// Fx hashing: keys are the server's own method names, so a client can only look
     /// names up, never choose what collides; SipHash would cost more on every call.
-    handlers: FxHashMap<Box<str>, Handler>,
+    handlers: FxHashMap<Arc<str>, Handler>,
 }
 
 impl fmt::Debug for Routes {
@@ -210,9 +210,9 @@ impl Routes {
         names
     }
 
-    /// The handler of `method` and its registered name.
-    pub(crate) fn get(&self, method: &str) -> Option<(&str, &Handler)> {
-        self.handlers.get_key_value(method).map(|(name, handler)| (&**name, handler))
+    /// The handler of `method` and its registered name (shared with each call's context).
+    pub(crate) fn get(&self, method: &str) -> Option<(&Arc<str>, &Handler)> {
+        self.handlers.get_key_value(method)
     }
 
     /// Adds the built-in methods (see [`crate::wire::PING_METHOD`]).
