@@ -63,7 +63,7 @@ pub(crate) async fn serve_call(
     peer: Arc<Peer>,
 ) {
     let mut requests = ReceiveHalf::bounded(recv, RequestDecoder::new(shared.limits), bounds);
-    let mut responder = Responder::new(send, shared.limits.max_frame_len, shared.write_timeout);
+    let mut responder = Responder::new(send, shared.limits, shared.write_timeout);
 
     let read_timeout = shared.request_read_timeout;
     let head =
@@ -141,7 +141,7 @@ pub(crate) async fn serve_call(
     };
 
     let context = Context::new(method.clone(), deadline.instant(), peer, metadata);
-    CallScope::new(context).run(serve_admitted(route, method, requests, &mut responder, &shared)).await;
+    CallScope::new(context, shared.limits).run(serve_admitted(route, method, requests, &mut responder, &shared)).await;
     // In a shutdown, the handler's place goes to the next call while this task (which the
     // shutdown waits for) waits for the reply to be acknowledged.
     if shared.is_shutting_down() {

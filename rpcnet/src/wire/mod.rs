@@ -67,13 +67,16 @@
 
 mod frame;
 mod head;
+mod metadata;
 mod payload;
+mod reader;
 mod request;
 mod response;
 mod status;
 
 pub use frame::{FRAME_HEADER_LEN, FrameHeader, FrameTag};
-pub use head::{CallKind, MetadataEntry, REQUEST_PREFIX_LEN, RequestHead};
+pub use head::{CallKind, REQUEST_PREFIX_LEN, RequestHead};
+pub use metadata::{MetadataEntry, decode_metadata_frame, encode_metadata_frame};
 pub use payload::Payload;
 pub use request::{RequestDecoder, RequestEvent};
 pub use response::{ResponseDecoder, ResponseEvent};
