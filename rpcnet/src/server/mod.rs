@@ -6,6 +6,7 @@ mod call;
 mod connections;
 mod context;
 mod interrupt;
+mod layers;
 mod peer;
 mod request_stream;
 mod respond;
@@ -13,6 +14,7 @@ mod routes;
 mod shared;
 
 pub use context::Context;
+pub use layers::{ServerCall, ServerReply, ServerService};
 pub use peer::PeerIdentity;
 pub use request_stream::RequestStream;
 use routes::BoxFuture;
@@ -221,6 +223,8 @@ pub struct RpcServer {
     phase: watch::Sender<Phase>,
     counts: Arc<Counts>,
     certificate: CertificateSlot,
+    /// The layers added so far, around the handlers; `None`: calls go straight to them.
+    layers: Option<ServerService>,
 }
 
 impl RpcServer {
@@ -236,7 +240,44 @@ impl RpcServer {
             phase: watch::Sender::new(Phase::Idle),
             counts: Arc::default(),
             certificate: CertificateSlot::default(),
+            layers: None,
         }
+    }
+
+    /// Puts a tower [`Layer`](tower::Layer) around every call of the server, and around the
+    /// layers added before it (so the last one added sees a call first): authentication,
+    /// rate or concurrency limits, timeouts, logging. A layer sees each call as a
+    /// [`ServerCall`] (its [`Context`] and its request) once the request's head is read and
+    /// the call admitted, and may answer it itself; an error it returns goes to the caller
+    /// as an [`RpcError`] (tower's `Elapsed` as a timeout, its load shedding as overloaded,
+    /// an `RpcError` as it is). The built-in ping passes through layers too.
+    ///
+    /// One instance of the layered service serves every call: each call waits for it to be
+    /// ready in the order calls arrive, so a limit's state counts every call of every
+    /// client, and a layer need not be `Clone`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rpcnet::RpcError> {
+    /// use std::time::Duration;
+    /// let mut server = rpcnet::RpcServer::new(rpcnet::RpcConfig::dev("127.0.0.1:0"));
+    /// server.register("echo", |payload| async move { Ok(payload) }).await;
+    /// server.layer(tower::limit::ConcurrencyLimitLayer::new(64));
+    /// server.layer(tower::timeout::TimeoutLayer::new(Duration::from_secs(5)));
+    /// # let (_addr, handle) = server.spawn()?;
+    /// # handle.shutdown().await;
+    /// # Ok(()) }
+    /// ```
+    pub fn layer<L>(&mut self, layer: L) -> &mut Self
+    where
+        L: tower::Layer<ServerService>,
+        L::Service: tower::Service<ServerCall, Response = ServerReply> + Send + 'static,
+        <L::Service as tower::Service<ServerCall>>::Error: Into<tower::BoxError>,
+        <L::Service as tower::Service<ServerCall>>::Future: Send + 'static,
+    {
+        let inner = self.layers.take().unwrap_or_else(layers::Layers::innermost);
+        self.layers = Some(layers::Layers::wrap(inner, layer));
+        self
     }
 
     /// Registers a unary handler of raw bytes under `method`; a second registration of the
@@ -393,7 +434,8 @@ impl RpcServer {
     /// gracefully and returns.
     pub async fn start(self, endpoint: ServerEndpoint) -> Result<(), RpcError> {
         let endpoint = endpoint.endpoint;
-        let shared = Arc::new(ServerShared::new(self.routes.with_builtins(), &self.config, self.counts.clone()));
+        let shared =
+            Arc::new(ServerShared::new(self.routes.with_builtins(), self.layers, &self.config, self.counts.clone()));
         self.phase.send_replace(Phase::Running);
         let calls = TaskTracker::new();
         let admission =
