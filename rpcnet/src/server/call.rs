@@ -15,7 +15,9 @@ use super::interrupt::{Interruption, Outcome, timeout_if_pending};
 use super::layers::Layers;
 use super::peer::Peer;
 use super::respond::Responder;
-use super::routes::{BidiStreamingFn, ClientStreamingFn, Handler, Route, Routes, ServerStreamingFn, UnaryFn};
+use super::routes::{
+    BidiStreamingFn, ClientStreamingFn, Handler, Route, Routes, ServerStreamingFn, UnaryFn, exactly_one,
+};
 use super::shared::{InFlight, ServerShared};
 use crate::deadline::Deadline;
 use crate::error::RpcError;
@@ -338,30 +340,6 @@ impl Call<'_> {
         let responses = self.interruption.guard(&self.responder.send, async { Ok(handler(requests).await) }).await?;
         let response = self.interruption.guard(&self.responder.send, exactly_one(responses, method)).await?;
         self.responder.message(response).await.map_err(Outcome::from)
-    }
-}
-
-/// The one response of a stream that must have exactly one: the caller's decoder takes one
-/// message and then the end, so the handler's end is awaited before the message is sent,
-/// and a handler that yields none or a second one fails the call, saying so.
-pub(super) async fn exactly_one(
-    mut responses: RpcStream<OutgoingMessage>,
-    method: &str,
-) -> Result<OutgoingMessage, RpcError> {
-    let wrong = |what: &str| {
-        RpcError::Protocol(format!(
-            "method `{method}` was called as ClientStreaming, which takes exactly one response, but its \
-             streaming handler {what}"
-        ))
-    };
-    let Some(first) = responses.next().await else {
-        return Err(wrong("ended without a response"));
-    };
-    let first = first?;
-    match responses.next().await {
-        None => Ok(first),
-        Some(Err(err)) => Err(err),
-        Some(Ok(_)) => Err(wrong("yielded a second one")),
     }
 }
 

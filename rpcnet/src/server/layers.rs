@@ -8,9 +8,8 @@ use std::task::{Context as TaskContext, Poll};
 use tower::util::BoxService;
 use tower::{BoxError, Layer, Service, ServiceExt};
 
-use super::call::exactly_one;
 use super::context::Context;
-use super::routes::{BoxFuture, Handler};
+use super::routes::{BoxFuture, Handler, exactly_one};
 use crate::error::RpcError;
 use crate::stream::RpcStream;
 use crate::transport::OutgoingMessage;
@@ -18,8 +17,30 @@ use crate::wire::{CallKind, Payload};
 
 /// The service a server's layers wrap: what [`RpcServer::layer`](super::RpcServer::layer)
 /// hands each layer, already wrapped in the layers added before it.
-/// One service serves every call (see [`RpcServer::layer`](super::RpcServer::layer)), so
-/// layers need not be `Clone`: tower's `RateLimit` works as it is.
+/// A layer added with [`RpcServer::layer`](super::RpcServer::layer) goes around every call
+/// of the server, and around the layers added before it (so the last one added sees a call
+/// first): authentication, rate or concurrency limits, timeouts, logging. It sees each call
+/// as a [`ServerCall`] (its [`Context`] and its request) once the request's head is read and
+/// the call admitted, and may answer it itself; an error it returns goes to the caller as
+/// an [`RpcError`] (tower's `Elapsed` as a timeout, its load shedding as overloaded, an
+/// `RpcError` as it is). The built-in ping passes through the layers too.
+///
+/// One instance of the layered service serves every call: each call waits for it to be
+/// ready in the order calls arrive, so a limit's state counts every call of every client,
+/// and a layer need not be `Clone` (tower's `RateLimit` works as it is).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), rpcnet::RpcError> {
+/// use std::time::Duration;
+/// let mut server = rpcnet::RpcServer::new(rpcnet::RpcConfig::dev("127.0.0.1:0"));
+/// server.register("echo", |payload| async move { Ok(payload) }).await;
+/// server.layer(tower::limit::ConcurrencyLimitLayer::new(64));
+/// server.layer(tower::timeout::TimeoutLayer::new(Duration::from_secs(5)));
+/// # let (_addr, handle) = server.spawn()?;
+/// # handle.shutdown().await;
+/// # Ok(()) }
+/// ```
 pub type ServerService = BoxService<ServerCall, ServerReply, RpcError>;
 
 /// One call as the server's layers see it: its [`Context`] (method, deadline, peer,

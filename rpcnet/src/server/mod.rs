@@ -244,30 +244,8 @@ impl RpcServer {
         }
     }
 
-    /// Puts a tower [`Layer`](tower::Layer) around every call of the server, and around the
-    /// layers added before it (so the last one added sees a call first): authentication,
-    /// rate or concurrency limits, timeouts, logging. A layer sees each call as a
-    /// [`ServerCall`] (its [`Context`] and its request) once the request's head is read and
-    /// the call admitted, and may answer it itself; an error it returns goes to the caller
-    /// as an [`RpcError`] (tower's `Elapsed` as a timeout, its load shedding as overloaded,
-    /// an `RpcError` as it is). The built-in ping passes through layers too.
-    ///
-    /// One instance of the layered service serves every call: each call waits for it to be
-    /// ready in the order calls arrive, so a limit's state counts every call of every
-    /// client, and a layer need not be `Clone`.
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), rpcnet::RpcError> {
-    /// use std::time::Duration;
-    /// let mut server = rpcnet::RpcServer::new(rpcnet::RpcConfig::dev("127.0.0.1:0"));
-    /// server.register("echo", |payload| async move { Ok(payload) }).await;
-    /// server.layer(tower::limit::ConcurrencyLimitLayer::new(64));
-    /// server.layer(tower::timeout::TimeoutLayer::new(Duration::from_secs(5)));
-    /// # let (_addr, handle) = server.spawn()?;
-    /// # handle.shutdown().await;
-    /// # Ok(()) }
-    /// ```
+    /// Puts a tower layer around every call, and around the layers added before it; see
+    /// [`ServerService`] for what a layer sees and an example.
     pub fn layer<L>(&mut self, layer: L) -> &mut Self
     where
         L: tower::Layer<ServerService>,
@@ -279,7 +257,6 @@ impl RpcServer {
         self.layers = Some(layers::Layers::wrap(inner, layer));
         self
     }
-
     /// Registers a unary handler of raw bytes under `method`; a second registration of the
     /// same name replaces the first.
     ///
