@@ -250,6 +250,23 @@ impl RpcError {
     }
 }
 
+impl RpcError {
+    /// A tower layer's error as the caller will see it: an [`RpcError`] as it is, tower's
+    /// timeout as [`RpcError::Timeout`], tower's load shedding as [`RpcError::Overloaded`]
+    /// (retry-safe: the call did not run), anything else as [`RpcError::Internal`] with its
+    /// message. `side`: `"client"` or `"server"`, for the message.
+    pub(crate) fn from_layer(err: tower::BoxError, side: &str) -> Self {
+        match err.downcast::<RpcError>() {
+            Ok(err) => *err,
+            Err(err) if err.is::<tower::timeout::error::Elapsed>() => Self::Timeout,
+            Err(err) if err.is::<tower::load_shed::error::Overloaded>() => {
+                Self::Overloaded(format!("a {side} layer shed the call: {err}"))
+            }
+            Err(err) => Self::Internal(format!("a {side} layer failed the call: {err}")),
+        }
+    }
+}
+
 impl From<WireError> for RpcError {
     fn from(err: WireError) -> Self {
         match err {
