@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::subscribe;
+use futures::StreamExt;
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
     SanType,
@@ -181,6 +182,34 @@ async fn a_closure_check_refuses_by_identity_and_health_checks_always_pass() {
     assert_eq!(runs.read.load(Ordering::SeqCst), 1);
     outside.ping(Duration::from_secs(5)).await.expect("the built-in ping passes every check");
     server.shutdown().await;
+}
+
+#[tokio::test]
+async fn streaming_calls_are_refused_before_their_handler_reads_a_request() {
+    let ca = ClientCa::new();
+    let uploads = Arc::new(AtomicUsize::new(0));
+    subscribe();
+    let mut server = RpcServer::new(ca.server_config());
+    let started = uploads.clone();
+    server
+        .register_client_streaming("Svc.upload", move |_requests| {
+            started.fetch_add(1, Ordering::SeqCst);
+            async move { Ok(Vec::new()) }
+        })
+        .await;
+    server.register_streaming("Svc.chat", |requests| async move { requests.map(Ok) }).await;
+    server.set_authorization(policy());
+    let (addr, handle) = server.spawn().unwrap();
+    let other = RpcClient::connect(addr, client_config(ca.client("outsider", &[]))).await.unwrap();
+
+    let upload = futures::stream::iter(vec![vec![7; 64 * 1024]; 16]);
+    let refused = other.call_client_streaming("Svc.upload", upload).await;
+    assert!(matches!(refused, Err(RpcError::PermissionDenied(_))), "got {refused:?}");
+    let mut chat = other.call_streaming("Svc.chat", futures::stream::iter([b"hi".to_vec()])).await.unwrap();
+    let first = chat.next().await.expect("one item: the refusal");
+    assert!(matches!(first, Err(RpcError::PermissionDenied(ref m)) if m.contains("`Svc.chat`")), "got {first:?}");
+    assert_eq!(uploads.load(Ordering::SeqCst), 0);
+    handle.shutdown().await;
 }
 
 #[tokio::test]
