@@ -1,6 +1,6 @@
 //! The server: method registration, the accept loop, and graceful shutdown. Who may
 //! connect and serving one connection live in `connections.rs`, serving one call in
-//! `call.rs`, method routing in `routes.rs`.
+//! `call.rs`, method routing in `routes.rs`, who may call what in `authorize.rs`.
 
 mod authorize;
 mod call;
