@@ -17,7 +17,7 @@ use rcgen::{
 };
 use rpcnet::server::{AccessPolicy, Authorize, Context, Denied};
 use rpcnet::transport::Identity;
-use rpcnet::{ErrorKind, RpcClient, RpcConfig, RpcError, RpcServer, ServerHandle};
+use rpcnet::{CallOptions, ErrorKind, Metadata, RpcClient, RpcConfig, RpcError, RpcServer, ServerHandle};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
 /// A CA of the test's own, which signs the clients' certificates.
@@ -181,6 +181,32 @@ async fn a_closure_check_refuses_by_identity_and_health_checks_always_pass() {
     );
     assert_eq!(runs.read.load(Ordering::SeqCst), 1);
     outside.ping(Duration::from_secs(5)).await.expect("the built-in ping passes every check");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_closure_check_combines_the_policy_with_a_rule_on_metadata() {
+    let ca = ClientCa::new();
+    let runs = Runs::default();
+    let policy = policy();
+    // Writes must say why, on top of what the policy allows.
+    let check = move |call: &Context| -> Result<(), Denied> {
+        policy.authorize(call)?;
+        match (call.method(), call.metadata().get_str("reason")) {
+            ("Svc.write", None) => Err(Denied::new("`Svc.write` needs a `reason` entry")),
+            _ => Ok(()),
+        }
+    };
+    let (addr, server) = start(ca.server_config(), Some(check), &runs).await;
+    let allowed = RpcClient::connect(addr, client_config(ca.client("allowed-client", &[]))).await.unwrap();
+
+    let refused = allowed.call("Svc.write", Vec::new()).await.unwrap_err();
+    assert!(matches!(refused, RpcError::PermissionDenied(ref m) if m.contains("reason")), "got {refused:?}");
+    let mut metadata = Metadata::new();
+    metadata.insert("reason", "ticket 7").unwrap();
+    let written = allowed.call_with("Svc.write", Vec::new(), CallOptions::new().with_metadata(metadata)).await;
+    assert_eq!(written.unwrap(), b"written".as_slice());
+    assert_eq!(runs.write.load(Ordering::SeqCst), 1, "only the call with a reason ran");
     server.shutdown().await;
 }
 
