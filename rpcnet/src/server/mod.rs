@@ -1,7 +1,9 @@
 //! The server: method registration, the accept loop, and graceful shutdown. Who may
 //! connect and serving one connection live in `connections.rs`, serving one call in
-//! `call.rs`, method routing in `routes.rs`, who may call what in `authorize.rs`.
+//! `call.rs`, method routing in `routes.rs`, who may call what in `authorize.rs`
+//! and `access_policy.rs`.
 
+mod access_policy;
 mod authorize;
 mod call;
 mod connections;
@@ -14,7 +16,8 @@ mod respond;
 mod routes;
 mod shared;
 
-pub use authorize::{AccessPolicy, Authorize, Denied};
+pub use access_policy::AccessPolicy;
+pub use authorize::{Authorize, Denied};
 pub use context::Context;
 pub use layers::{ServerCall, ServerReply, ServerService};
 pub use peer::PeerIdentity;
@@ -35,7 +38,6 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use self::authorize::Authorization;
 use self::connections::{Admission, Refusal, refuse_all, serve_connection};
 use self::shared::{Counts, ServerShared};
 use crate::config::RpcConfig;
@@ -228,7 +230,7 @@ pub struct RpcServer {
     certificate: CertificateSlot,
     /// The layers added so far, around the handlers; `None`: calls go straight to them.
     layers: Option<ServerService>,
-    authorization: Option<Authorization>,
+    authorization: Option<authorize::Authorization>,
 }
 
 impl RpcServer {
@@ -365,16 +367,6 @@ impl RpcServer {
         self
     }
 
-    /// Sets the check every call passes before its handler runs (a second call replaces the
-    /// first): an [`AccessPolicy`] of client certificate names under mutual TLS, or a closure
-    /// of your own (see [`Authorize`]). A refused call fails with
-    /// [`RpcError::PermissionDenied`] and its handler never runs; the connection serves the
-    /// client's next calls as usual. Set it before [`bind`](Self::bind), which checks it.
-    pub fn set_authorization(&mut self, check: impl Authorize) -> &mut Self {
-        self.authorization = Some(Authorization::new(check));
-        self
-    }
-
     /// The registered method names, sorted.
     pub fn methods(&self) -> Vec<String> {
         self.routes.methods()
@@ -383,7 +375,6 @@ impl RpcServer {
     /// Binds the QUIC endpoint; [`local_addr`](Self::local_addr) is known afterwards.
     pub fn bind(&mut self) -> Result<ServerEndpoint, RpcError> {
         self.config.validate()?;
-        self.authorization.as_ref().map_or(Ok(()), Authorization::validate)?;
         let (endpoint, certificate) = server_endpoint(&self.config.endpoint)?;
         *self.certificate.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(certificate);
         let endpoint = ServerEndpoint { endpoint };
@@ -427,9 +418,8 @@ impl RpcServer {
     /// gracefully and returns.
     pub async fn start(self, endpoint: ServerEndpoint) -> Result<(), RpcError> {
         let endpoint = endpoint.endpoint;
-        self.authorization.as_ref().map_or(Ok(()), Authorization::validate)?;
         let shared = ServerShared::new(self.routes.with_builtins(), self.layers, &self.config, self.counts.clone());
-        let shared = Arc::new(shared.with_authorization(self.authorization.clone()));
+        let shared = Arc::new(shared.with_authorization(self.authorization));
         self.phase.send_replace(Phase::Running);
         let calls = TaskTracker::new();
         let admission =
