@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use super::authorize::Authorization;
 use super::layers::{Layers, ServerService};
 use super::routes::Routes;
 use crate::config::RpcConfig;
@@ -62,6 +63,8 @@ pub(crate) struct ServerShared {
     /// Bytes of partial request frames each connection may hold.
     max_buffered_per_connection: usize,
     pub(crate) counts: Arc<Counts>,
+    /// The check every call but a ping passes before it is admitted, if one is set.
+    pub(crate) authorization: Option<Authorization>,
     /// Connections past their handshake, by quinn's stable id: a shutdown reads their
     /// round-trip times.
     open: Mutex<HashMap<usize, quinn::Connection>>,
@@ -78,8 +81,15 @@ impl ServerShared {
             max_in_flight_calls: config.max_in_flight_calls,
             max_buffered_per_connection: config.max_buffered_per_connection(),
             counts,
+            authorization: None,
             open: Mutex::default(),
         }
+    }
+
+    /// The same, with the check every call passes.
+    pub(crate) fn with_authorization(mut self, authorization: Option<Authorization>) -> Self {
+        self.authorization = authorization;
+        self
     }
 
     /// The bounds on reading the calls of a new connection: a budget of its own for partial
