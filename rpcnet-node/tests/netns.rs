@@ -2,6 +2,8 @@
 //! SIGKILL, a partition and a split, each healed. Runs where it can (root, `ip netns`);
 //! elsewhere it says why and passes without running.
 
+#![allow(clippy::print_stdout)] // the harness's report, shown with --nocapture
+
 use std::process::Command;
 
 #[test]
