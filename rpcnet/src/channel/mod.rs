@@ -162,22 +162,24 @@ impl Channel {
 
 /// The four call kinds on a target, with the options of the call.
 impl Target {
-    async fn unary(
-        &self,
-        method: &str,
+    // A plain function returning the call's future, so that a typed call's future holds
+    // the client's (or the balanced channel's) with no `async fn` in between.
+    fn unary<'a>(
+        &'a self,
+        method: &'a str,
         idempotent: bool,
         message: OutgoingMessage,
-        options: &CallOptions,
-    ) -> Result<Payload, RpcError> {
+        options: &'a CallOptions,
+    ) -> impl Future<Output = Result<Payload, RpcError>> + Send + 'a {
         match self {
             Target::Single(client) => {
                 let now = tokio::time::Instant::now();
                 let deadline = options.deadline(client.default_timeout(), now);
                 let idempotent = idempotent || options.is_idempotent();
                 let metadata = options.call_metadata();
-                client.unary(method, message, deadline, now, idempotent, metadata, std::convert::identity).await
+                Either::Left(client.unary(method, message, deadline, now, idempotent, metadata, std::convert::identity))
             }
-            Target::Balanced(balanced) => balanced.unary(method, idempotent, message, options).await,
+            Target::Balanced(balanced) => Either::Right(balanced.unary(method, idempotent, message, options)),
         }
     }
 
