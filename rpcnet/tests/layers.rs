@@ -26,7 +26,23 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("server", &["config", "transport", "deadline", "metadata", "stream", "wire", "error"]),
     ("channel", &["client", "config", "transport", "deadline", "metadata", "stream", "balance", "wire", "error"]),
     ("typed", &["channel", "server", "transport", "stream", "codec", "wire", "error"]),
-    ("cluster", &["channel", "client", "server", "config", "transport", "stream", "balance", "codec", "wire", "error"]),
+    ("discovery", &["channel", "balance", "error"]),
+    (
+        "cluster",
+        &[
+            "discovery",
+            "channel",
+            "client",
+            "server",
+            "config",
+            "transport",
+            "stream",
+            "balance",
+            "codec",
+            "wire",
+            "error",
+        ],
+    ),
 ];
 
 /// Layers that stay pure: no async runtime, no network.
