@@ -17,6 +17,9 @@ use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use rpcnet::Endpoint;
 use rpcnet::discovery::DnsResolverConfig;
 use tokio::sync::watch;
+use tracing::Level;
+use tracing::field::{Field, Visit};
+use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 
 /// How long any awaited change may take before the test fails.
 const PATIENCE: Duration = Duration::from_secs(10);
@@ -62,6 +65,46 @@ async fn failures_above(target: &str, above: u64) -> u64 {
     })
     .await
     .unwrap_or_else(|_| panic!("{target}: no failure counted past {above}"))
+}
+
+/// The messages rpcnet's DNS discovery logs at warn and info level, on this thread (a
+/// `#[tokio::test]` runtime runs the source's task on the test's thread too).
+#[derive(Clone, Default)]
+struct Logged(Arc<Mutex<Vec<(Level, String)>>>);
+
+impl Logged {
+    /// Captures this thread's events until the guard is dropped.
+    fn capture() -> (Self, tracing::subscriber::DefaultGuard) {
+        let logged = Self::default();
+        let guard = tracing::subscriber::set_default(tracing_subscriber::registry().with(logged.clone()));
+        (logged, guard)
+    }
+
+    /// How many events at `level` have a message containing `text`.
+    fn count(&self, level: Level, text: &str) -> usize {
+        self.0.lock().unwrap().iter().filter(|(l, m)| *l == level && m.contains(text)).count()
+    }
+}
+
+impl<S: tracing::Subscriber> Layer<S> for Logged {
+    fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
+        let level = *event.metadata().level();
+        if event.metadata().target().starts_with("rpcnet::discovery") && level <= Level::INFO {
+            let mut message = Message(String::new());
+            event.record(&mut message);
+            self.0.lock().unwrap().push((level, message.0));
+        }
+    }
+}
+
+struct Message(String);
+
+impl Visit for Message {
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            self.0 = format!("{value:?}");
+        }
+    }
 }
 
 /// A resolver asking only the test's server, quick to give up on it.

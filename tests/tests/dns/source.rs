@@ -7,12 +7,14 @@ use std::collections::HashSet;
 use std::net::IpAddr;
 use std::time::Duration;
 
+use tracing::Level;
+
 use hickory_server::proto::rr::RecordType;
 use rpcnet::discovery::{DnsSource, DnsTarget, resolve_once};
 use rpcnet::{EndpointSource, LoadBalancingStrategy, RpcConfig, RpcServer, ServerHandle, rpc_service};
 
 use super::zone::TestDns;
-use super::{PATIENCE, addrs, failures, failures_above, resolver, set_becomes};
+use super::{Logged, PATIENCE, addrs, failures, failures_above, resolver, set_becomes};
 
 fn ip(text: &str) -> IpAddr {
     text.parse().unwrap()
@@ -57,7 +59,7 @@ async fn endpoints_appear_and_leave_as_the_records_change_and_keep_their_identit
 
 #[tokio::test]
 async fn a_failure_keeps_the_last_good_set_counts_it_and_recovery_republishes() {
-    rpcnet_tests::subscribe();
+    let (logged, _capture) = Logged::capture();
     failures(""); // the recorder, before the source makes its counter
     let target = "dns:failing.rpcnet.test.:7000";
     let mut dns = TestDns::start().await;
@@ -72,15 +74,19 @@ async fn a_failure_keeps_the_last_good_set_counts_it_and_recovery_republishes() 
     let counted = failures_above(target, 0).await;
     assert_eq!(addrs(&source.endpoints_now()), ["127.0.0.1:7000", "127.0.0.2:7000"], "the last good set stays");
 
-    // No answer at all.
+    // No answer at all, attempt after attempt.
     dns.stop().await;
-    failures_above(target, counted).await;
+    let stopped = failures_above(target, counted).await;
+    let streak = failures_above(target, stopped).await;
+    assert!(streak >= 3, "every failed attempt counts: {streak}");
     assert_eq!(addrs(&source.endpoints_now()), ["127.0.0.1:7000", "127.0.0.2:7000"], "the last good set stays");
     assert!(!endpoints.has_changed().unwrap(), "nothing was published while failing");
+    assert_eq!(logged.count(Level::WARN, "DNS resolution failed"), 1, "one warning for the whole streak");
 
     dns.set_addresses("failing", &[ip("127.0.0.3")], 60).await;
     dns.restart().await;
     set_becomes(&mut endpoints, &["127.0.0.3:7000"]).await;
+    assert_eq!(logged.count(Level::INFO, "resolves again"), 1, "the recovery is logged");
 }
 
 #[tokio::test]
