@@ -23,13 +23,16 @@
 //! `balance` (choosing endpoints), all three pure; the vocabulary of calls (`RpcError`,
 //! `RpcStream`, deadlines); `transport` (QUIC and TLS) and `config`; `server` and `client`
 //! (calls); the channels (`Channel`, `ClientBuilder`); typed calls; and `cluster` (gossip
-//! membership and worker registries, behind the default `cluster` feature). A lower layer
+//! membership and worker registries, behind the default `cluster` feature), with `discovery`
+//! (endpoints from DNS, behind the `dns` feature) between the channels and `cluster`. A lower layer
 //! never uses a higher one; `DESIGN.md` at the repository's root has the whole map.
 
 pub mod balance;
 #[cfg(feature = "cluster")]
 pub mod cluster;
 pub mod codec;
+#[cfg(feature = "dns")]
+pub mod discovery;
 pub mod server;
 pub mod transport;
 pub mod wire;

@@ -32,6 +32,11 @@ pub struct ClusterConfig {
     pub(super) bind_addr: SocketAddr,
     pub(super) advertise_addr: Option<SocketAddr>,
     pub(super) seeds: Vec<SocketAddr>,
+    /// Seeds as DNS targets, still as written: read when the membership starts.
+    #[cfg(feature = "dns")]
+    pub(super) seed_names: Vec<String>,
+    #[cfg(feature = "dns")]
+    pub(super) seed_resolver: crate::discovery::DnsResolverConfig,
     pub(super) name: Option<String>,
     pub(super) rpc_addr: Option<SocketAddr>,
     pub(super) tags: BTreeMap<String, String>,
@@ -60,6 +65,10 @@ impl Default for ClusterConfig {
             bind_addr: "127.0.0.1:0".parse().expect("valid address"),
             advertise_addr: None,
             seeds: Vec::new(),
+            #[cfg(feature = "dns")]
+            seed_names: Vec::new(),
+            #[cfg(feature = "dns")]
+            seed_resolver: crate::discovery::DnsResolverConfig::default(),
             name: None,
             rpc_addr: None,
             tags: BTreeMap::new(),
@@ -109,6 +118,35 @@ impl ClusterConfig {
     /// Members to contact when joining.
     pub fn with_seeds(mut self, seeds: impl IntoIterator<Item = SocketAddr>) -> Self {
         self.seeds = seeds.into_iter().collect();
+        self
+    }
+
+    /// Members to contact when joining, found in DNS (the `dns` feature): targets such as
+    /// `dns:workers.default.svc:7946` (A/AAAA records, the gossip port written) or
+    /// `dns+srv:_gossip._udp.workers.default.svc` (SRV records, their ports), as a
+    /// Kubernetes headless service publishes its pods. They are resolved when the membership
+    /// starts and again at every gossip interval while this node knows no other member up,
+    /// so a node started before its seeds' records exist joins once they appear; this
+    /// node's own address among the answers is skipped. Beside
+    /// [`with_seeds`](Self::with_seeds), not instead. A malformed target makes
+    /// [`ClusterMembership::new`](super::ClusterMembership::new) fail with
+    /// [`RpcError::Config`].
+    ///
+    /// ```
+    /// use rpcnet::cluster::ClusterConfig;
+    /// let config = ClusterConfig::dev().with_seed_names(["dns:workers.default.svc:7946"]);
+    /// ```
+    #[cfg(feature = "dns")]
+    pub fn with_seed_names(mut self, names: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.seed_names = names.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Which name servers resolve the [seed names](Self::with_seed_names). Default: the
+    /// system's configuration.
+    #[cfg(feature = "dns")]
+    pub fn with_seed_resolver(mut self, resolver: crate::discovery::DnsResolverConfig) -> Self {
+        self.seed_resolver = resolver;
         self
     }
 
@@ -301,6 +339,12 @@ impl ClusterConfig {
         })
     }
 
+    /// The [seed names](Self::with_seed_names), parsed.
+    #[cfg(feature = "dns")]
+    pub(crate) fn seed_targets(&self) -> Result<Vec<crate::discovery::DnsTarget>, RpcError> {
+        self.seed_names.iter().map(|name| name.parse().map_err(RpcError::from)).collect()
+    }
+
     pub(crate) fn bind_addr(&self) -> SocketAddr {
         self.bind_addr
     }
@@ -326,6 +370,17 @@ impl ClusterConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(feature = "dns")]
+    #[test]
+    fn seed_names_are_checked_when_read() {
+        let good =
+            ClusterConfig::dev().with_seed_names(["dns:workers.default.svc:7946", "dns+srv:_gossip._udp.workers"]);
+        assert_eq!(good.seed_targets().unwrap().len(), 2);
+        let bad = ClusterConfig::dev().with_seed_names(["workers.default.svc:7946"]);
+        let err = bad.seed_targets().unwrap_err();
+        assert!(matches!(err, RpcError::Config(_)) && err.to_string().contains("dns:"), "{err}");
+    }
 
     fn addr(s: &str) -> SocketAddr {
         s.parse().unwrap()

@@ -51,11 +51,15 @@ impl std::fmt::Debug for ClusterMembership {
 }
 
 impl ClusterMembership {
-    /// Binds the gossip socket, starts gossiping, and joins through the configured seeds.
-    /// Fails with [`RpcError::Config`] without a key, with invalid timings, or when bound to
+    /// Binds the gossip socket, starts gossiping, and joins through the configured seeds
+    /// (and, with the `dns` feature, those its seed names resolve to, from a task).
+    /// Fails with [`RpcError::Config`] without a key, with invalid timings, a malformed seed
+    /// name, or when bound to
     /// a wildcard address with no [`with_advertise_addr`](ClusterConfig::with_advertise_addr).
     pub async fn new(config: ClusterConfig) -> Result<Self, RpcError> {
         let core_config = config.core_config()?;
+        #[cfg(feature = "dns")]
+        let seed_names = config.seed_targets()?;
         let keyring = config.keyring()?;
         config.check_addresses()?;
         let socket = UdpSocket::bind(config.bind_addr)
@@ -89,7 +93,20 @@ impl ClusterMembership {
         tokio::spawn(drive(shared.clone(), socket));
         let membership = Self { shared };
         if !config.seeds.is_empty() {
-            membership.join(config.seeds).await?;
+            membership.join(config.seeds.clone()).await?;
+        }
+        #[cfg(feature = "dns")]
+        if !seed_names.is_empty() {
+            let (alone, join) = (membership.clone(), membership.clone());
+            let seeds = super::dns_seeds::SeedJoin {
+                names: seed_names,
+                resolver: config.seed_resolver.clone(),
+                interval: config.gossip_interval,
+                me: gossip_addr,
+                alone: move || alone.nodes().iter().all(|node| !node.is_up()),
+                join: move |seeds: Vec<SocketAddr>| join.with_core(|core, now| core.join(&seeds, now)),
+            };
+            tokio::spawn(seeds.run(membership.shared.stop.clone()));
         }
         tracing::info!(node = %me, "cluster membership started");
         Ok(membership)

@@ -24,6 +24,8 @@
 mod client;
 mod config;
 mod core;
+#[cfg(feature = "dns")]
+mod dns_seeds;
 mod encoding;
 mod events;
 mod health;
