@@ -24,8 +24,9 @@ pub(crate) struct NodeArgs {
     /// The gossip address the others know this node by, if `--gossip` is a wildcard.
     #[arg(long)]
     pub(crate) advertise: Option<SocketAddr>,
-    /// A member to join through, as `host:port` (repeat for more). None: this node starts
-    /// a cluster of its own and waits for others to join it.
+    /// A member to join through, as `host:port`, or a DNS name whose records list members:
+    /// `dns:NAME:PORT` (A/AAAA) or `dns+srv:NAME` (SRV), resolved until another member is
+    /// found (repeat for more). None: this node starts a cluster of its own.
     #[arg(long = "seed")]
     pub(crate) seeds: Vec<String>,
     /// A tag, as `key=value` (repeat for more), such as `role=worker` or `zone=eu-1`.
@@ -55,6 +56,11 @@ pub(crate) struct NodeArgs {
     pub(crate) json: bool,
 }
 
+/// Whether a seed is a DNS name to follow rather than an address.
+fn is_dns(seed: &str) -> bool {
+    seed.starts_with("dns:") || seed.starts_with("dns+srv:")
+}
+
 fn parse_tag(tag: &str) -> Result<(String, String), String> {
     match tag.split_once('=') {
         Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
@@ -63,10 +69,10 @@ fn parse_tag(tag: &str) -> Result<(String, String), String> {
 }
 
 impl NodeArgs {
-    /// The seeds, each resolved to its addresses now.
+    /// The seeds given as `host:port`, each resolved to its addresses now.
     pub(crate) fn seed_addrs(&self) -> Result<Vec<SocketAddr>, String> {
         let mut addrs = Vec::new();
-        for seed in &self.seeds {
+        for seed in self.seeds.iter().filter(|seed| !is_dns(seed)) {
             let resolved = seed.to_socket_addrs().map_err(|e| format!("--seed {seed}: {e}"))?;
             addrs.extend(resolved);
         }

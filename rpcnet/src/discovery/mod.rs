@@ -3,8 +3,8 @@
 //! serves one-shot needs such as a cluster's seeds.
 //!
 //! Not a default feature: it brings in a whole stub resolver (hickory), which programs
-//! with fixed endpoints or gossip seeds given as addresses do not need, and it needs
-//! Rust 1.88 (hickory's minimum) where the rest of rpcnet needs 1.85.
+//! with fixed endpoints or gossip seeds given as addresses do not need. hickory needs
+//! Rust 1.88, the workspace's `rust-version` since the tests and `rpcnet-node` use it.
 //!
 //! | target | records asked for | port |
 //! |---|---|---|
