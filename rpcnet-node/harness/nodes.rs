@@ -88,7 +88,7 @@ impl Nodes {
     /// Starts the worker of host `host`, joining through host `seed` (itself: the first).
     pub(crate) fn start_worker(&mut self, net: &Network, host: usize, seed: usize) -> Result<(), String> {
         let me = address(host);
-        let zone = format!("zone={}", if host % 2 == 0 { "b" } else { "a" });
+        let zone = format!("zone={}", if host.is_multiple_of(2) { "b" } else { "a" });
         let args = [
             "worker".to_owned(),
             "--bind".to_owned(),
