@@ -41,6 +41,7 @@ mod deadline;
 mod error;
 pub mod metadata;
 mod stream;
+mod telemetry;
 mod typed;
 
 pub use balance::{Balancer, CallInfo, Endpoint, LoadBalancingStrategy, Outcome};

@@ -21,6 +21,7 @@ use futures::{Stream, StreamExt};
 use quinn::{RecvStream, SendStream};
 use rustls::pki_types::CertificateDer;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use self::call::{RequestWriter, ResponseReader, encode_request, send_all};
 use self::connection::ClientInner;
@@ -29,6 +30,7 @@ use crate::config::RpcConfig;
 use crate::deadline::Deadline;
 use crate::error::RpcError;
 use crate::stream::RpcStream;
+use crate::telemetry;
 use crate::transport::{ClientEndpoint, Outgoing, OutgoingMessage};
 use crate::wire::{CallKind, Payload};
 
@@ -264,25 +266,35 @@ impl RpcClient {
         idempotent: bool,
         finish: fn(Payload) -> T,
     ) -> Result<T, RpcError> {
-        let request = encode_request(CallKind::Unary, method, deadline.left(now)?, Some(message), &self.inner.limits)?;
-        self.inner
-            .deadlines
-            .bound(deadline, now, async move {
-                // `start`, written out: this is the path every unary call takes.
-                let Opened { send, recv, early } = self.inner.open(idempotent).await?;
-                if let Some(handshake) = early {
-                    // Boxed: only the first calls of a connection resumed with 0-RTT come here.
-                    return Box::pin(self.unary_in_early_data(send, recv, handshake, request)).await.map(finish);
-                }
-                let mut writer = RequestWriter::new(send, self.inner.limits);
-                let mut reader = ResponseReader::new(recv, CallKind::Unary, self.inner.limits);
-                if let Err(err) = writer.write_request(request).await {
-                    return Err(Box::pin(server_answer(&mut reader, err)).await);
-                }
-                writer.finish();
-                reader.single_message().await.map(finish)
-            })
-            .await
+        let span = telemetry::client_span(method, self.inner.remote);
+        let limits = &self.inner.limits;
+        let request = match deadline
+            .left(now)
+            .and_then(|left| encode_request(CallKind::Unary, method, left, Some(message), limits))
+        {
+            Ok(request) => request,
+            Err(err) => return telemetry::record_result(span.as_ref(), Err(err)),
+        };
+        let call = self.inner.deadlines.bound(deadline, now, async move {
+            // `start`, written out: this is the path every unary call takes.
+            let Opened { send, recv, early } = self.inner.open(idempotent).await?;
+            if let Some(handshake) = early {
+                // Boxed: only the first calls of a connection resumed with 0-RTT come here.
+                return Box::pin(self.unary_in_early_data(send, recv, handshake, request)).await.map(finish);
+            }
+            let mut writer = RequestWriter::new(send, self.inner.limits);
+            let mut reader = ResponseReader::new(recv, CallKind::Unary, self.inner.limits);
+            if let Err(err) = writer.write_request(request).await {
+                return Err(Box::pin(server_answer(&mut reader, err)).await);
+            }
+            writer.finish();
+            reader.single_message().await.map(finish)
+        });
+        let result = match &span {
+            Some(span) => call.instrument(span.clone()).await,
+            None => call.await,
+        };
+        telemetry::record_result(span.as_ref(), result)
     }
 
     /// An idempotent unary call on a stream opened in early data. If the server rejected
@@ -327,12 +339,21 @@ impl RpcClient {
         deadline: Deadline,
         now: Instant,
     ) -> Result<RpcStream<Payload>, RpcError> {
-        let left = deadline.left(now)?;
-        let request = encode_request(CallKind::ServerStreaming, method, left, Some(message), &self.inner.limits)?;
-        let start = self.start(CallKind::ServerStreaming, request);
-        let (mut writer, reader) = self.inner.deadlines.bound(deadline, now, start).await?;
-        writer.finish();
-        Ok(reader.into_stream(None, deadline))
+        let span = telemetry::client_span(method, self.inner.remote);
+        let started = async {
+            let left = deadline.left(now)?;
+            let request = encode_request(CallKind::ServerStreaming, method, left, Some(message), &self.inner.limits)?;
+            let start = self.start(CallKind::ServerStreaming, request);
+            let (mut writer, reader) = self.inner.deadlines.bound(deadline, now, start).await?;
+            writer.finish();
+            Ok(reader.into_stream(None, deadline))
+        };
+        let started = match &span {
+            Some(span) => started.instrument(span.clone()).await,
+            None => started.await,
+        };
+        let responses = telemetry::record_failure(span.as_ref(), started)?;
+        Ok(telemetry::traced_stream(span, responses))
     }
 
     /// A client-streaming call ending at `deadline`.
@@ -343,18 +364,26 @@ impl RpcClient {
         deadline: Deadline,
         now: Instant,
     ) -> Result<Payload, RpcError> {
-        let left = deadline.left(now)?;
-        let request = encode_request(CallKind::ClientStreaming, method, left, None, &self.inner.limits)?;
-        self.inner
-            .deadlines
-            .bound(deadline, now, async {
-                let (mut writer, mut reader) = self.start(CallKind::ClientStreaming, request).await?;
-                if let Err(err) = send_all(&mut writer, requests).await {
-                    return Err(Box::pin(server_answer(&mut reader, err)).await);
-                }
-                reader.single_message().await
-            })
-            .await
+        let span = telemetry::client_span(method, self.inner.remote);
+        let call = async {
+            let left = deadline.left(now)?;
+            let request = encode_request(CallKind::ClientStreaming, method, left, None, &self.inner.limits)?;
+            self.inner
+                .deadlines
+                .bound(deadline, now, async {
+                    let (mut writer, mut reader) = self.start(CallKind::ClientStreaming, request).await?;
+                    if let Err(err) = send_all(&mut writer, requests).await {
+                        return Err(Box::pin(server_answer(&mut reader, err)).await);
+                    }
+                    reader.single_message().await
+                })
+                .await
+        };
+        let result = match &span {
+            Some(span) => call.instrument(span.clone()).await,
+            None => call.await,
+        };
+        telemetry::record_result(span.as_ref(), result)
     }
 
     /// A bidirectional call whose responses end at `deadline`; requests are sent on a task
@@ -366,15 +395,28 @@ impl RpcClient {
         deadline: Deadline,
         now: Instant,
     ) -> Result<RpcStream<Payload>, RpcError> {
-        let left = deadline.left(now)?;
-        let request = encode_request(CallKind::BidiStreaming, method, left, None, &self.inner.limits)?;
-        let start = self.start(CallKind::BidiStreaming, request);
-        let (mut writer, reader) = self.inner.deadlines.bound(deadline, now, start).await?;
-        let sender = tokio::spawn(async move {
-            if let Err(err) = send_all(&mut writer, requests).await {
-                tracing::debug!(error = %err, "bidirectional call stopped sending");
-            }
-        });
-        Ok(reader.into_stream(Some(sender), deadline))
+        let span = telemetry::client_span(method, self.inner.remote);
+        let started = async {
+            let left = deadline.left(now)?;
+            let request = encode_request(CallKind::BidiStreaming, method, left, None, &self.inner.limits)?;
+            let start = self.start(CallKind::BidiStreaming, request);
+            let (mut writer, reader) = self.inner.deadlines.bound(deadline, now, start).await?;
+            let sending = async move {
+                if let Err(err) = send_all(&mut writer, requests).await {
+                    tracing::debug!(error = %err, "bidirectional call stopped sending");
+                }
+            };
+            let sender = match &span {
+                Some(span) => tokio::spawn(sending.instrument(span.clone())),
+                None => tokio::spawn(sending),
+            };
+            Ok(reader.into_stream(Some(sender), deadline))
+        };
+        let started = match &span {
+            Some(span) => started.instrument(span.clone()).await,
+            None => started.await,
+        };
+        let responses = telemetry::record_failure(span.as_ref(), started)?;
+        Ok(telemetry::traced_stream(span, responses))
     }
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use quinn::{RecvStream, SendStream};
 use tokio::time::Instant;
+use tracing::{Instrument, Span};
 
 use super::context::{CallScope, Context};
 use super::interrupt::{Interruption, Outcome, timeout_if_pending};
@@ -20,6 +21,7 @@ use crate::deadline::Deadline;
 use crate::error::RpcError;
 use crate::metadata::{Metadata, MetadataError};
 use crate::stream::RpcStream;
+use crate::telemetry;
 use crate::transport::{OutgoingMessage, ReadBounds, ReceiveError, ReceiveHalf};
 use crate::wire::{CallKind, Payload, RequestDecoder, RequestEvent, StatusCode, StreamCode, WireError};
 
@@ -140,8 +142,15 @@ pub(crate) async fn serve_call(
         return;
     };
 
+    let span = telemetry::server_span(method, shared.local_addr, peer.address, &metadata);
     let context = Context::new(method.clone(), deadline.instant(), peer, metadata);
-    CallScope::new(context).run(serve_admitted(route, method, requests, &mut responder, &shared)).await;
+    let call =
+        CallScope::new(context).run(serve_admitted(route, method, requests, &mut responder, &shared, span.as_ref()));
+    match &span {
+        // The handler runs inside the call's span: its logs and the calls it makes are children.
+        Some(span) => call.instrument(span.clone()).await,
+        None => call.await,
+    }
     // In a shutdown, the handler's place goes to the next call while this task (which the
     // shutdown waits for) waits for the reply to be acknowledged.
     if shared.is_shutting_down() {
@@ -158,6 +167,7 @@ async fn serve_admitted(
     requests: Requests,
     responder: &mut Responder,
     shared: &ServerShared,
+    span: Option<&Span>,
 ) {
     let mut interruption = Interruption::new(responder.deadline);
     let call = Call { requests, responder, interruption: &mut interruption, shared };
@@ -173,12 +183,17 @@ async fn serve_admitted(
         Route::BidiOneResponse(handler) => Box::pin(call.bidi_one_response(handler, method)).await,
     };
     match result {
-        Ok(()) => responder.finish_ok().await,
+        Ok(()) => {
+            telemetry::record_ok(span);
+            responder.finish_ok().await;
+        }
         Err(Outcome::Cancelled) => {
+            telemetry::record_cancelled(span);
             tracing::debug!(%method, "call cancelled by the client");
             responder.reset(StreamCode::Cancelled);
         }
         Err(Outcome::Failed(err)) => {
+            telemetry::record_failed(span, &err);
             log_failure(method, &err);
             // Boxed, like every rare path here: it keeps the future of each call small.
             Box::pin(responder.fail(&err)).await;

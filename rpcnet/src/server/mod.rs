@@ -393,7 +393,9 @@ impl RpcServer {
     /// gracefully and returns.
     pub async fn start(self, endpoint: ServerEndpoint) -> Result<(), RpcError> {
         let endpoint = endpoint.endpoint;
-        let shared = Arc::new(ServerShared::new(self.routes.with_builtins(), &self.config, self.counts.clone()));
+        let mut shared = ServerShared::new(self.routes.with_builtins(), &self.config, self.counts.clone());
+        shared.local_addr = endpoint.local_addr().ok();
+        let shared = Arc::new(shared);
         self.phase.send_replace(Phase::Running);
         let calls = TaskTracker::new();
         let admission =

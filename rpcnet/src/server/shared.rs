@@ -3,6 +3,7 @@
 //! The counts are shared with `ServerHandle`, which reports them.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -59,6 +60,8 @@ pub(crate) struct ServerShared {
     /// Bytes of partial request frames each connection may hold.
     max_buffered_per_connection: usize,
     pub(crate) counts: Arc<Counts>,
+    /// The address the server listens on, for the `server.*` fields of its call spans.
+    pub(crate) local_addr: Option<SocketAddr>,
     /// Connections past their handshake, by quinn's stable id: a shutdown reads their
     /// round-trip times.
     open: Mutex<HashMap<usize, quinn::Connection>>,
@@ -74,6 +77,7 @@ impl ServerShared {
             max_in_flight_calls: config.max_in_flight_calls,
             max_buffered_per_connection: config.max_buffered_per_connection(),
             counts,
+            local_addr: None,
             open: Mutex::default(),
         }
     }
