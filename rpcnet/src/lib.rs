@@ -25,6 +25,24 @@
 //! (calls); the channels (`Channel`, `ClientBuilder`); typed calls; and `cluster` (gossip
 //! membership and worker registries, behind the default `cluster` feature). A lower layer
 //! never uses a higher one; `DESIGN.md` at the repository's root has the whole map.
+//!
+//! # Tracing
+//!
+//! Every call has a [`tracing`] span on each side, at INFO: `rpc.server` (target
+//! `rpcnet::server`) around the handler, so that the handler's logs and the calls it makes
+//! are inside it, and `rpc.client` (target `rpcnet::client`) around each call attempt. Their
+//! fields follow the OpenTelemetry conventions for RPC: `otel.name` (`Service/method`),
+//! `otel.kind` (`server` or `client`), `rpc.system` (`rpcnet`), `rpc.service`, `rpc.method`,
+//! `server.address` and `server.port` (the server's own address on the server, the remote
+//! one on the client), `client.address` and `client.port` (on the server), and, when the call
+//! ends, `otel.status_code` (`OK` or `ERROR`) with, for a failure, `error.type` (the
+//! [`ErrorKind`] name, such as `timeout`) and `otel.status_description`. A span that no
+//! subscriber enables costs a cached check.
+//!
+//! With the `opentelemetry` feature, a client sends its span's trace context in the call's
+//! metadata (W3C `traceparent` and `tracestate`, see [`wire`]) and the server makes it the
+//! parent of its span: under a `tracing-opentelemetry` layer, one trace runs through every
+//! service a request crosses.
 
 pub mod balance;
 #[cfg(feature = "cluster")]
