@@ -65,7 +65,7 @@ mod typed;
 pub use balance::{Balancer, CallInfo, Endpoint, LoadBalancingStrategy, Outcome};
 pub use bytes::Bytes;
 pub use channel::{Channel, ClientBuilder, EndpointSource, EndpointStats, TypedClient};
-pub use client::{CallOptions, RpcClient};
+pub use client::{CallOptions, ResponseMetadata, RpcClient};
 pub use config::RpcConfig;
 pub use error::{ErrorKind, RpcError, ServiceError};
 pub use metadata::{Metadata, MetadataError, MetadataValue};
@@ -174,5 +174,5 @@ pub mod __private {
         serve_bidi_streaming, serve_client_streaming, serve_client_streaming_fallible, serve_server_streaming,
         serve_unary, serve_unary_fallible, server_streaming, unary, unary_fallible,
     };
-    pub use crate::{Bytes, CallOptions, RpcClient, RpcConfig, RpcError, RpcStream};
+    pub use crate::{Bytes, CallOptions, Metadata, ResponseMetadata, RpcClient, RpcConfig, RpcError, RpcStream};
 }

@@ -114,6 +114,11 @@ pub enum MetadataError {
     /// A text value received from a peer is not UTF-8.
     #[error("metadata value of `{0}` is not UTF-8")]
     NotUtf8(String),
+    /// More entries or bytes than the limits of the call allow
+    /// ([`RpcConfig::with_max_metadata_entries`](crate::RpcConfig::with_max_metadata_entries),
+    /// [`with_max_head_size`](crate::RpcConfig::with_max_head_size)).
+    #[error("metadata over its limit: {0}")]
+    OverLimit(String),
     /// Response metadata was set outside a call's task.
     #[error("response metadata can only be set by the task serving a call")]
     OutsideCall,
@@ -212,6 +217,11 @@ impl Metadata {
                 self.entries.push((key.clone(), value.clone()));
             }
         }
+    }
+
+    /// Bytes the entries take on the wire (with the count in front).
+    pub(crate) fn wire_len(&self) -> usize {
+        1 + self.entries.iter().map(|(k, v)| 1 + k.len() + 2 + v.as_bytes().len()).sum::<usize>()
     }
 
     /// The entries as the wire carries them.

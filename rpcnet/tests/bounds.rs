@@ -129,6 +129,9 @@ async fn a_connection_that_opens_no_call_is_closed_after_the_handshake_idle_time
     let client = server.client().await;
     let handle = server.shutdown.clone();
     assert!(eventually(1_000, || handle.open_connections() == 0).await, "the idle client was closed too");
+    // Once the client has learnt it (the close can still be on its way when the server
+    // has forgotten the connection), its next call reconnects.
+    assert!(eventually(1_000, || !client.is_connected()).await, "the client sees its connection closed");
     assert_eq!(client.call("test.echo", b"late".to_vec()).await.unwrap(), b"late");
 }
 

@@ -90,6 +90,18 @@ impl Generator<'_> {
                     self.with_options(self.channel.options().with_affinity_key(key))
                 }
 
+                /// The same client, its calls sending `metadata` (over the entries this
+                /// client already sends: a key given here replaces the same key).
+                pub fn with_metadata(&self, metadata: #krate::__private::Metadata) -> Self {
+                    self.with_options(self.channel.options().with_metadata(metadata))
+                }
+
+                /// The same client, its calls leaving the metadata their server sends back
+                /// in `place`.
+                pub fn with_response_metadata(&self, place: &#krate::__private::ResponseMetadata) -> Self {
+                    self.with_options(self.channel.options().with_response_metadata(place))
+                }
+
                 /// Each endpoint with its live load and counters (empty for one server).
                 pub fn endpoint_stats(&self) -> #krate::__private::Vec<#krate::__private::EndpointStats> {
                     self.channel.endpoint_stats()

@@ -45,6 +45,8 @@ pub(crate) const CLIENT_ITEMS: &[&str] = &[
     "with_options",
     "with_timeout",
     "with_affinity_key",
+    "with_metadata",
+    "with_response_metadata",
     "endpoint_stats",
 ];
 

@@ -28,7 +28,7 @@ impl<K: Connector> Balanced<K> {
         method: &str,
         idempotent: bool,
         message: OutgoingMessage,
-        options: CallOptions,
+        options: &CallOptions,
     ) -> Result<Payload, RpcError> {
         // One clock reading serves the deadline, the pick and the first attempt, unless the
         // call waits for a slot or a connection in between.
@@ -43,11 +43,11 @@ impl<K: Connector> Balanced<K> {
             if attempt > 1 {
                 now = Instant::now();
             }
-            let slot = match self.try_place(method, &options, &failed, None, now)? {
+            let slot = match self.try_place(method, options, &failed, None, now)? {
                 Some(slot) => slot,
                 // Boxed: waiting for a slot is rare, and its state would bloat every call's.
                 None => {
-                    let slot = Box::pin(self.place(method, &options, &failed, deadline)).await?;
+                    let slot = Box::pin(self.place(method, options, &failed, deadline)).await?;
                     now = Instant::now();
                     slot
                 }
@@ -64,7 +64,9 @@ impl<K: Connector> Balanced<K> {
             // The call future is built where it is awaited: built first and moved there, it
             // was copied once per call (~90 instructions).
             let result = match connection {
-                Ok(connection) => connection.unary(method, message.clone(), deadline, now, idempotent).await,
+                Ok(connection) => {
+                    connection.unary(method, message.clone(), deadline, now, idempotent, options.call_metadata()).await
+                }
                 Err(err) => Err(err),
             };
             let ended = Instant::now();
@@ -122,12 +124,13 @@ impl<K: Connector> Balanced<K> {
         &self,
         method: &str,
         message: OutgoingMessage,
-        options: CallOptions,
+        options: &CallOptions,
     ) -> Result<RpcStream<Payload>, RpcError> {
         let now = Instant::now();
         let (deadline, queue_deadline) = (options.deadline(None, now), options.deadline(self.default_timeout, now));
-        let (slot, connection) = self.place_stream(method, &options, queue_deadline).await?;
-        let result = connection.server_streaming(method, message, deadline, Instant::now()).await;
+        let (slot, connection) = self.place_stream(method, options, queue_deadline).await?;
+        let result =
+            connection.server_streaming(method, message, deadline, Instant::now(), options.call_metadata()).await;
         self.finish(&slot, &result, Instant::now());
         Ok(hold(slot, result?))
     }
@@ -137,11 +140,12 @@ impl<K: Connector> Balanced<K> {
         &self,
         method: &str,
         requests: RpcStream<OutgoingMessage>,
-        options: CallOptions,
+        options: &CallOptions,
     ) -> Result<Payload, RpcError> {
         let deadline = options.deadline(self.default_timeout, Instant::now());
-        let (slot, connection) = self.place_stream(method, &options, deadline).await?;
-        let result = connection.client_streaming(method, requests, deadline, Instant::now()).await;
+        let (slot, connection) = self.place_stream(method, options, deadline).await?;
+        let result =
+            connection.client_streaming(method, requests, deadline, Instant::now(), options.call_metadata()).await;
         self.finish(&slot, &result, Instant::now());
         result
     }
@@ -151,12 +155,13 @@ impl<K: Connector> Balanced<K> {
         &self,
         method: &str,
         requests: RpcStream<OutgoingMessage>,
-        options: CallOptions,
+        options: &CallOptions,
     ) -> Result<RpcStream<Payload>, RpcError> {
         let now = Instant::now();
         let (deadline, queue_deadline) = (options.deadline(None, now), options.deadline(self.default_timeout, now));
-        let (slot, connection) = self.place_stream(method, &options, queue_deadline).await?;
-        let result = connection.bidi_streaming(method, requests, deadline, Instant::now()).await;
+        let (slot, connection) = self.place_stream(method, options, queue_deadline).await?;
+        let result =
+            connection.bidi_streaming(method, requests, deadline, Instant::now(), options.call_metadata()).await;
         self.finish(&slot, &result, Instant::now());
         Ok(hold(slot, result?))
     }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::client::RpcClient;
+use crate::client::{CallMetadata, RpcClient};
 use crate::config::RpcConfig;
 use crate::deadline::Deadline;
 use crate::error::RpcError;
@@ -26,6 +26,7 @@ pub(crate) trait Connection: Clone + Send + Sync + 'static {
         deadline: Deadline,
         now: Instant,
         idempotent: bool,
+        metadata: &CallMetadata,
     ) -> impl Future<Output = Result<Payload, RpcError>> + Send;
 
     fn server_streaming(
@@ -34,6 +35,7 @@ pub(crate) trait Connection: Clone + Send + Sync + 'static {
         message: OutgoingMessage,
         deadline: Deadline,
         now: Instant,
+        metadata: &CallMetadata,
     ) -> impl Future<Output = Result<RpcStream<Payload>, RpcError>> + Send;
 
     fn client_streaming(
@@ -42,6 +44,7 @@ pub(crate) trait Connection: Clone + Send + Sync + 'static {
         requests: RpcStream<OutgoingMessage>,
         deadline: Deadline,
         now: Instant,
+        metadata: &CallMetadata,
     ) -> impl Future<Output = Result<Payload, RpcError>> + Send;
 
     fn bidi_streaming(
@@ -50,6 +53,7 @@ pub(crate) trait Connection: Clone + Send + Sync + 'static {
         requests: RpcStream<OutgoingMessage>,
         deadline: Deadline,
         now: Instant,
+        metadata: &CallMetadata,
     ) -> impl Future<Output = Result<RpcStream<Payload>, RpcError>> + Send;
 
     /// A sign of life and its round trip, waiting at most `timeout`.
@@ -106,8 +110,9 @@ impl Connection for RpcClient {
         deadline: Deadline,
         now: Instant,
         idempotent: bool,
+        metadata: &CallMetadata,
     ) -> impl Future<Output = Result<Payload, RpcError>> + Send {
-        RpcClient::unary(self, method, message, deadline, now, idempotent, std::convert::identity)
+        RpcClient::unary(self, method, message, deadline, now, idempotent, metadata, std::convert::identity)
     }
 
     fn server_streaming(
@@ -116,8 +121,9 @@ impl Connection for RpcClient {
         message: OutgoingMessage,
         deadline: Deadline,
         now: Instant,
+        metadata: &CallMetadata,
     ) -> impl Future<Output = Result<RpcStream<Payload>, RpcError>> + Send {
-        RpcClient::server_streaming(self, method, message, deadline, now)
+        RpcClient::server_streaming(self, method, message, deadline, now, metadata)
     }
 
     fn client_streaming(
@@ -126,8 +132,9 @@ impl Connection for RpcClient {
         requests: RpcStream<OutgoingMessage>,
         deadline: Deadline,
         now: Instant,
+        metadata: &CallMetadata,
     ) -> impl Future<Output = Result<Payload, RpcError>> + Send {
-        RpcClient::client_streaming(self, method, requests, deadline, now)
+        RpcClient::client_streaming(self, method, requests, deadline, now, metadata)
     }
 
     fn bidi_streaming(
@@ -136,8 +143,9 @@ impl Connection for RpcClient {
         requests: RpcStream<OutgoingMessage>,
         deadline: Deadline,
         now: Instant,
+        metadata: &CallMetadata,
     ) -> impl Future<Output = Result<RpcStream<Payload>, RpcError>> + Send {
-        RpcClient::bidi_streaming(self, method, requests, deadline, now)
+        RpcClient::bidi_streaming(self, method, requests, deadline, now, metadata)
     }
 
     fn ping(&self, timeout: Duration) -> impl Future<Output = Result<Duration, RpcError>> + Send {

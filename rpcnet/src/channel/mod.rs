@@ -61,7 +61,7 @@ impl Channel {
 
     /// The options every call of this channel uses.
     pub fn options(&self) -> CallOptions {
-        self.options
+        self.options.clone()
     }
 
     fn balanced(balanced: Arc<Balanced<QuicConnector>>) -> Self {
@@ -102,9 +102,19 @@ impl Channel {
                 let now = tokio::time::Instant::now();
                 let deadline = self.options.deadline(client.default_timeout(), now);
                 let idempotent = idempotent || self.options.is_idempotent();
-                client.unary(method, message, deadline, now, idempotent, std::convert::identity).await
+                client
+                    .unary(
+                        method,
+                        message,
+                        deadline,
+                        now,
+                        idempotent,
+                        self.options.call_metadata(),
+                        std::convert::identity,
+                    )
+                    .await
             }
-            Target::Balanced(balanced) => balanced.unary(method, idempotent, message, self.options).await,
+            Target::Balanced(balanced) => balanced.unary(method, idempotent, message, &self.options).await,
         }
     }
 
@@ -116,9 +126,17 @@ impl Channel {
         match &self.target {
             Target::Single(client) => {
                 let now = tokio::time::Instant::now();
-                client.server_streaming(method, message, self.options.deadline(None, now), now).await
+                client
+                    .server_streaming(
+                        method,
+                        message,
+                        self.options.deadline(None, now),
+                        now,
+                        self.options.call_metadata(),
+                    )
+                    .await
             }
-            Target::Balanced(balanced) => balanced.server_streaming(method, message, self.options).await,
+            Target::Balanced(balanced) => balanced.server_streaming(method, message, &self.options).await,
         }
     }
 
@@ -131,9 +149,9 @@ impl Channel {
             Target::Single(client) => {
                 let now = tokio::time::Instant::now();
                 let deadline = self.options.deadline(client.default_timeout(), now);
-                client.client_streaming(method, requests, deadline, now).await
+                client.client_streaming(method, requests, deadline, now, self.options.call_metadata()).await
             }
-            Target::Balanced(balanced) => balanced.client_streaming(method, requests, self.options).await,
+            Target::Balanced(balanced) => balanced.client_streaming(method, requests, &self.options).await,
         }
     }
 
@@ -145,9 +163,17 @@ impl Channel {
         match &self.target {
             Target::Single(client) => {
                 let now = tokio::time::Instant::now();
-                client.bidi_streaming(method, requests, self.options.deadline(None, now), now).await
+                client
+                    .bidi_streaming(
+                        method,
+                        requests,
+                        self.options.deadline(None, now),
+                        now,
+                        self.options.call_metadata(),
+                    )
+                    .await
             }
-            Target::Balanced(balanced) => balanced.bidi_streaming(method, requests, self.options).await,
+            Target::Balanced(balanced) => balanced.bidi_streaming(method, requests, &self.options).await,
         }
     }
 }

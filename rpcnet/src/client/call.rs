@@ -6,21 +6,31 @@ use std::time::Duration;
 use futures::{Stream, StreamExt};
 use quinn::{RecvStream, SendStream, VarInt};
 
+use super::options::{CallMetadata, ResponseMetadata};
 use crate::deadline::Deadline;
 use crate::error::RpcError;
+use crate::metadata::Metadata;
 use crate::stream::RpcStream;
 use crate::transport::{Outgoing, OutgoingMessage, Prefix, ReceiveHalf, WriteAll};
 use crate::wire::{
     CallKind, FrameTag, Limits, Payload, RequestHead, ResponseDecoder, ResponseEvent, StreamCode, WireError,
+    decode_metadata_frame,
 };
 
-/// A request message the client cannot send: too large for its own frame limit, or a
-/// method name the wire cannot carry.
+/// A request the client cannot send: a message too large for its own frame limit, a head
+/// (with its metadata) over the head limits, or a method name the wire cannot carry.
 fn request_error(err: WireError) -> RpcError {
     match err {
         WireError::FrameTooLarge { .. } => {
             RpcError::FrameTooLarge(format!("the request {err}; raise RpcConfig::with_max_frame_size on both sides"))
         }
+        WireError::HeadTooLarge { .. } => RpcError::FrameTooLarge(format!(
+            "the call's metadata is too large: {err}; send less, or raise RpcConfig::with_max_head_size on both sides"
+        )),
+        WireError::TooManyMetadataEntries { .. } => RpcError::FrameTooLarge(format!(
+            "the call's metadata has too many entries: {err}; send fewer, or raise \
+             RpcConfig::with_max_metadata_entries on both sides"
+        )),
         other => other.into(),
     }
 }
@@ -32,11 +42,15 @@ pub(crate) fn encode_request(
     kind: CallKind,
     method: &str,
     left: Option<Duration>,
+    metadata: Option<&Metadata>,
     message: Option<OutgoingMessage>,
     limits: &Limits,
 ) -> Result<Outgoing, RpcError> {
     let mut head = RequestHead::new(kind, method);
     head.deadline = left;
+    if let Some(metadata) = metadata {
+        head.metadata = metadata.wire_entries();
+    }
     let prefix = Prefix::Head(&head, limits);
     match message {
         Some(message) => message.frame(FrameTag::Message, limits.max_frame_len, prefix),
@@ -91,11 +105,27 @@ impl Drop for RequestWriter {
 pub(crate) struct ResponseReader {
     half: ReceiveHalf<ResponseDecoder>,
     done: bool,
+    /// Where the response's metadata goes, if the caller wants it.
+    metadata: Option<ResponseMetadata>,
+    limits: Limits,
 }
 
 impl ResponseReader {
-    pub(crate) fn new(recv: RecvStream, kind: CallKind, limits: Limits) -> Self {
-        Self { half: ReceiveHalf::new(recv, ResponseDecoder::new(kind, limits)), done: false }
+    pub(crate) fn new(recv: RecvStream, kind: CallKind, limits: Limits, metadata: &CallMetadata) -> Self {
+        let decoder = ResponseDecoder::new(kind, limits);
+        Self { half: ReceiveHalf::new(recv, decoder), done: false, metadata: metadata.response.clone(), limits }
+    }
+
+    /// Leaves the response's metadata (its first event, if any) where the caller asked, and
+    /// reads the event after it.
+    async fn keep_metadata(&mut self, list: bytes::Bytes) -> Result<ResponseEvent, RpcError> {
+        if let Some(place) = &self.metadata {
+            let entries = decode_metadata_frame(&list, &self.limits)?;
+            let metadata = Metadata::from_wire(&entries)
+                .map_err(|err| RpcError::Protocol(format!("the server's response metadata: {err}")))?;
+            place.set(metadata);
+        }
+        Ok(self.half.next(ResponseDecoder::poll).await?)
     }
 
     /// The next response message; `None` at the end of the responses. The server's
@@ -104,7 +134,11 @@ impl ResponseReader {
         if self.done {
             return Ok(None);
         }
-        let event = self.half.next(ResponseDecoder::poll).await;
+        let event = match self.half.next(ResponseDecoder::poll).await {
+            // Boxed, not a nested future: only calls whose server sent metadata come here.
+            Ok(ResponseEvent::Metadata(list)) => Box::pin(self.keep_metadata(list)).await,
+            other => other.map_err(RpcError::from),
+        };
         if !matches!(event, Ok(ResponseEvent::Message(_))) {
             self.done = true;
         }
@@ -113,6 +147,7 @@ impl ResponseReader {
             ResponseEvent::End => Ok(None),
             ResponseEvent::ServiceError(payload) => Err(RpcError::service(payload.into_bytes())),
             ResponseEvent::Status { code, message } => Err(RpcError::from_status(code, &message)),
+            ResponseEvent::Metadata(_) => Err(RpcError::Protocol("a second metadata frame".into())),
         }
     }
 
@@ -120,13 +155,18 @@ impl ResponseReader {
     /// hands it out only once the stream has ended, so the response is then read whole.
     pub(crate) async fn single_message(&mut self) -> Result<Payload, RpcError> {
         debug_assert!(!self.done, "bug in rpcnet: single_message after the response");
-        let event = self.half.next(ResponseDecoder::poll).await;
+        let event = match self.half.next(ResponseDecoder::poll).await {
+            // Boxed, not a nested future: only calls whose server sent metadata come here.
+            Ok(ResponseEvent::Metadata(list)) => Box::pin(self.keep_metadata(list)).await,
+            other => other.map_err(RpcError::from),
+        };
         self.done = true;
         match event? {
             ResponseEvent::Message(message) => Ok(message),
             ResponseEvent::End => Err(RpcError::Protocol("the server finished the call without a response".into())),
             ResponseEvent::ServiceError(payload) => Err(RpcError::service(payload.into_bytes())),
             ResponseEvent::Status { code, message } => Err(RpcError::from_status(code, &message)),
+            ResponseEvent::Metadata(_) => Err(RpcError::Protocol("a second metadata frame".into())),
         }
     }
 

@@ -8,7 +8,8 @@ mod early;
 mod options;
 mod timers;
 
-pub use options::CallOptions;
+pub(crate) use options::CallMetadata;
+pub use options::{CallOptions, ResponseMetadata};
 
 use std::fmt;
 use std::future::Future;
@@ -136,7 +137,8 @@ impl RpcClient {
     pub async fn ping(&self, timeout: Duration) -> Result<Duration, RpcError> {
         let started = Instant::now();
         let deadline = Deadline::At(started + timeout);
-        self.unary(crate::wire::PING_METHOD, Bytes::new().into(), deadline, started, false, drop).await?;
+        self.unary(crate::wire::PING_METHOD, Bytes::new().into(), deadline, started, false, CallMetadata::NONE, drop)
+            .await?;
         Ok(started.elapsed())
     }
 
@@ -168,7 +170,9 @@ impl RpcClient {
         let now = Instant::now();
         let deadline = options.deadline(self.inner.default_timeout, now);
         let (message, idempotent) = (OutgoingMessage::Payload(payload.into()), options.is_idempotent());
-        self.unary(method, message, deadline, now, idempotent, Payload::into_bytes)
+        async move {
+            self.unary(method, message, deadline, now, idempotent, options.call_metadata(), Payload::into_bytes).await
+        }
     }
 
     /// A server-streaming call: one request, a stream of responses. The stream has no
@@ -187,7 +191,8 @@ impl RpcClient {
     ) -> Result<RpcStream<Bytes>, RpcError> {
         let now = Instant::now();
         let message = OutgoingMessage::Payload(payload.into());
-        let stream = self.server_streaming(method, message, options.deadline(None, now), now).await?;
+        let stream =
+            self.server_streaming(method, message, options.deadline(None, now), now, options.call_metadata()).await?;
         Ok(stream.map_messages(|payload| Ok(payload.into_bytes())))
     }
 
@@ -212,7 +217,7 @@ impl RpcClient {
         let now = Instant::now();
         let deadline = options.deadline(self.inner.default_timeout, now);
         let requests = requests.map_messages(|payload| Ok(OutgoingMessage::Payload(payload)));
-        self.client_streaming(method, requests, deadline, now).await.map(Payload::into_bytes)
+        self.client_streaming(method, requests, deadline, now, options.call_metadata()).await.map(Payload::into_bytes)
     }
 
     /// A bidirectional streaming call: requests are sent on a task of their own while the
@@ -235,7 +240,8 @@ impl RpcClient {
     ) -> Result<RpcStream<Bytes>, RpcError> {
         let now = Instant::now();
         let requests = requests.map_messages(|payload| Ok(OutgoingMessage::Payload(payload)));
-        let stream = self.bidi_streaming(method, requests, options.deadline(None, now), now).await?;
+        let stream =
+            self.bidi_streaming(method, requests, options.deadline(None, now), now, options.call_metadata()).await?;
         Ok(stream.map_messages(|payload| Ok(payload.into_bytes())))
     }
 
@@ -243,10 +249,15 @@ impl RpcClient {
 
     /// Opens a call's stream and writes its head (and single message). Streaming calls are
     /// never sent in early data: their requests may not be repeatable.
-    async fn start(&self, kind: CallKind, request: Outgoing) -> Result<(RequestWriter, ResponseReader), RpcError> {
+    async fn start(
+        &self,
+        kind: CallKind,
+        request: Outgoing,
+        metadata: &CallMetadata,
+    ) -> Result<(RequestWriter, ResponseReader), RpcError> {
         let Opened { send, recv, .. } = self.inner.open(false).await?;
         let mut writer = RequestWriter::new(send, self.inner.limits);
-        let mut reader = ResponseReader::new(recv, kind, self.inner.limits);
+        let mut reader = ResponseReader::new(recv, kind, self.inner.limits, metadata);
         if let Err(err) = writer.write_request(request).await {
             // Boxed: a rare path with a timer; inline, it would bloat every call's future.
             return Err(Box::pin(server_answer(&mut reader, err)).await);
@@ -257,6 +268,8 @@ impl RpcClient {
     /// A unary call ending at `deadline` (`now` is when it started), its response turned
     /// into what the caller wants by `finish`. `idempotent`: the call may run twice, so on
     /// a connection resumed with 0-RTT it goes out in early data, before the handshake.
+    // Its parts as arguments, not a struct made for each call: every unary call comes here.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn unary<T>(
         &self,
         method: &str,
@@ -264,14 +277,15 @@ impl RpcClient {
         deadline: Deadline,
         now: Instant,
         idempotent: bool,
+        metadata: &CallMetadata,
         finish: fn(Payload) -> T,
     ) -> Result<T, RpcError> {
         let span = telemetry::client_span(method, self.inner.remote);
-        let limits = &self.inner.limits;
-        let request = match deadline
-            .left(now)
-            .and_then(|left| encode_request(CallKind::Unary, method, left, Some(message), limits))
-        {
+        let request = deadline.left(now).and_then(|left| {
+            let metadata = telemetry::outgoing_metadata(span.as_ref(), metadata.request());
+            encode_request(CallKind::Unary, method, left, metadata.as_deref(), Some(message), &self.inner.limits)
+        });
+        let request = match request {
             Ok(request) => request,
             Err(err) => return telemetry::record_result(span.as_ref(), Err(err)),
         };
@@ -280,10 +294,10 @@ impl RpcClient {
             let Opened { send, recv, early } = self.inner.open(idempotent).await?;
             if let Some(handshake) = early {
                 // Boxed: only the first calls of a connection resumed with 0-RTT come here.
-                return Box::pin(self.unary_in_early_data(send, recv, handshake, request)).await.map(finish);
+                return Box::pin(self.unary_in_early_data(send, recv, handshake, request, metadata)).await.map(finish);
             }
             let mut writer = RequestWriter::new(send, self.inner.limits);
-            let mut reader = ResponseReader::new(recv, CallKind::Unary, self.inner.limits);
+            let mut reader = ResponseReader::new(recv, CallKind::Unary, self.inner.limits, metadata);
             if let Err(err) = writer.write_request(request).await {
                 return Err(Box::pin(server_answer(&mut reader, err)).await);
             }
@@ -306,24 +320,31 @@ impl RpcClient {
         recv: RecvStream,
         handshake: Handshake,
         request: Outgoing,
+        metadata: &CallMetadata,
     ) -> Result<Payload, RpcError> {
         let again = request.clone();
-        let first = self.exchange(send, recv, request).await;
+        let first = self.exchange(send, recv, request, metadata).await;
         if first.is_ok() || handshake.await {
             // Accepted early data: any failure is the call's own.
             return first;
         }
         tracing::debug!(remote = %self.inner.remote, "the server rejected the early data; sending the call again");
         let Opened { send, recv, .. } = self.inner.open(false).await?;
-        self.exchange(send, recv, again).await
+        self.exchange(send, recv, again, metadata).await
     }
 
     /// Writes a unary request on its stream and reads the single response. `unary` writes
     /// the same steps out instead of calling this: the nested future costs its client about
     /// 110 instructions a call (callgrind, 64 B x 64: 11,066 written out, 11,191 through this).
-    async fn exchange(&self, send: SendStream, recv: RecvStream, request: Outgoing) -> Result<Payload, RpcError> {
+    async fn exchange(
+        &self,
+        send: SendStream,
+        recv: RecvStream,
+        request: Outgoing,
+        metadata: &CallMetadata,
+    ) -> Result<Payload, RpcError> {
         let mut writer = RequestWriter::new(send, self.inner.limits);
-        let mut reader = ResponseReader::new(recv, CallKind::Unary, self.inner.limits);
+        let mut reader = ResponseReader::new(recv, CallKind::Unary, self.inner.limits, metadata);
         if let Err(err) = writer.write_request(request).await {
             return Err(Box::pin(server_answer(&mut reader, err)).await);
         }
@@ -338,12 +359,16 @@ impl RpcClient {
         message: OutgoingMessage,
         deadline: Deadline,
         now: Instant,
+        metadata: &CallMetadata,
     ) -> Result<RpcStream<Payload>, RpcError> {
         let span = telemetry::client_span(method, self.inner.remote);
         let started = async {
             let left = deadline.left(now)?;
-            let request = encode_request(CallKind::ServerStreaming, method, left, Some(message), &self.inner.limits)?;
-            let start = self.start(CallKind::ServerStreaming, request);
+            let limits = &self.inner.limits;
+            let sent = telemetry::outgoing_metadata(span.as_ref(), metadata.request());
+            let request =
+                encode_request(CallKind::ServerStreaming, method, left, sent.as_deref(), Some(message), limits)?;
+            let start = self.start(CallKind::ServerStreaming, request, metadata);
             let (mut writer, reader) = self.inner.deadlines.bound(deadline, now, start).await?;
             writer.finish();
             Ok(reader.into_stream(None, deadline))
@@ -363,15 +388,18 @@ impl RpcClient {
         requests: RpcStream<OutgoingMessage>,
         deadline: Deadline,
         now: Instant,
+        metadata: &CallMetadata,
     ) -> Result<Payload, RpcError> {
         let span = telemetry::client_span(method, self.inner.remote);
         let call = async {
             let left = deadline.left(now)?;
-            let request = encode_request(CallKind::ClientStreaming, method, left, None, &self.inner.limits)?;
+            let sent = telemetry::outgoing_metadata(span.as_ref(), metadata.request());
+            let request =
+                encode_request(CallKind::ClientStreaming, method, left, sent.as_deref(), None, &self.inner.limits)?;
             self.inner
                 .deadlines
                 .bound(deadline, now, async {
-                    let (mut writer, mut reader) = self.start(CallKind::ClientStreaming, request).await?;
+                    let (mut writer, mut reader) = self.start(CallKind::ClientStreaming, request, metadata).await?;
                     if let Err(err) = send_all(&mut writer, requests).await {
                         return Err(Box::pin(server_answer(&mut reader, err)).await);
                     }
@@ -394,12 +422,15 @@ impl RpcClient {
         requests: RpcStream<OutgoingMessage>,
         deadline: Deadline,
         now: Instant,
+        metadata: &CallMetadata,
     ) -> Result<RpcStream<Payload>, RpcError> {
         let span = telemetry::client_span(method, self.inner.remote);
         let started = async {
             let left = deadline.left(now)?;
-            let request = encode_request(CallKind::BidiStreaming, method, left, None, &self.inner.limits)?;
-            let start = self.start(CallKind::BidiStreaming, request);
+            let sent = telemetry::outgoing_metadata(span.as_ref(), metadata.request());
+            let request =
+                encode_request(CallKind::BidiStreaming, method, left, sent.as_deref(), None, &self.inner.limits)?;
+            let start = self.start(CallKind::BidiStreaming, request, metadata);
             let (mut writer, reader) = self.inner.deadlines.bound(deadline, now, start).await?;
             let sending = async move {
                 if let Err(err) = send_all(&mut writer, requests).await {

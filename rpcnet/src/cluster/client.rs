@@ -251,7 +251,7 @@ impl ClusterClient {
         };
         let connections = self.connections(&workers).await;
         let calls = workers.into_iter().zip(connections).map(|(worker, connection)| {
-            let payload = payload.clone();
+            let (payload, options) = (payload.clone(), options.clone());
             let endpoint = self.registry.endpoint_of(&worker);
             async move {
                 let _in_flight = endpoint.as_ref().map(|e| e.start_call());

@@ -13,9 +13,12 @@ use tracing::{Instrument, Span};
 
 use super::context::{CallScope, Context};
 use super::interrupt::{Interruption, Outcome, timeout_if_pending};
+use super::layers::Layers;
 use super::peer::Peer;
 use super::respond::Responder;
-use super::routes::{BidiStreamingFn, ClientStreamingFn, Handler, Route, Routes, ServerStreamingFn, UnaryFn};
+use super::routes::{
+    BidiStreamingFn, ClientStreamingFn, Handler, Route, Routes, ServerStreamingFn, UnaryFn, exactly_one,
+};
 use super::shared::{InFlight, ServerShared};
 use crate::deadline::Deadline;
 use crate::error::RpcError;
@@ -65,7 +68,7 @@ pub(crate) async fn serve_call(
     peer: Arc<Peer>,
 ) {
     let mut requests = ReceiveHalf::bounded(recv, RequestDecoder::new(shared.limits), bounds);
-    let mut responder = Responder::new(send, shared.limits.max_frame_len, shared.write_timeout);
+    let mut responder = Responder::new(send, shared.limits, shared.write_timeout);
 
     let read_timeout = shared.request_read_timeout;
     let head =
@@ -144,8 +147,12 @@ pub(crate) async fn serve_call(
 
     let span = telemetry::server_span(method, shared.local_addr, peer.address, &metadata);
     let context = Context::new(method.clone(), deadline.instant(), peer, metadata);
-    let call =
-        CallScope::new(context).run(serve_admitted(route, method, requests, &mut responder, &shared, span.as_ref()));
+    let stage = match &shared.layers {
+        None => Stage::Handler(route),
+        Some(layers) => Stage::Layers(layers, handler, head.kind, context.clone()),
+    };
+    let call = serve_admitted(stage, method, requests, &mut responder, &shared, span.as_ref());
+    let call = CallScope::new(context, shared.limits).run(call);
     match &span {
         // The handler runs inside the call's span: its logs and the calls it makes are children.
         Some(span) => call.instrument(span.clone()).await,
@@ -162,7 +169,7 @@ pub(crate) async fn serve_call(
 /// Runs an admitted call's handler and answers with what it returned, inside the call's
 /// scope (its [`Context`]).
 async fn serve_admitted(
-    route: Route<'_>,
+    stage: Stage<'_>,
     method: &str,
     requests: Requests,
     responder: &mut Responder,
@@ -171,6 +178,14 @@ async fn serve_admitted(
 ) {
     let mut interruption = Interruption::new(responder.deadline);
     let call = Call { requests, responder, interruption: &mut interruption, shared };
+    let route = match stage {
+        Stage::Handler(route) => route,
+        // Boxed as the handler stages are.
+        Stage::Layers(layers, handler, kind, context) => {
+            let result = Box::pin(call.layered(layers, handler, kind, context)).await;
+            return answer(result, method, responder, span).await;
+        }
+    };
     let result = match route {
         // The handler stage is boxed: the task of every call then starts small (it is moved
         // several times on its way into the runtime) and the box, under 1 KiB, comes from
@@ -182,6 +197,7 @@ async fn serve_admitted(
         Route::BidiOneRequest(handler) => Box::pin(call.bidi_one_request(handler)).await,
         Route::BidiOneResponse(handler) => Box::pin(call.bidi_one_response(handler, method)).await,
     };
+    // Written out, not through `answer`: a nested future on the path of every call costs.
     match result {
         Ok(()) => {
             telemetry::record_ok(span);
@@ -199,6 +215,31 @@ async fn serve_admitted(
             Box::pin(responder.fail(&err)).await;
         }
     }
+}
+
+/// Finishes the response of a call through the layers, as `serve_admitted` does its own.
+async fn answer(result: Result<(), Outcome>, method: &str, responder: &mut Responder, span: Option<&Span>) {
+    match result {
+        Ok(()) => {
+            telemetry::record_ok(span);
+            responder.finish_ok().await;
+        }
+        Err(Outcome::Cancelled) => {
+            telemetry::record_cancelled(span);
+            responder.reset(StreamCode::Cancelled);
+        }
+        Err(Outcome::Failed(err)) => {
+            telemetry::record_failed(span, &err);
+            log_failure(method, &err);
+            responder.fail(&err).await;
+        }
+    }
+}
+
+/// What runs an admitted call: its handler, or the server's layers around it.
+enum Stage<'a> {
+    Handler(Route<'a>),
+    Layers(&'a Layers, &'a Handler, CallKind, Context),
 }
 
 /// Answers a call that never reached a handler (boxed: a rare path).
@@ -287,6 +328,25 @@ impl Call<'_> {
         drive(responses, self.responder, self.interruption).await
     }
 
+    /// A call through the server's layers: its request read as its kind says, then handed
+    /// with its context to the layers, whose reply is written as the handler's would be.
+    async fn layered(
+        mut self,
+        layers: &Layers,
+        handler: &Handler,
+        kind: CallKind,
+        context: Context,
+    ) -> Result<(), Outcome> {
+        let request =
+            if kind.client_streams() { Err(request_stream(self.requests)) } else { Ok(self.single_request().await?) };
+        let reply = layers.call(context, kind, request, handler);
+        let reply = self.interruption.guard(&self.responder.send, reply).await?;
+        match reply.into_parts() {
+            Ok(message) => self.responder.message(message).await.map_err(Outcome::from),
+            Err(responses) => drive(responses, self.responder, self.interruption).await,
+        }
+    }
+
     /// A server-streaming call to a bidirectional handler: the one request is read (and
     /// bounded) as for any server-streaming call, then handed over as a stream of one.
     async fn bidi_one_request(mut self, handler: &BidiStreamingFn) -> Result<(), Outcome> {
@@ -303,27 +363,6 @@ impl Call<'_> {
         let responses = self.interruption.guard(&self.responder.send, async { Ok(handler(requests).await) }).await?;
         let response = self.interruption.guard(&self.responder.send, exactly_one(responses, method)).await?;
         self.responder.message(response).await.map_err(Outcome::from)
-    }
-}
-
-/// The one response of a stream that must have exactly one: the caller's decoder takes one
-/// message and then the end, so the handler's end is awaited before the message is sent,
-/// and a handler that yields none or a second one fails the call, saying so.
-async fn exactly_one(mut responses: RpcStream<OutgoingMessage>, method: &str) -> Result<OutgoingMessage, RpcError> {
-    let wrong = |what: &str| {
-        RpcError::Protocol(format!(
-            "method `{method}` was called as ClientStreaming, which takes exactly one response, but its \
-             streaming handler {what}"
-        ))
-    };
-    let Some(first) = responses.next().await else {
-        return Err(wrong("ended without a response"));
-    };
-    let first = first?;
-    match responses.next().await {
-        None => Ok(first),
-        Some(Err(err)) => Err(err),
-        Some(Ok(_)) => Err(wrong("yielded a second one")),
     }
 }
 

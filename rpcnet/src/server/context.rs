@@ -11,6 +11,7 @@ use tokio::time::Instant;
 
 use super::peer::{Peer, PeerIdentity};
 use crate::metadata::{Metadata, MetadataError, MetadataValue};
+use crate::wire::Limits;
 
 tokio::task_local! {
     static CURRENT: CallScope;
@@ -20,11 +21,28 @@ tokio::task_local! {
 pub(crate) struct CallScope {
     context: Context,
     response: RefCell<Metadata>,
+    /// The server's limits, which response metadata must fit as a request head does.
+    limits: Limits,
 }
 
 impl CallScope {
-    pub(crate) fn new(context: Context) -> Self {
-        Self { context, response: RefCell::new(Metadata::new()) }
+    pub(crate) fn new(context: Context, limits: Limits) -> Self {
+        Self { context, response: RefCell::new(Metadata::new()), limits }
+    }
+
+    fn insert_response(&self, key: &str, value: MetadataValue) -> Result<(), MetadataError> {
+        let mut candidate = self.response.borrow().clone();
+        candidate.insert(key, value)?;
+        let (entries, max_entries) = (candidate.len(), usize::from(self.limits.max_metadata_entries));
+        if entries > max_entries {
+            return Err(MetadataError::OverLimit(format!("{entries} entries, at most {max_entries}")));
+        }
+        let (len, max_len) = (candidate.wire_len(), usize::from(self.limits.max_head_len));
+        if len > max_len {
+            return Err(MetadataError::OverLimit(format!("{len} bytes, at most {max_len}")));
+        }
+        *self.response.borrow_mut() = candidate;
+        Ok(())
     }
 
     /// Runs `call` with this scope as its task's.
@@ -33,9 +51,13 @@ impl CallScope {
     }
 }
 
+/// Whether the current call has response metadata to send (false outside a call).
+pub(crate) fn has_response_metadata() -> bool {
+    CURRENT.try_with(|scope| !scope.response.borrow().is_empty()).unwrap_or(false)
+}
+
 /// The response metadata set so far in the current call, taken (empty outside a call):
 /// the server sends it with its first response frame.
-#[allow(dead_code)] // used by the responder in the next step
 pub(crate) fn take_response_metadata() -> Metadata {
     CURRENT.try_with(|scope| std::mem::take(&mut *scope.response.borrow_mut())).unwrap_or_default()
 }
@@ -87,13 +109,13 @@ impl Context {
     }
 
     /// Adds an entry to the current call's response metadata, which goes back with the
-    /// response's first frame (so a streaming handler sets it before its first message).
-    /// Fails if the entry breaks the rules of [`Metadata::insert`], or outside a call.
+    /// response's first frame (so a streaming handler sets it before its first message;
+    /// once that is sent, later entries are not). Fails if the entry breaks the rules of
+    /// [`Metadata::insert`], if the response metadata would exceed the server's limits
+    /// (as many entries and bytes as a request head may carry), or outside a call.
     pub fn insert_response_metadata(key: &str, value: impl Into<MetadataValue>) -> Result<(), MetadataError> {
         let value = value.into();
-        CURRENT
-            .try_with(|scope| scope.response.borrow_mut().insert(key, value))
-            .map_err(|_| MetadataError::OutsideCall)?
+        CURRENT.try_with(|scope| scope.insert_response(key, value)).map_err(|_| MetadataError::OutsideCall)?
     }
 
     /// The method's name on the wire, such as `"Calculator.add"`.

@@ -6,6 +6,7 @@ mod call;
 mod connections;
 mod context;
 mod interrupt;
+mod layers;
 mod peer;
 mod request_stream;
 mod respond;
@@ -13,6 +14,7 @@ mod routes;
 mod shared;
 
 pub use context::Context;
+pub use layers::{ServerCall, ServerReply, ServerService};
 pub use peer::PeerIdentity;
 pub use request_stream::RequestStream;
 use routes::BoxFuture;
@@ -221,6 +223,8 @@ pub struct RpcServer {
     phase: watch::Sender<Phase>,
     counts: Arc<Counts>,
     certificate: CertificateSlot,
+    /// The layers added so far, around the handlers; `None`: calls go straight to them.
+    layers: Option<ServerService>,
 }
 
 impl RpcServer {
@@ -236,9 +240,23 @@ impl RpcServer {
             phase: watch::Sender::new(Phase::Idle),
             counts: Arc::default(),
             certificate: CertificateSlot::default(),
+            layers: None,
         }
     }
 
+    /// Puts a tower layer around every call, and around the layers added before it; see
+    /// [`ServerService`] for what a layer sees and an example.
+    pub fn layer<L>(&mut self, layer: L) -> &mut Self
+    where
+        L: tower::Layer<ServerService>,
+        L::Service: tower::Service<ServerCall, Response = ServerReply> + Send + 'static,
+        <L::Service as tower::Service<ServerCall>>::Error: Into<tower::BoxError>,
+        <L::Service as tower::Service<ServerCall>>::Future: Send + 'static,
+    {
+        let inner = self.layers.take().unwrap_or_else(layers::Layers::innermost);
+        self.layers = Some(layers::Layers::wrap(inner, layer));
+        self
+    }
     /// Registers a unary handler of raw bytes under `method`; a second registration of the
     /// same name replaces the first.
     ///
@@ -393,7 +411,7 @@ impl RpcServer {
     /// gracefully and returns.
     pub async fn start(self, endpoint: ServerEndpoint) -> Result<(), RpcError> {
         let endpoint = endpoint.endpoint;
-        let mut shared = ServerShared::new(self.routes.with_builtins(), &self.config, self.counts.clone());
+        let mut shared = ServerShared::new(self.routes.with_builtins(), self.layers, &self.config, self.counts.clone());
         shared.local_addr = endpoint.local_addr().ok();
         let shared = Arc::new(shared);
         self.phase.send_replace(Phase::Running);

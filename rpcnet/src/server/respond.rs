@@ -8,11 +8,14 @@ use bytes::{Bytes, BytesMut};
 use quinn::{SendStream, VarInt};
 use tokio::time::Instant;
 
+use super::context::{has_response_metadata, take_response_metadata};
 use super::interrupt::{WriteCut, bounded_write, timeout_if_pending};
 use crate::deadline::Deadline;
 use crate::error::RpcError;
 use crate::transport::{Outgoing, OutgoingMessage, Prefix};
-use crate::wire::{FrameTag, PROTOCOL_VERSION, StatusCode, StreamCode, WireError, encode_status};
+use crate::wire::{
+    FrameTag, Limits, PROTOCOL_VERSION, StatusCode, StreamCode, WireError, encode_metadata_frame, encode_status,
+};
 
 fn status_payload(code: StatusCode, message: &str) -> Bytes {
     let mut payload = BytesMut::new();
@@ -29,13 +32,16 @@ pub(crate) struct Responder {
     /// Set once a write was cut off and the stream reset: nothing more is written.
     abandoned: bool,
     max_frame_len: u32,
+    /// Bounds of the response metadata (those of a request head).
+    limits: Limits,
     pub(crate) deadline: Deadline,
     write_timeout: Duration,
 }
 
 impl Responder {
-    pub(crate) fn new(send: SendStream, max_frame_len: u32, write_timeout: Duration) -> Self {
-        Self { send, started: false, abandoned: false, max_frame_len, deadline: Deadline::Never, write_timeout }
+    pub(crate) fn new(send: SendStream, limits: Limits, write_timeout: Duration) -> Self {
+        let max_frame_len = limits.max_frame_len;
+        Self { send, started: false, abandoned: false, max_frame_len, limits, deadline: Deadline::Never, write_timeout }
     }
 
     /// A frame ready to write, with the version byte in front of the first one.
@@ -74,7 +80,22 @@ impl Responder {
     }
 
     pub(crate) async fn message(&mut self, message: OutgoingMessage) -> Result<(), RpcError> {
+        if !self.started && has_response_metadata() {
+            // Boxed: only responses with metadata come here.
+            Box::pin(self.open_with_metadata()).await?;
+        }
         let frame = self.frame(FrameTag::Message, message)?;
+        self.write(frame).await
+    }
+
+    /// Writes the version byte and the METADATA frame of what the handler set (checked
+    /// against the limits as it was set).
+    async fn open_with_metadata(&mut self) -> Result<(), RpcError> {
+        let metadata = take_response_metadata();
+        let entries = metadata.wire_entries();
+        let mut list = BytesMut::new();
+        encode_metadata_frame(&entries, &self.limits, &mut list)?;
+        let frame = self.frame(FrameTag::Metadata, list.freeze().into())?;
         self.write(frame).await
     }
 
@@ -84,6 +105,9 @@ impl Responder {
 
     /// Writes `err` as the terminal frame and finishes the stream.
     pub(crate) async fn fail(&mut self, err: &RpcError) {
+        if !self.started && has_response_metadata() && self.open_with_metadata().await.is_err() {
+            return;
+        }
         let frame = match err {
             RpcError::Service(service) => {
                 self.frame(FrameTag::ServiceError, Bytes::from(service.payload.clone()).into())
@@ -111,6 +135,13 @@ impl Responder {
 
     /// Finishes a successful response; one without messages still carries its version byte.
     pub(crate) async fn finish_ok(&mut self) {
+        if !self.started && has_response_metadata() {
+            if Box::pin(self.open_with_metadata()).await.is_err() {
+                return;
+            }
+            self.finish();
+            return;
+        }
         if !std::mem::replace(&mut self.started, true) {
             let version = Outgoing::One(Bytes::from_static(&[PROTOCOL_VERSION]));
             if self.write(version).await.is_err() {

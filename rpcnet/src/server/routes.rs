@@ -244,6 +244,30 @@ pub trait Service {
     fn routes(self) -> Routes;
 }
 
+/// The one response of a stream that must have exactly one: the caller's decoder takes one
+/// message and then the end, so the handler's end is awaited before the message is sent,
+/// and a handler that yields none or a second one fails the call, saying so.
+pub(crate) async fn exactly_one(
+    mut responses: RpcStream<OutgoingMessage>,
+    method: &str,
+) -> Result<OutgoingMessage, RpcError> {
+    let wrong = |what: &str| {
+        RpcError::Protocol(format!(
+            "method `{method}` was called as ClientStreaming, which takes exactly one response, but its \
+             streaming handler {what}"
+        ))
+    };
+    let Some(first) = responses.next().await else {
+        return Err(wrong("ended without a response"));
+    };
+    let first = first?;
+    match responses.next().await {
+        None => Ok(first),
+        Some(Err(err)) => Err(err),
+        Some(Ok(_)) => Err(wrong("yielded a second one")),
+    }
+}
+
 /// A request stream as raw handlers take it: each message in one piece.
 fn contiguous(requests: RpcStream<Payload>) -> RpcStream<Bytes> {
     requests.map_messages(|payload| Ok(payload.into_bytes()))

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use super::layers::{Layers, ServerService};
 use super::routes::Routes;
 use crate::config::RpcConfig;
 use crate::transport::{FrameBudget, ReadBounds};
@@ -53,6 +54,8 @@ impl Counts {
 #[derive(Debug)]
 pub(crate) struct ServerShared {
     pub(crate) routes: Routes,
+    /// The tower layers around every call, if any were added.
+    pub(crate) layers: Option<Layers>,
     pub(crate) limits: Limits,
     pub(crate) request_read_timeout: Duration,
     pub(crate) write_timeout: Duration,
@@ -68,9 +71,10 @@ pub(crate) struct ServerShared {
 }
 
 impl ServerShared {
-    pub(crate) fn new(routes: Routes, config: &RpcConfig, counts: Arc<Counts>) -> Self {
+    pub(crate) fn new(routes: Routes, layers: Option<ServerService>, config: &RpcConfig, counts: Arc<Counts>) -> Self {
         Self {
             routes,
+            layers: layers.map(Layers::new),
             limits: config.limits,
             request_read_timeout: config.request_read_timeout,
             write_timeout: config.write_timeout,

@@ -1,6 +1,6 @@
 //! Tracing of calls: one `tracing` span per call on each side, named and filled with the
-//! OpenTelemetry semantic conventions for RPC (`spans.rs`), and, behind the `opentelemetry`
-//! feature, the W3C trace context carried in the call's metadata (`propagation.rs`).
+//! OpenTelemetry semantic conventions for RPC (`spans.rs`, `stream.rs`), and, behind the
+//! `opentelemetry` feature, the W3C trace context carried in the call's metadata (`propagation.rs`).
 
 mod spans;
 mod stream;
@@ -8,10 +8,30 @@ mod stream;
 #[cfg(feature = "opentelemetry")]
 mod propagation;
 
+use std::borrow::Cow;
+
+use tracing::Span;
+
+use crate::metadata::Metadata;
+
 #[cfg(feature = "opentelemetry")]
-#[allow(unused_imports)] // the client sends metadata in the next step
-pub(crate) use propagation::{continue_trace, inject_trace};
+pub(crate) use propagation::continue_trace;
 pub(crate) use spans::{
     client_span, record_cancelled, record_failed, record_failure, record_ok, record_result, server_span,
 };
 pub(crate) use stream::traced_stream;
+
+/// The metadata a call under `span` sends: the caller's `metadata`, and, with the
+/// `opentelemetry` feature, the span's trace context. Borrowed as it is without the feature
+/// or without a span.
+pub(crate) fn outgoing_metadata<'a>(span: Option<&Span>, metadata: Option<&'a Metadata>) -> Option<Cow<'a, Metadata>> {
+    #[cfg(feature = "opentelemetry")]
+    if let Some(span) = span {
+        let mut traced = metadata.cloned().unwrap_or_default();
+        propagation::inject_trace(span, &mut traced);
+        return Some(Cow::Owned(traced));
+    }
+    #[cfg(not(feature = "opentelemetry"))]
+    let _ = span;
+    metadata.map(Cow::Borrowed)
+}

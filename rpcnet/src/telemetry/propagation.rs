@@ -16,7 +16,6 @@ pub(crate) const TRACEPARENT: &str = "traceparent";
 /// trace context already there. The W3C propagator is used directly, not the one installed
 /// globally with `opentelemetry::global::set_text_map_propagator`: rpcnet's wire format is
 /// W3C trace context whatever else a program propagates.
-#[allow(dead_code)] // the client sends metadata in the next step
 pub(crate) fn inject_trace(span: &Span, metadata: &mut Metadata) {
     TraceContextPropagator::new().inject_context(&span.context(), &mut MetadataInjector(metadata));
 }

@@ -17,6 +17,8 @@ pub enum FrameTag {
     ServiceError = 1,
     /// An rpcnet status: `u16 code` then a UTF-8 message. Terminal.
     Status = 2,
+    /// Response metadata: a metadata list, only as the first frame of a response.
+    Metadata = 3,
 }
 
 impl FrameTag {
@@ -26,13 +28,14 @@ impl FrameTag {
             0 => Ok(Self::Message),
             1 => Ok(Self::ServiceError),
             2 => Ok(Self::Status),
+            3 => Ok(Self::Metadata),
             other => Err(WireError::UnknownFrameTag(other)),
         }
     }
 
     /// Whether the sender finishes the stream right after this frame.
     pub fn is_terminal(self) -> bool {
-        !matches!(self, Self::Message)
+        matches!(self, Self::ServiceError | Self::Status)
     }
 }
 
@@ -144,6 +147,7 @@ mod tests {
         assert_eq!(FrameHeader::decode(&[2, 0, 0, 0, 3], 3).unwrap().unwrap().tag, FrameTag::Status);
         assert!(FrameTag::ServiceError.is_terminal() && FrameTag::Status.is_terminal());
         assert!(!FrameTag::Message.is_terminal(), "messages keep the stream open");
+        assert!(!FrameTag::Metadata.is_terminal(), "response metadata comes before what ends the call");
     }
 
     #[test]

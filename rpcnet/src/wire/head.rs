@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use bytes::BufMut;
 
+use super::metadata::{MetadataEntry, check_entries, decode_entries, encode_entries, entries_len};
+use super::reader::{Reader, utf8};
 use super::{Limits, PROTOCOL_VERSION, WireError};
 
 /// Bytes before the head's fields: `version:u8` and `head_len:u16`.
@@ -45,9 +47,6 @@ impl CallKind {
     }
 }
 
-/// One metadata entry of a request head: a UTF-8 key and a binary value.
-pub type MetadataEntry<'a> = (&'a str, &'a [u8]);
-
 /// A decoded request head, borrowing from the buffer it was read from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestHead<'a> {
@@ -73,8 +72,7 @@ impl<'a> RequestHead<'a> {
     }
 
     fn body_len(&self) -> usize {
-        let metadata: usize = self.metadata.iter().map(|(k, v)| 1 + k.len() + 2 + v.len()).sum();
-        1 + 4 + 1 + self.method.len() + 1 + metadata
+        1 + 4 + 1 + self.method.len() + entries_len(&self.metadata)
     }
 
     /// Checks that the head fits the layout and `limits`, as [`encode`](Self::encode) does
@@ -83,20 +81,7 @@ impl<'a> RequestHead<'a> {
         if self.method.is_empty() || self.method.len() > usize::from(u8::MAX) {
             return Err(WireError::Malformed("method name (must be 1 to 255 bytes)"));
         }
-        if self.metadata.len() > usize::from(limits.max_metadata_entries) {
-            return Err(WireError::TooManyMetadataEntries {
-                count: self.metadata.len(),
-                max: usize::from(limits.max_metadata_entries),
-            });
-        }
-        for (key, value) in &self.metadata {
-            if key.is_empty() || key.len() > usize::from(u8::MAX) {
-                return Err(WireError::Malformed("metadata key (must be 1 to 255 bytes)"));
-            }
-            if value.len() > usize::from(u16::MAX) {
-                return Err(WireError::Malformed("metadata value (must be at most 65535 bytes)"));
-            }
-        }
+        check_entries(&self.metadata, limits)?;
         let body_len = self.body_len();
         if body_len > usize::from(limits.max_head_len) {
             return Err(WireError::HeadTooLarge { len: body_len, max: usize::from(limits.max_head_len) });
@@ -120,13 +105,7 @@ impl<'a> RequestHead<'a> {
         out.put_u32(encode_deadline(self.deadline));
         out.put_u8(self.method.len() as u8);
         out.put_slice(self.method.as_bytes());
-        out.put_u8(self.metadata.len() as u8);
-        for (key, value) in &self.metadata {
-            out.put_u8(key.len() as u8);
-            out.put_slice(key.as_bytes());
-            out.put_u16(value.len() as u16);
-            out.put_slice(value);
-        }
+        encode_entries(&self.metadata, out);
     }
 
     /// Checks the version and declared length of a head from its first bytes.
@@ -164,24 +143,7 @@ impl<'a> RequestHead<'a> {
             return Err(WireError::Malformed("method name (empty)"));
         }
         let method = utf8(method, "method name")?;
-        let metadata_count = usize::from(r.u8("metadata count")?);
-        if metadata_count > usize::from(limits.max_metadata_entries) {
-            return Err(WireError::TooManyMetadataEntries {
-                count: metadata_count,
-                max: usize::from(limits.max_metadata_entries),
-            });
-        }
-        // `Vec::new` costs nothing when, as on most calls, there is no metadata.
-        let mut metadata = if metadata_count == 0 { Vec::new() } else { Vec::with_capacity(metadata_count) };
-        for _ in 0..metadata_count {
-            let key = r.take_u8_prefixed("metadata key")?;
-            if key.is_empty() {
-                return Err(WireError::Malformed("metadata key (empty)"));
-            }
-            let key = utf8(key, "metadata key")?;
-            let value = r.take_u16_prefixed("metadata value")?;
-            metadata.push((key, value));
-        }
+        let metadata = decode_entries(&mut r, limits)?;
         if !r.0.is_empty() {
             return Err(WireError::Malformed("request head (bytes left over after the last field)"));
         }
@@ -204,50 +166,6 @@ fn encode_deadline(deadline: Option<Duration>) -> u32 {
 
 fn decode_deadline(ms: u32) -> Option<Duration> {
     (ms != 0).then(|| Duration::from_millis(u64::from(ms)))
-}
-
-fn utf8<'a>(bytes: &'a [u8], what: &'static str) -> Result<&'a str, WireError> {
-    std::str::from_utf8(bytes).map_err(|_| WireError::InvalidUtf8(what))
-}
-
-/// A cursor over the head's declared bytes; running out means the head lied about its length.
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], WireError> {
-        if self.0.len() < n {
-            return Err(WireError::Malformed(what));
-        }
-        let (taken, rest) = self.0.split_at(n);
-        self.0 = rest;
-        Ok(taken)
-    }
-
-    /// A field preceded by its length in one byte.
-    fn take_u8_prefixed(&mut self, what: &'static str) -> Result<&'a [u8], WireError> {
-        let len = usize::from(self.u8(what)?);
-        self.take(len, what)
-    }
-
-    /// A field preceded by its length in two bytes.
-    fn take_u16_prefixed(&mut self, what: &'static str) -> Result<&'a [u8], WireError> {
-        let len = usize::from(self.u16(what)?);
-        self.take(len, what)
-    }
-
-    fn u8(&mut self, what: &'static str) -> Result<u8, WireError> {
-        Ok(self.take(1, what)?[0])
-    }
-
-    fn u16(&mut self, what: &'static str) -> Result<u16, WireError> {
-        let b = self.take(2, what)?;
-        Ok(u16::from_be_bytes([b[0], b[1]]))
-    }
-
-    fn u32(&mut self, what: &'static str) -> Result<u32, WireError> {
-        let b = self.take(4, what)?;
-        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-    }
 }
 
 #[cfg(test)]

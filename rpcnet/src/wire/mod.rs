@@ -31,10 +31,18 @@
 //!   (the fields must use exactly head_len bytes)
 //!
 //! Frame
-//!   u8    tag              0 MESSAGE, 1 SERVICE_ERROR, 2 STATUS
-//!   u32   len              at most Limits::max_frame_len
+//!   u8    tag              0 MESSAGE, 1 SERVICE_ERROR, 2 STATUS, 3 METADATA
+//!   u32   len              at most Limits::max_frame_len (METADATA: Limits::max_head_len)
 //!   [u8]  payload          len bytes
+//!
+//! METADATA payload (the same list as in a request head, filling the payload exactly)
+//!   u8    metadata_count   at most Limits::max_metadata_entries
+//!   metadata_count times: key_len u8, key, value_len u16, value
 //! ```
+//!
+//! Metadata keys are 1 to 255 bytes of `a-z`, `0-9`, `-`, `_` and `.`. A key ending in `-bin`
+//! carries any bytes; every other key carries UTF-8 text. Keys starting with `rpcnet-` are
+//! reserved for rpcnet itself. A key appears at most once in a list.
 //!
 //! A request carries MESSAGE frames only: exactly one for unary and server-streaming calls,
 //! any number for client-streaming and bidirectional calls. A response carries MESSAGE
@@ -45,6 +53,10 @@
 //!   hands it back typed (see [`crate::ServiceError`]).
 //! - `STATUS`: an rpcnet error. Payload = `u16 code` followed by a UTF-8 message of at most
 //!   [`MAX_STATUS_MESSAGE_LEN`] bytes; codes are listed in [`StatusCode`].
+//!
+//! A response may open with one METADATA frame, the handler's response metadata, before any
+//! other frame (and only there); a server sends it only when the handler set some, so a
+//! response without metadata is laid out as before the frame existed.
 //!
 //! A side that gives up on a call resets its sending half and stops its receiving half with
 //! one of the [`StreamCode`]s, so the peer learns why without a frame.
@@ -76,13 +88,16 @@
 
 mod frame;
 mod head;
+mod metadata;
 mod payload;
+mod reader;
 mod request;
 mod response;
 mod status;
 
 pub use frame::{FRAME_HEADER_LEN, FrameHeader, FrameTag};
-pub use head::{CallKind, MetadataEntry, REQUEST_PREFIX_LEN, RequestHead};
+pub use head::{CallKind, REQUEST_PREFIX_LEN, RequestHead};
+pub use metadata::{MetadataEntry, decode_metadata_frame, encode_metadata_frame};
 pub use payload::Payload;
 pub use request::{RequestDecoder, RequestEvent};
 pub use response::{ResponseDecoder, ResponseEvent};

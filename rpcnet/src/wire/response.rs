@@ -6,10 +6,13 @@ use bytes::Bytes;
 
 use super::frame::{ended_inside_frame, front_frame_len, more_than, peek_frame, take_frame};
 use super::payload::{Payload, Received};
-use super::{CallKind, FrameHeader, FrameTag, Limits, PROTOCOL_VERSION, StreamDecoder, WireError, decode_status};
+use super::{
+    CallKind, FrameHeader, FrameTag, Limits, PROTOCOL_VERSION, StreamDecoder, WireError, decode_metadata_frame,
+    decode_status,
+};
 
 /// What a response stream carries.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ResponseEvent {
     /// One response message.
     Message(Payload),
@@ -23,6 +26,10 @@ pub enum ResponseEvent {
         /// The server's message.
         message: String,
     },
+    /// The response's metadata (the payload of its METADATA frame, checked against the
+    /// limits: read its entries with [`decode_metadata_frame`](super::decode_metadata_frame)).
+    /// Only ever the first event.
+    Metadata(Bytes),
     /// The server finished the stream.
     End,
 }
@@ -60,6 +67,9 @@ enum State {
 #[derive(Debug)]
 pub struct ResponseDecoder {
     max_frame_len: u32,
+    limits: Limits,
+    /// Whether a frame was read: a METADATA frame may only come first.
+    framed: bool,
     /// Whether the call has exactly one response message (unary, client streaming).
     single: bool,
     received: Received,
@@ -75,6 +85,8 @@ impl ResponseDecoder {
     pub fn new(kind: CallKind, limits: Limits) -> Self {
         Self {
             max_frame_len: limits.max_frame_len,
+            limits,
+            framed: false,
             single: !kind.server_streams(),
             received: Received::default(),
             ended: false,
@@ -102,7 +114,7 @@ impl ResponseDecoder {
         }
         let header = match self.front.take() {
             Some(header) => Some(header),
-            None => match peek_frame(&self.received, self.max_frame_len) {
+            None => match peek_frame(&self.received, self.max_len_of_next()) {
                 Ok(header) => header,
                 Err(err) => return self.fail(err),
             },
@@ -120,6 +132,10 @@ impl ResponseDecoder {
             self.state = State::Done;
             return Ok(Some(ResponseEvent::End));
         };
+        if header.tag == FrameTag::Metadata {
+            return self.metadata(header);
+        }
+        self.framed = true;
         let last = self.single || header.tag.is_terminal();
         if last && more_than(&self.received, header) {
             return self.fail(WireError::TrailingData);
@@ -142,6 +158,30 @@ impl ResponseDecoder {
                     Err(err) => self.fail(err),
                 }
             }
+            FrameTag::Metadata => unreachable!("handled above"),
+        }
+    }
+
+    /// The longest frame that may come next: a METADATA frame is bounded like a request
+    /// head, so that it is refused from its header alone.
+    fn max_len_of_next(&self) -> u32 {
+        match self.received.first() {
+            Some(tag) if tag == FrameTag::Metadata as u8 && !self.framed => u32::from(self.limits.max_head_len),
+            _ => self.max_frame_len,
+        }
+    }
+
+    /// The METADATA frame at the front, whole: refused unless it is the first frame.
+    fn metadata(&mut self, header: FrameHeader) -> Result<Option<ResponseEvent>, WireError> {
+        if self.framed {
+            return self
+                .fail(WireError::UnexpectedFrame { tag: FrameTag::Metadata, side: "response after its first frame" });
+        }
+        self.framed = true;
+        let payload = take_frame(&mut self.received, header).into_bytes();
+        match decode_metadata_frame(&payload, &self.limits) {
+            Ok(_) => Ok(Some(ResponseEvent::Metadata(payload))),
+            Err(err) => self.fail(err),
         }
     }
 
@@ -259,6 +299,36 @@ mod tests {
         assert_eq!(decode(CallKind::Unary, &[7], 1), Err(WireError::UnsupportedVersion(7)));
         let cut = [vec![1], frame(FrameTag::Message, b"abcdef")[..7].to_vec()].concat();
         assert_eq!(decode(CallKind::Unary, &cut, 2), Err(WireError::EndedInFrame { len: 6 }));
+    }
+
+    #[test]
+    fn response_metadata_comes_first_bounded_and_once() {
+        let mut list = Vec::new();
+        crate::wire::encode_metadata_frame(&[("served-by", b"n1")], &Limits::default(), &mut list).unwrap();
+        let metadata = ResponseEvent::Metadata(Bytes::from(list.clone()));
+        let unary = [vec![1], frame(FrameTag::Metadata, &list), frame(FrameTag::Message, b"ok")].concat();
+        for size in [1, 3, 100] {
+            assert_eq!(decode(CallKind::Unary, &unary, size).unwrap()[0], metadata, "chunks of {size}");
+        }
+        let mut decoder = ResponseDecoder::new(CallKind::Unary, Limits::default());
+        decoder.handle_chunk(Bytes::from(unary));
+        decoder.handle_end();
+        assert_eq!(decoder.poll().unwrap(), Some(metadata));
+        assert_eq!(decoder.poll().unwrap(), Some(message(b"ok")));
+
+        let late = [vec![1], frame(FrameTag::Message, b"a"), frame(FrameTag::Metadata, &list)].concat();
+        assert!(matches!(
+            decode(CallKind::ServerStreaming, &late, 100),
+            Err(WireError::UnexpectedFrame { tag: FrameTag::Metadata, .. })
+        ));
+        // Refused from the header alone: nothing of a 9 KiB frame is waited for.
+        let mut decoder = ResponseDecoder::new(CallKind::Unary, Limits::default());
+        let mut big = vec![1];
+        FrameHeader::new(FrameTag::Metadata, 9 * 1024, u32::MAX).unwrap().encode(&mut big);
+        decoder.handle_chunk(Bytes::from(big));
+        assert_eq!(decoder.poll(), Err(WireError::FrameTooLarge { len: 9 * 1024, max: 8 * 1024 }));
+        let bad = [vec![1], frame(FrameTag::Metadata, &[5]), frame(FrameTag::Message, b"ok")].concat();
+        assert!(decode(CallKind::Unary, &bad, 100).is_err(), "a malformed list fails the call");
     }
 
     #[test]

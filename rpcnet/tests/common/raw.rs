@@ -80,6 +80,7 @@ pub async fn read_answer(recv: &mut quinn::RecvStream) -> Answer {
             let (code, message) = decode_status(&payload).unwrap();
             Answer::Status(code, message.to_owned())
         }
+        FrameTag::Metadata => panic!("the test methods send no response metadata"),
     }
 }
 

@@ -18,7 +18,7 @@ use crate::balance::{Balancer, CallInfo, Endpoint};
 use crate::channel::balanced::{Balanced, Policy};
 use crate::channel::connection::{Connection, Connector};
 use crate::channel::source::EndpointSource;
-use crate::client::CallOptions;
+use crate::client::{CallMetadata, CallOptions};
 use crate::deadline::Deadline;
 use crate::error::RpcError;
 use crate::stream::RpcStream;
@@ -87,6 +87,7 @@ impl Connection for MockConnection {
         deadline: Deadline,
         _: Instant,
         _: bool,
+        _: &CallMetadata,
     ) -> Result<Payload, RpcError> {
         self.run(millis(&message), deadline).await
     }
@@ -97,6 +98,7 @@ impl Connection for MockConnection {
         message: OutgoingMessage,
         deadline: Deadline,
         _: Instant,
+        _: &CallMetadata,
     ) -> Result<RpcStream<Payload>, RpcError> {
         let name = self.run(0, deadline).await?;
         let count = millis(&message) as usize;
@@ -109,6 +111,7 @@ impl Connection for MockConnection {
         requests: RpcStream<OutgoingMessage>,
         deadline: Deadline,
         _: Instant,
+        _: &CallMetadata,
     ) -> Result<Payload, RpcError> {
         let sent = requests.count().await;
         let name = self.run(0, deadline).await?;
@@ -121,6 +124,7 @@ impl Connection for MockConnection {
         requests: RpcStream<OutgoingMessage>,
         deadline: Deadline,
         _: Instant,
+        _: &CallMetadata,
     ) -> Result<RpcStream<Payload>, RpcError> {
         self.run(0, deadline).await?;
         Ok(requests.map_messages(|message| match message {
@@ -239,7 +243,7 @@ pub(super) async fn spawn_work(
     let balanced = balanced.clone();
     let call =
         tokio::spawn(
-            async move { balanced.unary("Work.run", false, work(millis), CallOptions::new()).await.map(name) },
+            async move { balanced.unary("Work.run", false, work(millis), &CallOptions::new()).await.map(name) },
         );
     tokio::task::yield_now().await;
     call
