@@ -22,7 +22,6 @@ use futures::{Stream, StreamExt};
 use quinn::{RecvStream, SendStream};
 use rustls::pki_types::CertificateDer;
 use tokio::time::Instant;
-use tracing::Instrument;
 
 use self::call::{RequestWriter, ResponseReader, encode_request, send_all};
 use self::connection::ClientInner;
@@ -280,16 +279,16 @@ impl RpcClient {
         metadata: &CallMetadata,
         finish: fn(Payload) -> T,
     ) -> Result<T, RpcError> {
+        // The call's span is opened here and closed when the call ends, but not entered:
+        // none of the caller's code runs inside it, and its place in the trace is fixed when
+        // it is made (its parent, and the trace context sent with the request).
         let span = telemetry::client_span(method, self.inner.remote);
         let request = deadline.left(now).and_then(|left| {
             let metadata = telemetry::outgoing_metadata(span.as_ref(), metadata.request());
             encode_request(CallKind::Unary, method, left, metadata.as_deref(), Some(message), &self.inner.limits)
         });
-        let request = match request {
-            Ok(request) => request,
-            Err(err) => return telemetry::record_result(span.as_ref(), Err(err)),
-        };
-        let call = self.inner.deadlines.bound(deadline, now, async move {
+        let request = telemetry::record_failure(span.as_ref(), request)?;
+        let result = self.inner.deadlines.bound(deadline, now, async move {
             // `start`, written out: this is the path every unary call takes.
             let Opened { send, recv, early } = self.inner.open(idempotent).await?;
             if let Some(handshake) = early {
@@ -304,11 +303,7 @@ impl RpcClient {
             writer.finish();
             reader.single_message().await.map(finish)
         });
-        let result = match &span {
-            Some(span) => call.instrument(span.clone()).await,
-            None => call.await,
-        };
-        telemetry::record_result(span.as_ref(), result)
+        telemetry::record_result(span.as_ref(), result.await)
     }
 
     /// An idempotent unary call on a stream opened in early data. If the server rejected
@@ -373,10 +368,7 @@ impl RpcClient {
             writer.finish();
             Ok(reader.into_stream(None, deadline))
         };
-        let started = match &span {
-            Some(span) => started.instrument(span.clone()).await,
-            None => started.await,
-        };
+        let started = started.await;
         let responses = telemetry::record_failure(span.as_ref(), started)?;
         Ok(telemetry::traced_stream(span, responses))
     }
@@ -407,10 +399,7 @@ impl RpcClient {
                 })
                 .await
         };
-        let result = match &span {
-            Some(span) => call.instrument(span.clone()).await,
-            None => call.await,
-        };
+        let result = call.await;
         telemetry::record_result(span.as_ref(), result)
     }
 
@@ -437,16 +426,10 @@ impl RpcClient {
                     tracing::debug!(error = %err, "bidirectional call stopped sending");
                 }
             };
-            let sender = match &span {
-                Some(span) => tokio::spawn(sending.instrument(span.clone())),
-                None => tokio::spawn(sending),
-            };
+            let sender = tokio::spawn(sending);
             Ok(reader.into_stream(Some(sender), deadline))
         };
-        let started = match &span {
-            Some(span) => started.instrument(span.clone()).await,
-            None => started.await,
-        };
+        let started = started.await;
         let responses = telemetry::record_failure(span.as_ref(), started)?;
         Ok(telemetry::traced_stream(span, responses))
     }

@@ -1,7 +1,8 @@
-//! Tracing of calls: one `tracing` span per call on each side, named and filled with the
-//! OpenTelemetry semantic conventions for RPC (`spans.rs`, `stream.rs`), and, behind the
-//! `opentelemetry` feature, the W3C trace context carried in the call's metadata (`propagation.rs`).
+//! Tracing of calls: a `tracing` span per call on each side with the OpenTelemetry RPC
+//! conventions (`spans.rs`), entered around a handler (`instrument.rs`) or carried by a
+//! response stream (`stream.rs`); the W3C trace context in metadata (`propagation.rs`).
 
+mod instrument;
 mod spans;
 mod stream;
 
@@ -14,6 +15,7 @@ use tracing::Span;
 
 use crate::metadata::Metadata;
 
+pub(crate) use instrument::InSpan;
 #[cfg(feature = "opentelemetry")]
 pub(crate) use propagation::continue_trace;
 pub(crate) use spans::{

@@ -32,7 +32,6 @@ impl<T> Stream for Traced<T> {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
-        let _entered = this.span.enter();
         let next = Pin::new(&mut this.responses).poll_next(cx);
         match &next {
             Poll::Ready(Some(Err(error))) if !this.ended => {
