@@ -30,11 +30,12 @@
 //!
 //! Every call has a [`tracing`] span on each side, at INFO: `rpc.server` (target
 //! `rpcnet::server`) around the handler, so that the handler's logs and the calls it makes
-//! are inside it, and `rpc.client` (target `rpcnet::client`) around each call attempt. Their
+//! are inside it, and `rpc.client` (target `rpcnet::client`), open from the start of each
+//! call attempt to its end (a streaming call's ends with its responses). Their
 //! fields follow the OpenTelemetry conventions for RPC: `otel.name` (`Service/method`),
 //! `otel.kind` (`server` or `client`), `rpc.system` (`rpcnet`), `rpc.service`, `rpc.method`,
-//! `server.address` and `server.port` (the server's own address on the server, the remote
-//! one on the client), `client.address` and `client.port` (on the server), and, when the call
+//! `server.address` and `server.port` (the server's own address on the server, without the
+//! IP when it listens on every address; the remote one on the client), `client.address` and `client.port` (on the server), and, when the call
 //! ends, `otel.status_code` (`OK` or `ERROR`) with, for a failure, `error.type` (the
 //! [`ErrorKind`] name, such as `timeout`) and `otel.status_description`. A span that no
 //! subscriber enables costs a cached check.
