@@ -27,6 +27,9 @@ pub mod clusters {}
 #[doc = include_str!("src/code-generation.md")]
 pub mod code_generation {}
 
+#[doc = include_str!("src/context-and-middleware.md")]
+pub mod context_and_middleware {}
+
 #[doc = include_str!("src/production.md")]
 pub mod production {}
 

@@ -61,6 +61,9 @@ enum Impl {
     RpcnetVec,
     /// rpcnet typed calls through `#[rpc_service]`.
     Typed,
+    /// The calls of `typed`, each with two metadata entries, through one tower layer that
+    /// does nothing on each side: what metadata and the layer machinery cost.
+    TypedLayered,
     /// The same typed calls balanced over three servers (one client endpoint), with
     /// `--balanced-strategy` (round robin by default).
     Balanced,
@@ -267,8 +270,11 @@ async fn serve(implementation: Impl, cert_dir: &Path, tuning: Tuning) {
             println!("LISTENING {}", server.local_addr().unwrap());
             server.start(endpoint).await.unwrap();
         }
-        Impl::Typed | Impl::Balanced | Impl::Spread | Impl::Balanced1 => {
-            let (server, endpoint) = typed_echo::server(cert_dir, &tuning);
+        Impl::Typed | Impl::TypedLayered | Impl::Balanced | Impl::Spread | Impl::Balanced1 => {
+            let (mut server, endpoint) = typed_echo::server(cert_dir, &tuning);
+            if implementation == Impl::TypedLayered {
+                server.layer(tower::layer::util::Identity::new());
+            }
             println!("LISTENING {}", server.local_addr().unwrap());
             server.start(endpoint).await.unwrap();
         }
@@ -319,12 +325,14 @@ async fn client(implementation: Impl, addrs: &[SocketAddr], cert_dir: &Path, tun
                     eprintln!("  quinn stats: calls={} {}", phase.calls, client.stats());
                     phase
                 }
-                Impl::Typed | Impl::Balanced | Impl::Balanced1 => {
+                Impl::Typed | Impl::TypedLayered | Impl::Balanced | Impl::Balanced1 => {
                     let client = if matches!(implementation, Impl::Balanced | Impl::Balanced1) {
                         typed_echo::connect_balanced(addrs, cert_dir, &tuning, strategy).await
                     } else {
                         typed_echo::connect(addr, cert_dir, &tuning).await
                     };
+                    let client =
+                        if implementation == Impl::TypedLayered { typed_echo::dressed(&client) } else { client };
                     let client = &client;
                     measure::drive(load.concurrency, duration, || {
                         let payload = payload.to_vec();

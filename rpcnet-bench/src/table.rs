@@ -84,6 +84,12 @@ pub(crate) fn markdown(args: &RunArgs, cells: &[Cell]) -> String {
             " (target ≥ 97%)",
         ),
         (Impl::Typed, Impl::Rpcnet, "typed / raw-bytes Bytes calls (both without deadline), calls/s", ""),
+        (
+            Impl::TypedLayered,
+            Impl::Typed,
+            "typed with 2 metadata entries and a no-op layer each side / typed, calls/s",
+            "",
+        ),
         (Impl::RpcnetDeadline, Impl::Rpcnet, "raw-bytes calls with / without a deadline, calls/s", ""),
         (Impl::Balanced, Impl::Typed, "balanced (3 servers) / typed (1 server), calls/s", " (target ≥ 97%)"),
         (Impl::Balanced, Impl::Spread, "balanced / spread (same 3 servers, no balancer), calls/s", ""),

@@ -63,3 +63,11 @@ pub(crate) async fn connect_balanced(
         .await
         .unwrap()
 }
+
+/// `client` with two metadata entries on each call and a tower layer that does nothing.
+pub(crate) fn dressed(client: &EchoClient) -> EchoClient {
+    let mut metadata = rpcnet::Metadata::new();
+    metadata.insert("request-id", "0123456789abcdef").unwrap();
+    metadata.insert("tenant", "bench").unwrap();
+    client.with_metadata(metadata).with_layer(tower::layer::util::Identity::new())
+}

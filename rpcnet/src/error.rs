@@ -64,6 +64,13 @@ pub enum RpcError {
     /// The server is shutting down and did not start the call. Safe to retry elsewhere.
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// The server's access policy refused this client the method (see
+    /// [`AccessPolicy`](crate::server::AccessPolicy)); the handler did not run. Not retry-safe:
+    /// another server with the same policy refuses it too. The message names the method and
+    /// why; grant the client's certificate name access on the server, or call with another
+    /// identity.
+    #[error("permission denied: {0}")]
+    PermissionDenied(String),
     /// No endpoint can take the call: none is known, or none matches the filter or is healthy.
     #[error("{}", no_endpoint_message(.filter.as_deref(), *.known, *.healthy))]
     NoEndpointAvailable {
@@ -144,6 +151,8 @@ pub enum ErrorKind {
     /// A mistake on this side: configuration, or a balancer that picked no endpoint it was
     /// given ([`RpcError::Config`], [`InvalidPick`](RpcError::InvalidPick)).
     Configuration,
+    /// The server refused this client the method ([`RpcError::PermissionDenied`]).
+    PermissionDenied,
 }
 
 impl ErrorKind {
@@ -158,6 +167,7 @@ impl ErrorKind {
             Self::Unavailable => "unavailable",
             Self::Protocol => "protocol",
             Self::Configuration => "configuration",
+            Self::PermissionDenied => "permission_denied",
         }
     }
 }
@@ -180,6 +190,7 @@ impl RpcError {
             Self::Overloaded(_) | Self::Unavailable(_) | Self::NoEndpointAvailable { .. } => ErrorKind::Unavailable,
             Self::UnknownMethod(_) | Self::Protocol(_) | Self::FrameTooLarge(_) => ErrorKind::Protocol,
             Self::Config(_) | Self::InvalidPick { .. } => ErrorKind::Configuration,
+            Self::PermissionDenied(_) => ErrorKind::PermissionDenied,
         }
     }
 
@@ -207,6 +218,7 @@ impl RpcError {
             Self::FrameTooLarge(_) => StatusCode::FrameTooLarge,
             Self::Overloaded(_) | Self::NoEndpointAvailable { .. } => StatusCode::Overloaded,
             Self::Unavailable(_) => StatusCode::Unavailable,
+            Self::PermissionDenied(_) => StatusCode::PermissionDenied,
             Self::Connection(_)
             | Self::ConnectionLost(_)
             | Self::Tls(_)
@@ -230,6 +242,7 @@ impl RpcError {
             Some(StatusCode::Overloaded) => Self::Overloaded(message),
             Some(StatusCode::Unavailable) => Self::Unavailable(message),
             Some(StatusCode::Internal) => Self::Internal(message),
+            Some(StatusCode::PermissionDenied) => Self::PermissionDenied(message),
             None => Self::Internal(format!("unknown status code {code}: {message}")),
         }
     }
@@ -244,8 +257,26 @@ impl RpcError {
             | Self::FrameTooLarge(m)
             | Self::Overloaded(m)
             | Self::Unavailable(m)
+            | Self::PermissionDenied(m)
             | Self::Internal(m) => m.clone(),
             other => other.to_string(),
+        }
+    }
+}
+
+impl RpcError {
+    /// A tower layer's error as the caller will see it: an [`RpcError`] as it is, tower's
+    /// timeout as [`RpcError::Timeout`], tower's load shedding as [`RpcError::Overloaded`]
+    /// (retry-safe: the call did not run), anything else as [`RpcError::Internal`] with its
+    /// message. `side`: `"client"` or `"server"`, for the message.
+    pub(crate) fn from_layer(err: tower::BoxError, side: &str) -> Self {
+        match err.downcast::<RpcError>() {
+            Ok(err) => *err,
+            Err(err) if err.is::<tower::timeout::error::Elapsed>() => Self::Timeout,
+            Err(err) if err.is::<tower::load_shed::error::Overloaded>() => {
+                Self::Overloaded(format!("a {side} layer shed the call: {err}"))
+            }
+            Err(err) => Self::Internal(format!("a {side} layer failed the call: {err}")),
         }
     }
 }
@@ -303,6 +334,7 @@ mod tests {
             RpcError::FrameTooLarge("big".into()),
             RpcError::Overloaded("busy".into()),
             RpcError::Unavailable("closing".into()),
+            RpcError::PermissionDenied("not for you".into()),
             RpcError::Internal("panic".into()),
         ];
         for err in errors {
@@ -333,5 +365,14 @@ mod tests {
         assert!(RpcError::Unavailable("shutting down".into()).is_retry_safe());
         assert!(!RpcError::ConnectionLost("reset".into()).is_retry_safe());
         assert!(!RpcError::service("x").is_retry_safe());
+        assert!(!RpcError::PermissionDenied("no".into()).is_retry_safe(), "another server refuses it too");
+    }
+
+    #[test]
+    fn a_refusal_of_the_access_policy_has_a_kind_of_its_own() {
+        let err = RpcError::PermissionDenied("`Svc.write` refused".into());
+        assert_eq!(err.kind(), ErrorKind::PermissionDenied);
+        assert_eq!(err.kind().as_str(), "permission_denied");
+        assert_eq!(err.to_string(), "permission denied: `Svc.write` refused");
     }
 }

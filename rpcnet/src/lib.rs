@@ -65,7 +65,9 @@ mod typed;
 
 pub use balance::{Balancer, CallInfo, Endpoint, LoadBalancingStrategy, Outcome};
 pub use bytes::Bytes;
-pub use channel::{Channel, ClientBuilder, EndpointSource, EndpointStats, TypedClient};
+pub use channel::{
+    Channel, ClientBuilder, ClientCall, ClientReply, ClientService, EndpointSource, EndpointStats, TypedClient,
+};
 pub use client::{CallOptions, ResponseMetadata, RpcClient};
 pub use config::RpcConfig;
 pub use error::{ErrorKind, RpcError, ServiceError};
@@ -166,9 +168,12 @@ pub mod __private {
     pub use ::std::string::String;
     pub use ::std::sync::Arc;
     pub use ::std::vec::Vec;
+    pub use ::tower;
 
     pub use crate::balance::{Endpoint, LoadBalancingStrategy};
-    pub use crate::channel::{Channel, ClientBuilder, EndpointSource, EndpointStats, TypedClient};
+    pub use crate::channel::{
+        Channel, ClientBuilder, ClientCall, ClientReply, ClientService, EndpointSource, EndpointStats, TypedClient,
+    };
     pub use crate::server::{Routes, Service};
     pub use crate::typed::{
         ByteBuf, DefaultCodec, RpcMessage, bidi_streaming, client_streaming, client_streaming_fallible,

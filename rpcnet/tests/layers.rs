@@ -25,7 +25,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("config", &["transport", "wire", "error"]),
     ("client", &["config", "transport", "deadline", "metadata", "telemetry", "stream", "balance", "wire", "error"]),
     ("server", &["config", "transport", "deadline", "metadata", "telemetry", "stream", "wire", "error"]),
-    ("channel", &["client", "config", "transport", "deadline", "stream", "balance", "wire", "error"]),
+    ("channel", &["client", "config", "transport", "deadline", "metadata", "stream", "balance", "wire", "error"]),
     ("typed", &["channel", "server", "transport", "stream", "codec", "wire", "error"]),
     ("cluster", &["channel", "client", "server", "config", "transport", "stream", "balance", "codec", "wire", "error"]),
 ];

@@ -40,6 +40,18 @@ async fn client_streaming_sees_every_request_including_empty_ones() {
 }
 
 #[tokio::test]
+async fn a_refusal_reaches_a_client_whose_requests_are_still_to_come() {
+    let server = TestServer::start().await;
+    let client = server.client().await;
+    // No request ever comes: the server's answer alone must end the call.
+    let never = RpcStream::from_stream(futures::stream::pending::<bytes::Bytes>());
+    let call = client.client_streaming_with("test.no_such_method", never, CallOptions::new().without_timeout());
+    let err = tokio::time::timeout(Duration::from_secs(10), call).await.expect("the refusal ends the call");
+    assert!(matches!(err, Err(RpcError::UnknownMethod(_))), "{err:?}");
+    assert_eq!(client.call("test.echo", b"next".to_vec()).await.unwrap(), b"next");
+}
+
+#[tokio::test]
 async fn bidirectional_streams_run_both_ways_at_once() {
     let server = TestServer::start().await;
     let client = server.client().await;

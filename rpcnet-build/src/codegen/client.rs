@@ -102,6 +102,24 @@ impl Generator<'_> {
                     self.with_options(self.channel.options().with_response_metadata(place))
                 }
 
+                /// The same client with a tower `layer` around each of its calls, and around
+                /// the layers added before it (see `rpcnet::ClientService`).
+                pub fn with_layer<L>(&self, layer: L) -> Self
+                where
+                    L: #krate::__private::tower::Layer<#krate::__private::ClientService>,
+                    L::Service: #krate::__private::tower::Service<
+                            #krate::__private::ClientCall,
+                            Response = #krate::__private::ClientReply,
+                        > + #krate::__private::Send
+                        + 'static,
+                    <L::Service as #krate::__private::tower::Service<#krate::__private::ClientCall>>::Error:
+                        ::core::convert::Into<#krate::__private::tower::BoxError>,
+                    <L::Service as #krate::__private::tower::Service<#krate::__private::ClientCall>>::Future:
+                        #krate::__private::Send + 'static,
+                {
+                    Self::from_channel(self.channel.layer(layer))
+                }
+
                 /// Each endpoint with its live load and counters (empty for one server).
                 pub fn endpoint_stats(&self) -> #krate::__private::Vec<#krate::__private::EndpointStats> {
                     self.channel.endpoint_stats()

@@ -47,6 +47,7 @@ pub(crate) const CLIENT_ITEMS: &[&str] = &[
     "with_affinity_key",
     "with_metadata",
     "with_response_metadata",
+    "with_layer",
     "endpoint_stats",
 ];
 

@@ -191,7 +191,8 @@ impl<K: Connector> Balanced<K> {
         let now = now.into_std();
         let now_ns = nanos_since_epoch(now);
         let latency = Duration::from_nanos(now_ns.saturating_sub(slot.picked_ns));
-        let success = matches!(result, Ok(_) | Err(RpcError::Service(_)));
+        // A refusal by policy is the answer of a healthy server, as a service error is.
+        let success = matches!(result, Ok(_) | Err(RpcError::Service(_) | RpcError::PermissionDenied(_)));
         let member = &slot.member;
         member.endpoint.record_at(latency, success, now_ns);
         self.balancer.observe(&member.endpoint, &Outcome { latency, success, now });

@@ -2,7 +2,8 @@
 //! endpoints behind a balancer (`balanced.rs`): the endpoint set (`endpoints.rs`,
 //! `members.rs`), admission (`admission.rs`), retries (`retry.rs`), the call kinds
 //! (`calls.rs`), over connections seen through a small trait (`connection.rs`).
-//! `ClientBuilder` makes either kind; `EndpointSource` feeds a channel endpoints that change.
+//! `ClientBuilder` makes either kind; `EndpointSource` feeds a channel endpoints that change;
+//! tower layers go around a channel's calls (`layers.rs`).
 
 mod admission;
 mod balanced;
@@ -10,6 +11,7 @@ mod builder;
 mod calls;
 mod connection;
 mod endpoints;
+mod layers;
 mod members;
 mod retry;
 mod source;
@@ -17,19 +19,24 @@ mod source;
 mod tests;
 
 pub use builder::{ClientBuilder, TypedClient};
+pub use layers::{ClientCall, ClientReply, ClientService};
 pub use members::EndpointStats;
 pub(crate) use retry::DEFAULT_MIN_RETRIES_PER_SECOND;
 pub use source::EndpointSource;
 
+use std::future::Future;
 use std::sync::Arc;
+
+use futures::future::Either;
 
 use self::balanced::Balanced;
 use self::connection::QuicConnector;
+use self::layers::ClientLayers;
 use crate::client::{CallOptions, RpcClient};
 use crate::error::RpcError;
 use crate::stream::RpcStream;
 use crate::transport::OutgoingMessage;
-use crate::wire::Payload;
+use crate::wire::{CallKind, Payload};
 
 /// The calls of a typed client, with the options they carry.
 ///
@@ -38,6 +45,8 @@ use crate::wire::Payload;
 pub struct Channel {
     target: Target,
     options: CallOptions,
+    /// The tower layers around its calls, if any were added ([`Channel::layer`]).
+    layers: Option<ClientLayers>,
 }
 
 #[derive(Debug, Clone)]
@@ -51,12 +60,12 @@ enum Target {
 impl Channel {
     /// A channel to the one server `client` is connected to.
     pub fn single(client: RpcClient) -> Self {
-        Self { target: Target::Single(client), options: CallOptions::default() }
+        Self { target: Target::Single(client), options: CallOptions::default(), layers: None }
     }
 
     /// The same channel whose calls use `options` (deadline, ...).
     pub fn with_options(&self, options: CallOptions) -> Self {
-        Self { target: self.target.clone(), options }
+        Self { target: self.target.clone(), options, layers: self.layers.clone() }
     }
 
     /// The options every call of this channel uses.
@@ -65,7 +74,7 @@ impl Channel {
     }
 
     fn balanced(balanced: Arc<Balanced<QuicConnector>>) -> Self {
-        Self { target: Target::Balanced(balanced), options: CallOptions::default() }
+        Self { target: Target::Balanced(balanced), options: CallOptions::default(), layers: None }
     }
 
     /// Each endpoint of a balanced channel with its live load and counters; empty for a
@@ -91,30 +100,19 @@ impl Channel {
     /// say so), so a balanced channel may repeat a call whose server died before answering,
     /// and a connection resumed with 0-RTT may send it in early data. Streaming calls are
     /// never repeated once their streams started, nor sent in early data.
-    pub(crate) async fn unary(
-        &self,
-        method: &str,
+    // A plain function returning the call's future: without layers, the target's future is
+    // the call's, with no `async fn` around it.
+    pub(crate) fn unary<'a>(
+        &'a self,
+        method: &'a str,
         idempotent: bool,
         message: OutgoingMessage,
-    ) -> Result<Payload, RpcError> {
-        match &self.target {
-            Target::Single(client) => {
-                let now = tokio::time::Instant::now();
-                let deadline = self.options.deadline(client.default_timeout(), now);
-                let idempotent = idempotent || self.options.is_idempotent();
-                client
-                    .unary(
-                        method,
-                        message,
-                        deadline,
-                        now,
-                        idempotent,
-                        self.options.call_metadata(),
-                        std::convert::identity,
-                    )
-                    .await
-            }
-            Target::Balanced(balanced) => balanced.unary(method, idempotent, message, &self.options).await,
+    ) -> impl Future<Output = Result<Payload, RpcError>> + Send + 'a {
+        match &self.layers {
+            None => Either::Left(self.target.unary(method, idempotent, message, &self.options)),
+            Some(layers) => Either::Right(Box::pin(async move {
+                layers.call(ClientCall::new(method, idempotent, self.options.clone(), message)).await?.into_one()
+            })),
         }
     }
 
@@ -123,20 +121,12 @@ impl Channel {
         method: &str,
         message: OutgoingMessage,
     ) -> Result<RpcStream<Payload>, RpcError> {
-        match &self.target {
-            Target::Single(client) => {
-                let now = tokio::time::Instant::now();
-                client
-                    .server_streaming(
-                        method,
-                        message,
-                        self.options.deadline(None, now),
-                        now,
-                        self.options.call_metadata(),
-                    )
-                    .await
+        match &self.layers {
+            None => self.target.server_streaming(method, message, &self.options).await,
+            Some(layers) => {
+                let call = ClientCall::streaming(method, CallKind::ServerStreaming, self.options.clone(), Ok(message));
+                layers.call(call).await?.into_stream()
             }
-            Target::Balanced(balanced) => balanced.server_streaming(method, message, &self.options).await,
         }
     }
 
@@ -145,13 +135,13 @@ impl Channel {
         method: &str,
         requests: RpcStream<OutgoingMessage>,
     ) -> Result<Payload, RpcError> {
-        match &self.target {
-            Target::Single(client) => {
-                let now = tokio::time::Instant::now();
-                let deadline = self.options.deadline(client.default_timeout(), now);
-                client.client_streaming(method, requests, deadline, now, self.options.call_metadata()).await
+        match &self.layers {
+            None => self.target.client_streaming(method, requests, &self.options).await,
+            Some(layers) => {
+                let call =
+                    ClientCall::streaming(method, CallKind::ClientStreaming, self.options.clone(), Err(requests));
+                layers.call(call).await?.into_one()
             }
-            Target::Balanced(balanced) => balanced.client_streaming(method, requests, &self.options).await,
         }
     }
 
@@ -160,20 +150,84 @@ impl Channel {
         method: &str,
         requests: RpcStream<OutgoingMessage>,
     ) -> Result<RpcStream<Payload>, RpcError> {
-        match &self.target {
+        match &self.layers {
+            None => self.target.bidi_streaming(method, requests, &self.options).await,
+            Some(layers) => {
+                let call = ClientCall::streaming(method, CallKind::BidiStreaming, self.options.clone(), Err(requests));
+                layers.call(call).await?.into_stream()
+            }
+        }
+    }
+}
+
+/// The four call kinds on a target, with the options of the call.
+impl Target {
+    // A plain function returning the call's future, so that a typed call's future holds
+    // the client's (or the balanced channel's) with no `async fn` in between.
+    fn unary<'a>(
+        &'a self,
+        method: &'a str,
+        idempotent: bool,
+        message: OutgoingMessage,
+        options: &'a CallOptions,
+    ) -> impl Future<Output = Result<Payload, RpcError>> + Send + 'a {
+        match self {
             Target::Single(client) => {
                 let now = tokio::time::Instant::now();
-                client
-                    .bidi_streaming(
-                        method,
-                        requests,
-                        self.options.deadline(None, now),
-                        now,
-                        self.options.call_metadata(),
-                    )
-                    .await
+                let deadline = options.deadline(client.default_timeout(), now);
+                let idempotent = idempotent || options.is_idempotent();
+                let metadata = options.call_metadata();
+                Either::Left(client.unary(method, message, deadline, now, idempotent, metadata, std::convert::identity))
             }
-            Target::Balanced(balanced) => balanced.bidi_streaming(method, requests, &self.options).await,
+            Target::Balanced(balanced) => Either::Right(balanced.unary(method, idempotent, message, options)),
+        }
+    }
+
+    async fn server_streaming(
+        &self,
+        method: &str,
+        message: OutgoingMessage,
+        options: &CallOptions,
+    ) -> Result<RpcStream<Payload>, RpcError> {
+        match self {
+            Target::Single(client) => {
+                let now = tokio::time::Instant::now();
+                let deadline = options.deadline(None, now);
+                client.server_streaming(method, message, deadline, now, options.call_metadata()).await
+            }
+            Target::Balanced(balanced) => balanced.server_streaming(method, message, options).await,
+        }
+    }
+
+    async fn client_streaming(
+        &self,
+        method: &str,
+        requests: RpcStream<OutgoingMessage>,
+        options: &CallOptions,
+    ) -> Result<Payload, RpcError> {
+        match self {
+            Target::Single(client) => {
+                let now = tokio::time::Instant::now();
+                let deadline = options.deadline(client.default_timeout(), now);
+                client.client_streaming(method, requests, deadline, now, options.call_metadata()).await
+            }
+            Target::Balanced(balanced) => balanced.client_streaming(method, requests, options).await,
+        }
+    }
+
+    async fn bidi_streaming(
+        &self,
+        method: &str,
+        requests: RpcStream<OutgoingMessage>,
+        options: &CallOptions,
+    ) -> Result<RpcStream<Payload>, RpcError> {
+        match self {
+            Target::Single(client) => {
+                let now = tokio::time::Instant::now();
+                let deadline = options.deadline(None, now);
+                client.bidi_streaming(method, requests, deadline, now, options.call_metadata()).await
+            }
+            Target::Balanced(balanced) => balanced.bidi_streaming(method, requests, options).await,
         }
     }
 }

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::future::Either;
 use futures::{Stream, StreamExt};
 use quinn::{RecvStream, SendStream};
 use rustls::pki_types::CertificateDer;
@@ -392,15 +393,25 @@ impl RpcClient {
                 .deadlines
                 .bound(deadline, now, async {
                     let (mut writer, mut reader) = self.start(CallKind::ClientStreaming, request, metadata).await?;
-                    if let Err(err) = send_all(&mut writer, requests).await {
+                    // The server may answer before it has read every request (a refusal, or a
+                    // handler that needs fewer): its answer ends the call even while the
+                    // requests are still to come.
+                    let sent = {
+                        let send = std::pin::pin!(send_all(&mut writer, requests));
+                        let answer = std::pin::pin!(reader.single_message());
+                        match futures::future::select(send, answer).await {
+                            Either::Left((sent, _)) => sent,
+                            Either::Right((answer, _)) => return answer,
+                        }
+                    };
+                    if let Err(err) = sent {
                         return Err(Box::pin(server_answer(&mut reader, err)).await);
                     }
                     reader.single_message().await
                 })
                 .await
         };
-        let result = call.await;
-        telemetry::record_result(span.as_ref(), result)
+        telemetry::record_result(span.as_ref(), call.await)
     }
 
     /// A bidirectional call whose responses end at `deadline`; requests are sent on a task

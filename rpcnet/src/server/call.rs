@@ -137,6 +137,15 @@ pub(crate) async fn serve_call(
     };
     // A ping is a sign of life, not work: a server at its limit still answers it.
     let ping = &**method == crate::wire::PING_METHOD;
+    let context = Context::new(method.clone(), deadline.instant(), peer, metadata);
+    // Health checks pass whatever the policy: the ping proves only that the server runs.
+    if let Some(authorization) = shared.authorization.as_ref().filter(|_| !ping)
+        && let Some((code, message)) = authorization.refusal(&context)
+    {
+        requests.stop(StreamCode::Cancelled);
+        refuse(&mut responder, code, &message).await;
+        return;
+    }
     let permit = if ping { Some(None) } else { InFlight::acquire(&shared).map(Some) };
     let Some(permit) = permit else {
         tracing::warn!(%method, limit = shared.max_in_flight_calls, "refusing a call: too many calls in flight");
@@ -145,8 +154,7 @@ pub(crate) async fn serve_call(
         return;
     };
 
-    let span = telemetry::server_span(method, shared.local_addr, peer.address, &metadata);
-    let context = Context::new(method.clone(), deadline.instant(), peer, metadata);
+    let span = telemetry::server_span(method, shared.local_addr, context.peer_address(), context.metadata());
     let stage = match &shared.layers {
         None => Stage::Handler(route),
         Some(layers) => Stage::Layers(layers, handler, head.kind, context.clone()),

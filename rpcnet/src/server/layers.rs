@@ -163,7 +163,7 @@ impl Layers {
         <L::Service as Service<ServerCall>>::Error: Into<BoxError>,
         <L::Service as Service<ServerCall>>::Future: Send + 'static,
     {
-        ServerService::new(layer.layer(service).map_err(|err| into_rpc_error(err.into())))
+        ServerService::new(layer.layer(service).map_err(|err| RpcError::from_layer(err.into(), "server")))
     }
 
     /// Runs a call through the layers to its handler.
@@ -195,21 +195,4 @@ impl ServerReply {
             Reply::Stream(stream) => Err(stream),
         }
     }
-}
-
-/// A layer's error as the caller will see it: an [`RpcError`] as it is, tower's timeout as
-/// [`RpcError::Timeout`], tower's load shedding as [`RpcError::Overloaded`] (the caller may
-/// retry elsewhere), anything else as [`RpcError::Internal`] with its message.
-pub(crate) fn into_rpc_error(err: BoxError) -> RpcError {
-    let err = match err.downcast::<RpcError>() {
-        Ok(err) => return *err,
-        Err(other) => other,
-    };
-    if err.is::<tower::timeout::error::Elapsed>() {
-        return RpcError::Timeout;
-    }
-    if err.is::<tower::load_shed::error::Overloaded>() {
-        return RpcError::Overloaded(format!("a server layer shed the call: {err}"));
-    }
-    RpcError::Internal(format!("a server layer failed the call: {err}"))
 }

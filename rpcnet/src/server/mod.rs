@@ -1,7 +1,10 @@
 //! The server: method registration, the accept loop, and graceful shutdown. Who may
 //! connect and serving one connection live in `connections.rs`, serving one call in
-//! `call.rs`, method routing in `routes.rs`.
+//! `call.rs`, method routing in `routes.rs`, who may call what in `authorize.rs`
+//! and `access_policy.rs`.
 
+mod access_policy;
+mod authorize;
 mod call;
 mod connections;
 mod context;
@@ -13,6 +16,8 @@ mod respond;
 mod routes;
 mod shared;
 
+pub use access_policy::AccessPolicy;
+pub use authorize::{Authorize, Denied};
 pub use context::Context;
 pub use layers::{ServerCall, ServerReply, ServerService};
 pub use peer::PeerIdentity;
@@ -225,6 +230,7 @@ pub struct RpcServer {
     certificate: CertificateSlot,
     /// The layers added so far, around the handlers; `None`: calls go straight to them.
     layers: Option<ServerService>,
+    authorization: Option<authorize::Authorization>,
 }
 
 impl RpcServer {
@@ -241,6 +247,7 @@ impl RpcServer {
             counts: Arc::default(),
             certificate: CertificateSlot::default(),
             layers: None,
+            authorization: None,
         }
     }
 
@@ -413,7 +420,7 @@ impl RpcServer {
         let endpoint = endpoint.endpoint;
         let mut shared = ServerShared::new(self.routes.with_builtins(), self.layers, &self.config, self.counts.clone());
         shared.local_addr = endpoint.local_addr().ok();
-        let shared = Arc::new(shared);
+        let shared = Arc::new(shared.with_authorization(self.authorization));
         self.phase.send_replace(Phase::Running);
         let calls = TaskTracker::new();
         let admission =

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use super::authorize::Authorization;
 use super::layers::{Layers, ServerService};
 use super::routes::Routes;
 use crate::config::RpcConfig;
@@ -63,6 +64,8 @@ pub(crate) struct ServerShared {
     /// Bytes of partial request frames each connection may hold.
     max_buffered_per_connection: usize,
     pub(crate) counts: Arc<Counts>,
+    /// The check every call but a ping passes before it is admitted, if one is set.
+    pub(crate) authorization: Option<Authorization>,
     /// The address the server listens on, for the `server.*` fields of its call spans.
     pub(crate) local_addr: Option<SocketAddr>,
     /// Connections past their handshake, by quinn's stable id: a shutdown reads their
@@ -81,9 +84,16 @@ impl ServerShared {
             max_in_flight_calls: config.max_in_flight_calls,
             max_buffered_per_connection: config.max_buffered_per_connection(),
             counts,
+            authorization: None,
             local_addr: None,
             open: Mutex::default(),
         }
+    }
+
+    /// The same, with the check every call passes.
+    pub(crate) fn with_authorization(mut self, authorization: Option<Authorization>) -> Self {
+        self.authorization = authorization;
+        self
     }
 
     /// The bounds on reading the calls of a new connection: a budget of its own for partial

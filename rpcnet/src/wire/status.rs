@@ -31,6 +31,9 @@ pub enum StatusCode {
     Internal = 9,
     /// The request's protocol version is not spoken by this server.
     UnsupportedVersion = 10,
+    /// The server's access policy does not let this client call the method: the handler
+    /// did not run. Not worth retrying elsewhere: the same identity is refused there too.
+    PermissionDenied = 11,
 }
 
 impl StatusCode {
@@ -47,6 +50,7 @@ impl StatusCode {
             8 => Self::Unavailable,
             9 => Self::Internal,
             10 => Self::UnsupportedVersion,
+            11 => Self::PermissionDenied,
             _ => return None,
         })
     }
@@ -114,8 +118,8 @@ mod tests {
 
     #[test]
     fn every_code_round_trips_and_unknown_codes_are_kept() {
-        for raw in 1..=10u16 {
-            let code = StatusCode::from_u16(raw).expect("codes 1..=10 are defined");
+        for raw in 1..=11u16 {
+            let code = StatusCode::from_u16(raw).expect("codes 1..=11 are defined");
             assert_eq!(code as u16, raw);
         }
         assert_eq!(StatusCode::from_u16(999), None);

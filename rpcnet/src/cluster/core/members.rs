@@ -102,9 +102,9 @@ impl Core {
                     known.id = new;
                 }
             }
-            Note::Defunct => {
-                tracing::warn!(node = %self.me, "this node was declared down by the cluster");
-            }
+            // After a graceful leave, being declared down is the leave completing.
+            Note::Defunct if self.my_meta.leaving => tracing::debug!(node = %self.me, "left the cluster"),
+            Note::Defunct => tracing::warn!(node = %self.me, "this node was declared down by the cluster"),
             Note::Rejoin(id) => {
                 // Declared down (a partition, a long pause): foca rejoined under a new
                 // incarnation, which the metadata must follow.
