@@ -49,7 +49,8 @@ mod typed;
 pub use balance::{Balancer, CallInfo, Endpoint, LoadBalancingStrategy, Outcome};
 pub use bytes::Bytes;
 pub use channel::{
-    Channel, ClientBuilder, ClientCall, ClientReply, ClientService, EndpointSource, EndpointStats, TypedClient,
+    Channel, ClientBuilder, ClientCall, ClientReply, ClientService, EndpointSource, EndpointStats, HedgeAfter,
+    HedgePolicy, MethodPolicy, TypedClient,
 };
 pub use client::{CallOptions, ResponseMetadata, RpcClient};
 pub use config::RpcConfig;
@@ -155,11 +156,12 @@ pub mod __private {
 
     pub use crate::balance::{Endpoint, LoadBalancingStrategy};
     pub use crate::channel::{
-        Channel, ClientBuilder, ClientCall, ClientReply, ClientService, EndpointSource, EndpointStats, TypedClient,
+        Channel, ClientBuilder, ClientCall, ClientReply, ClientService, EndpointSource, EndpointStats, HedgePolicy,
+        MethodPolicy, TypedClient,
     };
     pub use crate::server::{Routes, Service};
     pub use crate::typed::{
-        ByteBuf, DefaultCodec, RpcMessage, bidi_streaming, client_streaming, client_streaming_fallible,
+        ByteBuf, DefaultCodec, RpcMessage, bidi_streaming, client_streaming, client_streaming_fallible, keyed_channel,
         serve_bidi_streaming, serve_client_streaming, serve_client_streaming_fallible, serve_server_streaming,
         serve_unary, serve_unary_fallible, server_streaming, unary, unary_fallible,
     };
