@@ -90,6 +90,35 @@ pub use rpcnet_macros::rpc_impl;
 /// Turns a trait into a typed rpc service: the trait, `XServer<T>`, `XClient` and
 /// `XClusterClient` (balanced with least connections unless its `builder()` is told another
 /// strategy). See the crate documentation of `rpcnet-build` for what is generated.
+///
+/// `#[rpc(...)]` on a unary method sets the defaults of its calls, each carried in the
+/// client's `POLICY_<METHOD>` constant (a [`MethodPolicy`]):
+///
+/// - `idempotent`: a call may be repeated (on another endpoint if its connection was lost
+///   mid-call; in 0-RTT early data);
+/// - `deadline = "200ms"` (a whole number above zero and `us`, `ms`, `s` or `m`): the call's
+///   own timeout wins over it, and it over [`RpcConfig::with_default_timeout`];
+/// - `retries = 2` (0 to 10, and above 0 only with `idempotent`): at most that many retries
+///   on other endpoints of a balanced client, within its shared retry budget;
+///   [`CallOptions::with_retries`] overrides it per call;
+/// - `hedge(after = "20ms" | "p95", max_extra = "10%")` (only with `idempotent`): the
+///   declared [`HedgePolicy`]; hedged calls are not sent yet, a call is made once;
+/// - `hash_key = "user_id"`: that argument, encoded with the codec, is the call's affinity
+///   key for [`LoadBalancingStrategy::ConsistentHash`], unless the caller set one.
+///
+/// ```
+/// #[rpcnet::rpc_service]
+/// pub trait Accounts {
+///     #[rpc(deadline = "200ms")]
+///     async fn balance(&self, user_id: String) -> u64;
+///     #[rpc(idempotent, retries = 2, hedge(after = "p95", max_extra = "10%"))]
+///     async fn profile(&self, user_id: String) -> String;
+///     #[rpc(hash_key = "user_id")]
+///     async fn cart(&self, user_id: String) -> Vec<u64>;
+/// }
+/// assert_eq!(AccountsClient::POLICY_PROFILE.retries(), Some(2));
+/// assert!(AccountsClient::POLICY_PROFILE.is_idempotent());
+/// ```
 pub use rpcnet_macros::rpc_service;
 /// `#[rpcnet::service]`: the same attribute as [`rpc_service`], under the name the rpcnet
 /// book's code generation chapter uses.
