@@ -100,7 +100,7 @@ pub use rpcnet_macros::rpc_impl;
 ///   own timeout wins over it, and it over [`RpcConfig::with_default_timeout`];
 /// - `retries = 2` (0 to 10, and above 0 only with `idempotent`): at most that many retries
 ///   on other endpoints of a balanced client, within its shared retry budget;
-///   [`CallOptions::with_retries`] overrides it per call;
+///   `XClient::with_retries` and [`CallOptions::with_retries`] override it;
 /// - `hedge(after = "20ms" | "p95", max_extra = "10%")` (only with `idempotent`): the
 ///   declared [`HedgePolicy`]; hedged calls are not sent yet, a call is made once;
 /// - `hash_key = "user_id"`: that argument, encoded with the codec, is the call's affinity

@@ -180,6 +180,10 @@ async fn a_methods_retries_recover_from_two_refusing_servers() {
         assert!(matches!(err, RpcError::Unavailable(_)), "the channel's one attempt: {err:?}");
 
         let client = client_of().await.unwrap();
+        let err = client.with_retries(0).profile("u".into()).await.unwrap_err();
+        assert!(matches!(err, RpcError::Unavailable(_)), "the client's own retries override the method's: {err:?}");
+
+        let client = client_of().await.unwrap();
         assert_eq!(client.profile("u".into()).await.unwrap(), "good", "two refusals, two retries, the answer");
         for (_, handle) in servers {
             handle.shutdown().await;

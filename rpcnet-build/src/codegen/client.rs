@@ -94,6 +94,13 @@ impl Generator<'_> {
                     self.with_options(self.channel.options().with_timeout(timeout))
                 }
 
+                /// The same client, its unary calls retried at most `retries` times on other
+                /// endpoints of a balanced channel, over each method's `#[rpc(retries = N)]`
+                /// (within the channel's shared retry budget; see `CallOptions::with_retries`).
+                pub fn with_retries(&self, retries: u32) -> Self {
+                    self.with_options(self.channel.options().with_retries(retries))
+                }
+
                 /// The same client, its calls keyed by `key` for consistent hashing: the same
                 /// key goes to the same endpoint while the set of endpoints stays the same.
                 pub fn with_affinity_key(&self, key: impl ::core::convert::AsRef<[u8]>) -> Self {

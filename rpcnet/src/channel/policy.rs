@@ -13,7 +13,7 @@ use std::time::Duration;
 ///   `XClient::with_timeout`, or `without_timeout`), then the method's `deadline = "..."`,
 ///   then the client's default ([`RpcConfig::with_default_timeout`](crate::RpcConfig::with_default_timeout));
 /// - retries on other endpoints of a balanced channel: the call's own
-///   ([`CallOptions::with_retries`](crate::CallOptions::with_retries)), then the method's
+///   (`XClient::with_retries`, [`CallOptions::with_retries`](crate::CallOptions::with_retries)), then the method's
 ///   `retries = N`, then the channel's `max_attempts`; every retry still draws on the
 ///   channel's shared retry budget and ends at the call's deadline;
 /// - idempotence: a call is idempotent if its method or its options say so.
