@@ -41,23 +41,32 @@ fn all_saw(nodes: &Nodes, observers: &[String], about: &str, events: &[&str], si
     })
 }
 
-/// Whether `node` reported a partition with itself in the minority at or after `since`.
-fn saw_minority(nodes: &Nodes, node: &str, since: u64, limit: Duration) -> bool {
-    nodes
-        .log
-        .wait_for(limit, |lines: &[Line]| {
-            lines
-                .iter()
-                .any(|line| {
-                    line.t_ms >= since
-                        && line.node == node
-                        && line.member().is_some_and(|(event, _)| event == "partition")
-                        && line.fields["minority"] == true
-                })
-                .then_some(())
-        })
-        .is_some()
+/// When `node` reported a partition with itself in the minority, at or after `since`.
+fn saw_minority(nodes: &Nodes, node: &str, since: u64, limit: Duration) -> Option<u64> {
+    nodes.log.wait_for(limit, |lines: &[Line]| {
+        lines
+            .iter()
+            .find(|line| {
+                line.t_ms >= since
+                    && line.node == node
+                    && line.member().is_some_and(|(event, _)| event == "partition")
+                    && line.fields["minority"] == true
+            })
+            .map(|line| line.t_ms)
+    })
 }
+
+/// How the minority's status reads in the table.
+fn minority_note(who: &str, at: Option<u64>, since: u64) -> String {
+    match at {
+        Some(at) => format!("{who} reported itself the minority after {:.1} s", (at - since) as f64 / 1000.0),
+        None => format!("{who} did not report itself the minority within 20 s"),
+    }
+}
+
+/// How long the minority has to see the others go, before the fault is healed: an isolated
+/// node declares the others down one probe at a time.
+const MINORITY_LIMIT: Duration = Duration::from_secs(20);
 
 /// SIGKILL host `host`'s worker; restart it once every other node saw it fail.
 pub(crate) fn kill(net: &Network, nodes: &mut Nodes, host: usize, seed: usize) -> Result<Row, String> {
@@ -85,16 +94,21 @@ pub(crate) fn isolate(net: &Network, nodes: &mut Nodes, host: usize) -> Result<R
     let start = wall_ms();
     net.set_link(host, false)?;
     let detected = all_saw(nodes, &observers, &name, &["failed"], start);
-    let minority = saw_minority(nodes, &name, start, Duration::from_secs(10));
+    let minority = saw_minority(nodes, &name, start, MINORITY_LIMIT);
     let heal = wall_ms();
     net.set_link(host, true)?;
-    let back = all_saw(nodes, &observers, &name, &["joined", "recovered"], heal);
+    // Whole again: the others see it back, and it sees every one of them back.
+    let mut back = all_saw(nodes, &observers, &name, &["joined", "recovered"], heal);
+    for other in &observers {
+        let seen = all_saw(nodes, std::slice::from_ref(&name), other, &["joined", "recovered"], heal);
+        back = back.zip(seen).map(|(a, b)| a.max(b));
+    }
     Ok(Row {
         fault: "partition (one host's link down), then up".into(),
         target: name,
         detected_ms: detected.map(|t| t - start),
         recovered_ms: back.map(|t| t - heal),
-        notes: format!("isolated node reported itself the minority: {}", yes(minority)),
+        notes: minority_note("the isolated node", minority, start),
     })
 }
 
@@ -114,7 +128,10 @@ pub(crate) fn split(net: &Network, nodes: &mut Nodes, apart: &[usize]) -> Result
         }
     }
     let minority_side = if this_side.len() <= other_side.len() { &this_side } else { &other_side };
-    let minority = minority_side.iter().all(|node| saw_minority(nodes, node, start, Duration::from_secs(10)));
+    let minority = minority_side
+        .iter()
+        .map(|node| saw_minority(nodes, node, start, MINORITY_LIMIT))
+        .try_fold(start, |last, at| at.map(|at| last.max(at)));
     let heal = wall_ms();
     for &host in apart {
         net.set_side(host, false)?;
@@ -131,10 +148,6 @@ pub(crate) fn split(net: &Network, nodes: &mut Nodes, apart: &[usize]) -> Result
         target: this_side.join(","),
         detected_ms: detected.map(|t| t - start),
         recovered_ms: merged.map(|t| t - heal),
-        notes: format!("the smaller side reported itself the minority: {}", yes(minority)),
+        notes: minority_note("every node of the smaller side", minority, start),
     })
-}
-
-fn yes(value: bool) -> &'static str {
-    if value { "yes" } else { "no" }
 }

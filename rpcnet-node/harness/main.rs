@@ -145,15 +145,21 @@ fn scenario(args: &Args, net: &Network, nodes: &mut Nodes) -> Result<bool, Strin
     Ok(report(&rows, &calls, false_failures, began.elapsed()))
 }
 
-/// Member failures reported inside a quiet window, when no fault was active.
+/// Member failures reported inside a quiet window, when no fault was active (each printed).
 fn false_failures(nodes: &Nodes, quiet: &[(u64, u64)]) -> usize {
-    nodes
-        .log
-        .snapshot()
-        .iter()
-        .filter(|line| line.member().is_some_and(|(event, _)| event == "failed"))
-        .filter(|line| quiet.iter().any(|&(from, to)| line.t_ms >= from + 1_000 && line.t_ms <= to))
-        .count()
+    let mut count = 0;
+    for line in nodes.log.snapshot() {
+        let Some(("failed", about)) = line.member() else { continue };
+        if let Some(&(from, _)) = quiet.iter().find(|&&(from, to)| line.t_ms >= from + 1_000 && line.t_ms <= to) {
+            println!(
+                "  false failure: {} declared {about} failed {} ms into a quiet window",
+                line.node,
+                line.t_ms - from
+            );
+            count += 1;
+        }
+    }
+    count
 }
 
 fn stop_client(nodes: &mut Nodes, client: usize) -> Result<Calls, String> {
@@ -233,6 +239,7 @@ fn report(rows: &[Row], calls: &Calls, false_failures: usize, ran: Duration) -> 
         println!("  [{}] {target}", if met { "met" } else { "MISSED" });
     }
     let summary = json!({
+        "all_measured": all_measured,
         "faults": rows.len(),
         "worst_kill_detection_ms": worst_kill,
         "worst_heal_ms": worst_heal,

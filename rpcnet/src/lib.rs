@@ -26,6 +26,25 @@
 //! membership and worker registries, behind the default `cluster` feature), with `discovery`
 //! (endpoints from DNS, behind the `dns` feature) between the channels and `cluster`. A lower layer
 //! never uses a higher one; `DESIGN.md` at the repository's root has the whole map.
+//!
+//! # Tracing
+//!
+//! Every call has a [`tracing`] span on each side, at INFO: `rpc.server` (target
+//! `rpcnet::server`) around the handler, so that the handler's logs and the calls it makes
+//! are inside it, and `rpc.client` (target `rpcnet::client`), open from the start of each
+//! call attempt to its end (a streaming call's ends with its responses). Their
+//! fields follow the OpenTelemetry conventions for RPC: `otel.name` (`Service/method`),
+//! `otel.kind` (`server` or `client`), `rpc.system` (`rpcnet`), `rpc.service`, `rpc.method`,
+//! `server.address` and `server.port` (the server's own address on the server, without the
+//! IP when it listens on every address; the remote one on the client), `client.address` and `client.port` (on the server), and, when the call
+//! ends, `otel.status_code` (`OK` or `ERROR`) with, for a failure, `error.type` (the
+//! [`ErrorKind`] name, such as `timeout`) and `otel.status_description`. A span that no
+//! subscriber enables costs a cached check.
+//!
+//! With the `opentelemetry` feature, a client sends its span's trace context in the call's
+//! metadata (W3C `traceparent` and `tracestate`, see [`wire`]) and the server makes it the
+//! parent of its span: under a `tracing-opentelemetry` layer, one trace runs through every
+//! service a request crosses.
 
 pub mod balance;
 #[cfg(feature = "cluster")]
@@ -44,6 +63,7 @@ mod deadline;
 mod error;
 pub mod metadata;
 mod stream;
+mod telemetry;
 mod typed;
 
 pub use balance::{Balancer, CallInfo, Endpoint, LoadBalancingStrategy, Outcome};

@@ -31,6 +31,7 @@ use crate::config::RpcConfig;
 use crate::deadline::Deadline;
 use crate::error::RpcError;
 use crate::stream::RpcStream;
+use crate::telemetry;
 use crate::transport::{ClientEndpoint, Outgoing, OutgoingMessage};
 use crate::wire::{CallKind, Payload};
 
@@ -279,29 +280,31 @@ impl RpcClient {
         metadata: &CallMetadata,
         finish: fn(Payload) -> T,
     ) -> Result<T, RpcError> {
-        let left = deadline.left(now)?;
-        let request =
-            encode_request(CallKind::Unary, method, left, metadata.request(), Some(message), &self.inner.limits)?;
-        self.inner
-            .deadlines
-            .bound(deadline, now, async move {
-                // `start`, written out: this is the path every unary call takes.
-                let Opened { send, recv, early } = self.inner.open(idempotent).await?;
-                if let Some(handshake) = early {
-                    // Boxed: only the first calls of a connection resumed with 0-RTT come here.
-                    return Box::pin(self.unary_in_early_data(send, recv, handshake, request, metadata))
-                        .await
-                        .map(finish);
-                }
-                let mut writer = RequestWriter::new(send, self.inner.limits);
-                let mut reader = ResponseReader::new(recv, CallKind::Unary, self.inner.limits, metadata);
-                if let Err(err) = writer.write_request(request).await {
-                    return Err(Box::pin(server_answer(&mut reader, err)).await);
-                }
-                writer.finish();
-                reader.single_message().await.map(finish)
-            })
-            .await
+        // The call's span is opened here and closed when the call ends, but not entered:
+        // none of the caller's code runs inside it, and its place in the trace is fixed when
+        // it is made (its parent, and the trace context sent with the request).
+        let span = telemetry::client_span(method, self.inner.remote);
+        let request = deadline.left(now).and_then(|left| {
+            let metadata = telemetry::outgoing_metadata(span.as_ref(), metadata.request());
+            encode_request(CallKind::Unary, method, left, metadata.as_deref(), Some(message), &self.inner.limits)
+        });
+        let request = telemetry::record_failure(span.as_ref(), request)?;
+        let result = self.inner.deadlines.bound(deadline, now, async move {
+            // `start`, written out: this is the path every unary call takes.
+            let Opened { send, recv, early } = self.inner.open(idempotent).await?;
+            if let Some(handshake) = early {
+                // Boxed: only the first calls of a connection resumed with 0-RTT come here.
+                return Box::pin(self.unary_in_early_data(send, recv, handshake, request, metadata)).await.map(finish);
+            }
+            let mut writer = RequestWriter::new(send, self.inner.limits);
+            let mut reader = ResponseReader::new(recv, CallKind::Unary, self.inner.limits, metadata);
+            if let Err(err) = writer.write_request(request).await {
+                return Err(Box::pin(server_answer(&mut reader, err)).await);
+            }
+            writer.finish();
+            reader.single_message().await.map(finish)
+        });
+        telemetry::record_result(span.as_ref(), result.await)
     }
 
     /// An idempotent unary call on a stream opened in early data. If the server rejected
@@ -354,14 +357,21 @@ impl RpcClient {
         now: Instant,
         metadata: &CallMetadata,
     ) -> Result<RpcStream<Payload>, RpcError> {
-        let left = deadline.left(now)?;
-        let limits = &self.inner.limits;
-        let request =
-            encode_request(CallKind::ServerStreaming, method, left, metadata.request(), Some(message), limits)?;
-        let start = self.start(CallKind::ServerStreaming, request, metadata);
-        let (mut writer, reader) = self.inner.deadlines.bound(deadline, now, start).await?;
-        writer.finish();
-        Ok(reader.into_stream(None, deadline))
+        let span = telemetry::client_span(method, self.inner.remote);
+        let started = async {
+            let left = deadline.left(now)?;
+            let limits = &self.inner.limits;
+            let sent = telemetry::outgoing_metadata(span.as_ref(), metadata.request());
+            let request =
+                encode_request(CallKind::ServerStreaming, method, left, sent.as_deref(), Some(message), limits)?;
+            let start = self.start(CallKind::ServerStreaming, request, metadata);
+            let (mut writer, reader) = self.inner.deadlines.bound(deadline, now, start).await?;
+            writer.finish();
+            Ok(reader.into_stream(None, deadline))
+        };
+        let started = started.await;
+        let responses = telemetry::record_failure(span.as_ref(), started)?;
+        Ok(telemetry::traced_stream(span, responses))
     }
 
     /// A client-streaming call ending at `deadline`.
@@ -373,30 +383,35 @@ impl RpcClient {
         now: Instant,
         metadata: &CallMetadata,
     ) -> Result<Payload, RpcError> {
-        let left = deadline.left(now)?;
-        let request =
-            encode_request(CallKind::ClientStreaming, method, left, metadata.request(), None, &self.inner.limits)?;
-        self.inner
-            .deadlines
-            .bound(deadline, now, async {
-                let (mut writer, mut reader) = self.start(CallKind::ClientStreaming, request, metadata).await?;
-                // The server may answer before it has read every request (a refusal, or a
-                // handler that needs fewer): its answer ends the call even while the
-                // requests are still to come.
-                let sent = {
-                    let send = std::pin::pin!(send_all(&mut writer, requests));
-                    let answer = std::pin::pin!(reader.single_message());
-                    match futures::future::select(send, answer).await {
-                        Either::Left((sent, _)) => sent,
-                        Either::Right((answer, _)) => return answer,
+        let span = telemetry::client_span(method, self.inner.remote);
+        let call = async {
+            let left = deadline.left(now)?;
+            let sent = telemetry::outgoing_metadata(span.as_ref(), metadata.request());
+            let request =
+                encode_request(CallKind::ClientStreaming, method, left, sent.as_deref(), None, &self.inner.limits)?;
+            self.inner
+                .deadlines
+                .bound(deadline, now, async {
+                    let (mut writer, mut reader) = self.start(CallKind::ClientStreaming, request, metadata).await?;
+                    // The server may answer before it has read every request (a refusal, or a
+                    // handler that needs fewer): its answer ends the call even while the
+                    // requests are still to come.
+                    let sent = {
+                        let send = std::pin::pin!(send_all(&mut writer, requests));
+                        let answer = std::pin::pin!(reader.single_message());
+                        match futures::future::select(send, answer).await {
+                            Either::Left((sent, _)) => sent,
+                            Either::Right((answer, _)) => return answer,
+                        }
+                    };
+                    if let Err(err) = sent {
+                        return Err(Box::pin(server_answer(&mut reader, err)).await);
                     }
-                };
-                if let Err(err) = sent {
-                    return Err(Box::pin(server_answer(&mut reader, err)).await);
-                }
-                reader.single_message().await
-            })
-            .await
+                    reader.single_message().await
+                })
+                .await
+        };
+        telemetry::record_result(span.as_ref(), call.await)
     }
 
     /// A bidirectional call whose responses end at `deadline`; requests are sent on a task
@@ -409,16 +424,24 @@ impl RpcClient {
         now: Instant,
         metadata: &CallMetadata,
     ) -> Result<RpcStream<Payload>, RpcError> {
-        let left = deadline.left(now)?;
-        let request =
-            encode_request(CallKind::BidiStreaming, method, left, metadata.request(), None, &self.inner.limits)?;
-        let start = self.start(CallKind::BidiStreaming, request, metadata);
-        let (mut writer, reader) = self.inner.deadlines.bound(deadline, now, start).await?;
-        let sender = tokio::spawn(async move {
-            if let Err(err) = send_all(&mut writer, requests).await {
-                tracing::debug!(error = %err, "bidirectional call stopped sending");
-            }
-        });
-        Ok(reader.into_stream(Some(sender), deadline))
+        let span = telemetry::client_span(method, self.inner.remote);
+        let started = async {
+            let left = deadline.left(now)?;
+            let sent = telemetry::outgoing_metadata(span.as_ref(), metadata.request());
+            let request =
+                encode_request(CallKind::BidiStreaming, method, left, sent.as_deref(), None, &self.inner.limits)?;
+            let start = self.start(CallKind::BidiStreaming, request, metadata);
+            let (mut writer, reader) = self.inner.deadlines.bound(deadline, now, start).await?;
+            let sending = async move {
+                if let Err(err) = send_all(&mut writer, requests).await {
+                    tracing::debug!(error = %err, "bidirectional call stopped sending");
+                }
+            };
+            let sender = tokio::spawn(sending);
+            Ok(reader.into_stream(Some(sender), deadline))
+        };
+        let started = started.await;
+        let responses = telemetry::record_failure(span.as_ref(), started)?;
+        Ok(telemetry::traced_stream(span, responses))
     }
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use quinn::{RecvStream, SendStream};
 use tokio::time::Instant;
+use tracing::Span;
 
 use super::context::{CallScope, Context};
 use super::interrupt::{Interruption, Outcome, timeout_if_pending};
@@ -23,6 +24,7 @@ use crate::deadline::Deadline;
 use crate::error::RpcError;
 use crate::metadata::{Metadata, MetadataError};
 use crate::stream::RpcStream;
+use crate::telemetry::{self, InSpan};
 use crate::transport::{OutgoingMessage, ReadBounds, ReceiveError, ReceiveHalf};
 use crate::wire::{CallKind, Payload, RequestDecoder, RequestEvent, StatusCode, StreamCode, WireError};
 
@@ -152,11 +154,13 @@ pub(crate) async fn serve_call(
         return;
     };
 
+    let span = telemetry::server_span(method, shared.local_addr, context.peer_address(), context.metadata());
     let stage = match &shared.layers {
         None => Stage::Handler(route),
         Some(layers) => Stage::Layers(layers, handler, head.kind, context.clone()),
     };
-    CallScope::new(context, shared.limits).run(serve_admitted(stage, method, requests, &mut responder, &shared)).await;
+    let call = serve_admitted(stage, method, requests, &mut responder, &shared, span.as_ref());
+    CallScope::new(context, shared.limits).run(call).await;
     // In a shutdown, the handler's place goes to the next call while this task (which the
     // shutdown waits for) waits for the reply to be acknowledged.
     if shared.is_shutting_down() {
@@ -173,6 +177,7 @@ async fn serve_admitted(
     requests: Requests,
     responder: &mut Responder,
     shared: &ServerShared,
+    span: Option<&Span>,
 ) {
     let mut interruption = Interruption::new(responder.deadline);
     let call = Call { requests, responder, interruption: &mut interruption, shared };
@@ -180,28 +185,37 @@ async fn serve_admitted(
         Stage::Handler(route) => route,
         // Boxed as the handler stages are.
         Stage::Layers(layers, handler, kind, context) => {
-            return answer(Box::pin(call.layered(layers, handler, kind, context)).await, method, responder).await;
+            let result = InSpan::new(span, Box::pin(call.layered(layers, handler, kind, context))).await;
+            return answer(result, method, responder, span).await;
         }
     };
     let result = match route {
         // The handler stage is boxed: the task of every call then starts small (it is moved
         // several times on its way into the runtime) and the box, under 1 KiB, comes from
-        // the allocator's fast path.
-        Route::Unary(handler) => Box::pin(call.unary(handler)).await,
-        Route::ServerStreaming(handler) => Box::pin(call.server_streaming(handler)).await,
-        Route::ClientStreaming(handler) => Box::pin(call.client_streaming(handler)).await,
-        Route::BidiStreaming(handler) => Box::pin(call.bidi_streaming(handler)).await,
-        Route::BidiOneRequest(handler) => Box::pin(call.bidi_one_request(handler)).await,
-        Route::BidiOneResponse(handler) => Box::pin(call.bidi_one_response(handler, method)).await,
+        // the allocator's fast path. It runs inside the call's span, so the handler's logs
+        // and the calls it makes are children of it. Wrapping the box, not the call's whole
+        // future, spares that future a move (callgrind, typed 64 B x 64: 14,200 server
+        // instructions a call against 14,330 through `Instrument` around `CallScope::run`).
+        Route::Unary(handler) => InSpan::new(span, Box::pin(call.unary(handler))).await,
+        Route::ServerStreaming(handler) => InSpan::new(span, Box::pin(call.server_streaming(handler))).await,
+        Route::ClientStreaming(handler) => InSpan::new(span, Box::pin(call.client_streaming(handler))).await,
+        Route::BidiStreaming(handler) => InSpan::new(span, Box::pin(call.bidi_streaming(handler))).await,
+        Route::BidiOneRequest(handler) => InSpan::new(span, Box::pin(call.bidi_one_request(handler))).await,
+        Route::BidiOneResponse(handler) => InSpan::new(span, Box::pin(call.bidi_one_response(handler, method))).await,
     };
     // Written out, not through `answer`: a nested future on the path of every call costs.
     match result {
-        Ok(()) => responder.finish_ok().await,
+        Ok(()) => {
+            telemetry::record_ok(span);
+            responder.finish_ok().await;
+        }
         Err(Outcome::Cancelled) => {
+            telemetry::record_cancelled(span);
             tracing::debug!(%method, "call cancelled by the client");
             responder.reset(StreamCode::Cancelled);
         }
         Err(Outcome::Failed(err)) => {
+            telemetry::record_failed(span, &err);
             log_failure(method, &err);
             // Boxed, like every rare path here: it keeps the future of each call small.
             Box::pin(responder.fail(&err)).await;
@@ -210,11 +224,18 @@ async fn serve_admitted(
 }
 
 /// Finishes the response of a call through the layers, as `serve_admitted` does its own.
-async fn answer(result: Result<(), Outcome>, method: &str, responder: &mut Responder) {
+async fn answer(result: Result<(), Outcome>, method: &str, responder: &mut Responder, span: Option<&Span>) {
     match result {
-        Ok(()) => responder.finish_ok().await,
-        Err(Outcome::Cancelled) => responder.reset(StreamCode::Cancelled),
+        Ok(()) => {
+            telemetry::record_ok(span);
+            responder.finish_ok().await;
+        }
+        Err(Outcome::Cancelled) => {
+            telemetry::record_cancelled(span);
+            responder.reset(StreamCode::Cancelled);
+        }
         Err(Outcome::Failed(err)) => {
+            telemetry::record_failed(span, &err);
             log_failure(method, &err);
             responder.fail(&err).await;
         }

@@ -418,7 +418,8 @@ impl RpcServer {
     /// gracefully and returns.
     pub async fn start(self, endpoint: ServerEndpoint) -> Result<(), RpcError> {
         let endpoint = endpoint.endpoint;
-        let shared = ServerShared::new(self.routes.with_builtins(), self.layers, &self.config, self.counts.clone());
+        let mut shared = ServerShared::new(self.routes.with_builtins(), self.layers, &self.config, self.counts.clone());
+        shared.local_addr = endpoint.local_addr().ok();
         let shared = Arc::new(shared.with_authorization(self.authorization));
         self.phase.send_replace(Phase::Running);
         let calls = TaskTracker::new();

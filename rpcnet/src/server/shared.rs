@@ -3,6 +3,7 @@
 //! The counts are shared with `ServerHandle`, which reports them.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -65,6 +66,8 @@ pub(crate) struct ServerShared {
     pub(crate) counts: Arc<Counts>,
     /// The check every call but a ping passes before it is admitted, if one is set.
     pub(crate) authorization: Option<Authorization>,
+    /// The address the server listens on, for the `server.*` fields of its call spans.
+    pub(crate) local_addr: Option<SocketAddr>,
     /// Connections past their handshake, by quinn's stable id: a shutdown reads their
     /// round-trip times.
     open: Mutex<HashMap<usize, quinn::Connection>>,
@@ -82,6 +85,7 @@ impl ServerShared {
             max_buffered_per_connection: config.max_buffered_per_connection(),
             counts,
             authorization: None,
+            local_addr: None,
             open: Mutex::default(),
         }
     }

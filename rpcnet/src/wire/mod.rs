@@ -69,6 +69,15 @@
 //! and the end, or the [`WireError`] naming the rule that was broken. The transport only
 //! feeds them.
 //!
+//! # Trace context
+//!
+//! With rpcnet's `opentelemetry` feature, a client writes the W3C trace context of its call's
+//! span into the request head's metadata, under the names of the W3C Trace Context
+//! recommendation: `traceparent` (`00-{trace id}-{parent span id}-{flags}`, lowercase hex)
+//! and, only when it is not empty, `tracestate`. A server with the feature continues that
+//! trace. They are ordinary metadata entries, not reserved `rpcnet-` ones: a server without
+//! the feature hands them to its handlers like any other entry.
+//!
 //! # Built-in methods
 //!
 //! Method names starting with `rpcnet.` are reserved. Every server answers
