@@ -27,6 +27,24 @@ fn calculator() {
     }));
 }
 
+/// Per-method policies: each unary method gets a `POLICY_` constant beside its wire name,
+/// and a `hash_key` method keys its call by that argument.
+#[test]
+fn policies() {
+    insta::assert_snapshot!(expanded(syn::parse_quote! {
+        pub trait Accounts {
+            #[rpc(deadline = "200ms")]
+            async fn balance(&self, user_id: String) -> u64;
+            #[rpc(idempotent, retries = 2, hedge(after = "20ms", max_extra = "10%"))]
+            async fn profile(&self, user_id: String) -> Profile;
+            #[rpc(idempotent, hedge(after = "p99.9", max_extra = "5%"))]
+            async fn history(&self, user_id: String) -> Vec<u64>;
+            #[rpc(hash_key = "user_id")]
+            async fn cart(&self, user_id: String, page: u32) -> Cart;
+        }
+    }));
+}
+
 #[test]
 fn generation_is_deterministic() {
     let item: syn::ItemTrait = syn::parse_quote! {

@@ -69,7 +69,8 @@ mod typed;
 pub use balance::{Balancer, CallInfo, Endpoint, LoadBalancingStrategy, Outcome};
 pub use bytes::Bytes;
 pub use channel::{
-    Channel, ClientBuilder, ClientCall, ClientReply, ClientService, EndpointSource, EndpointStats, TypedClient,
+    Channel, ClientBuilder, ClientCall, ClientReply, ClientService, EndpointSource, EndpointStats, HedgeAfter,
+    HedgePolicy, MethodPolicy, TypedClient,
 };
 pub use client::{CallOptions, ResponseMetadata, RpcClient};
 pub use config::RpcConfig;
@@ -109,6 +110,35 @@ pub use rpcnet_macros::rpc_impl;
 /// Turns a trait into a typed rpc service: the trait, `XServer<T>`, `XClient` and
 /// `XClusterClient` (balanced with least connections unless its `builder()` is told another
 /// strategy). See the crate documentation of `rpcnet-build` for what is generated.
+///
+/// `#[rpc(...)]` on a unary method sets the defaults of its calls, each carried in the
+/// client's `POLICY_<METHOD>` constant (a [`MethodPolicy`]):
+///
+/// - `idempotent`: a call may be repeated (on another endpoint if its connection was lost
+///   mid-call; in 0-RTT early data);
+/// - `deadline = "200ms"` (a whole number above zero and `us`, `ms`, `s` or `m`): the call's
+///   own timeout wins over it, and it over [`RpcConfig::with_default_timeout`];
+/// - `retries = 2` (0 to 10, and above 0 only with `idempotent`): at most that many retries
+///   on other endpoints of a balanced client, within its shared retry budget;
+///   `XClient::with_retries` and [`CallOptions::with_retries`] override it;
+/// - `hedge(after = "20ms" | "p95", max_extra = "10%")` (only with `idempotent`): the
+///   declared [`HedgePolicy`]; hedged calls are not sent yet, a call is made once;
+/// - `hash_key = "user_id"`: that argument, encoded with the codec, is the call's affinity
+///   key for [`LoadBalancingStrategy::ConsistentHash`], unless the caller set one.
+///
+/// ```
+/// #[rpcnet::rpc_service]
+/// pub trait Accounts {
+///     #[rpc(deadline = "200ms")]
+///     async fn balance(&self, user_id: String) -> u64;
+///     #[rpc(idempotent, retries = 2, hedge(after = "p95", max_extra = "10%"))]
+///     async fn profile(&self, user_id: String) -> String;
+///     #[rpc(hash_key = "user_id")]
+///     async fn cart(&self, user_id: String) -> Vec<u64>;
+/// }
+/// assert_eq!(AccountsClient::POLICY_PROFILE.retries(), Some(2));
+/// assert!(AccountsClient::POLICY_PROFILE.is_idempotent());
+/// ```
 pub use rpcnet_macros::rpc_service;
 /// `#[rpcnet::service]`: the same attribute as [`rpc_service`], under the name the rpcnet
 /// book's code generation chapter uses.
@@ -175,11 +205,12 @@ pub mod __private {
 
     pub use crate::balance::{Endpoint, LoadBalancingStrategy};
     pub use crate::channel::{
-        Channel, ClientBuilder, ClientCall, ClientReply, ClientService, EndpointSource, EndpointStats, TypedClient,
+        Channel, ClientBuilder, ClientCall, ClientReply, ClientService, EndpointSource, EndpointStats, HedgePolicy,
+        MethodPolicy, TypedClient,
     };
     pub use crate::server::{Routes, Service};
     pub use crate::typed::{
-        ByteBuf, DefaultCodec, RpcMessage, bidi_streaming, client_streaming, client_streaming_fallible,
+        ByteBuf, DefaultCodec, RpcMessage, bidi_streaming, client_streaming, client_streaming_fallible, keyed_channel,
         serve_bidi_streaming, serve_client_streaming, serve_client_streaming_fallible, serve_server_streaming,
         serve_unary, serve_unary_fallible, server_streaming, unary, unary_fallible,
     };

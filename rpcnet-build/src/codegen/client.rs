@@ -36,10 +36,20 @@ impl Generator<'_> {
             let wire = method.wire_name(name);
             let cfgs = &method.cfgs;
             let doc = format!(" Wire name of `{}`.", method.name);
+            let policy = method.is_unary().then(|| {
+                let (policy_name, value) = (method.policy_name(), method.policy.tokens(krate));
+                let doc = format!(" What the `#[rpc(...)]` attributes of `{}` say.", method.name);
+                quote! {
+                    #(#cfgs)*
+                    #[doc = #doc]
+                    pub const #policy_name: #krate::__private::MethodPolicy = #value;
+                }
+            });
             quote! {
                 #(#cfgs)*
                 #[doc = #doc]
                 pub const #const_name: &'static str = #wire;
+                #policy
             }
         });
         let calls = self.service.methods.iter().map(|method| self.client_method(method));
@@ -82,6 +92,13 @@ impl Generator<'_> {
                 /// The same client, its calls failing with `RpcError::Timeout` after `timeout`.
                 pub fn with_timeout(&self, timeout: ::core::time::Duration) -> Self {
                     self.with_options(self.channel.options().with_timeout(timeout))
+                }
+
+                /// The same client, its unary calls retried at most `retries` times on other
+                /// endpoints of a balanced channel, over each method's `#[rpc(retries = N)]`
+                /// (within the channel's shared retry budget; see `CallOptions::with_retries`).
+                pub fn with_retries(&self, retries: u32) -> Self {
+                    self.with_options(self.channel.options().with_retries(retries))
                 }
 
                 /// The same client, its calls keyed by `key` for consistent hashing: the same
@@ -152,6 +169,17 @@ impl Generator<'_> {
             }
         };
         let (body, output) = self.client_call(method, request_ty, request);
+        // A hash key is taken before the arguments move into the request.
+        let body = match &method.policy.hash_key {
+            Some(key) => {
+                let (codec, key) = (&self.codec, quote::format_ident!("{}", key.value()));
+                quote! {
+                    let __rpcnet_channel = #krate::__private::keyed_channel::<#codec, _>(&self.channel, &#key)?;
+                    #body
+                }
+            }
+            None => body,
+        };
         let has_docs = attrs.iter().any(|a| a.path().is_ident("doc"));
         let default_doc = (!has_docs).then(|| {
             let doc = format!(" Calls `{}` on the server.", method.wire_name(self.service.name));
@@ -184,13 +212,15 @@ impl Generator<'_> {
         let (krate, codec) = (&self.krate, &self.codec);
         let const_name = method.const_name();
         let streaming = matches!(method.request, Request::Stream { .. });
-        let unary = !streaming && !matches!(method.response, Response::Stream { .. });
-        let idempotent = method.idempotent;
-        // Unary calls say whether they may be repeated; streaming calls never are.
+        let unary = method.is_unary();
+        let channel = if method.policy.hash_key.is_some() { quote!(&__rpcnet_channel) } else { quote!(&self.channel) };
+        // Unary calls carry their method's policy (may they be repeated, their deadline,
+        // retries); streaming calls are never repeated and take their options per call.
         let head = if unary {
-            quote!(&self.channel, Self::#const_name, #idempotent)
+            let policy_name = method.policy_name();
+            quote!(#channel, Self::#const_name, Self::#policy_name)
         } else {
-            quote!(&self.channel, Self::#const_name)
+            quote!(#channel, Self::#const_name)
         };
         match &method.response {
             Response::Value(ty) => {

@@ -6,6 +6,7 @@ mod client;
 mod cluster;
 mod expand;
 mod model;
+mod policy;
 mod server;
 mod validate;
 mod wire;

@@ -6,6 +6,7 @@ use quote::format_ident;
 use syn::spanned::Spanned;
 use syn::{Attribute, FnArg, Ident, ItemTrait, Pat, ReturnType, TraitItem, TraitItemFn, Type};
 
+use super::policy::{self, Policy};
 use super::validate::{self, Errors};
 
 /// A service trait, ready to expand.
@@ -25,8 +26,9 @@ pub(crate) struct Method<'a> {
     pub(crate) cfgs: Vec<Attribute>,
     pub(crate) request: Request<'a>,
     pub(crate) response: Response<'a>,
-    /// Marked `#[rpc(idempotent)]`: a call may be repeated safely (failover retries it).
-    pub(crate) idempotent: bool,
+    /// What its `#[rpc(...)]` attributes say: idempotence, deadline, retries, hedging,
+    /// hash key (`policy.rs`).
+    pub(crate) policy: Policy,
 }
 
 /// An argument as declared.
@@ -63,6 +65,16 @@ impl Method<'_> {
     pub(crate) fn const_name(&self) -> Ident {
         format_ident!("METHOD_{}", self.name.to_string().to_uppercase())
     }
+
+    /// One request message, one response message.
+    pub(crate) fn is_unary(&self) -> bool {
+        matches!(self.request, Request::Args(_)) && !matches!(self.response, Response::Stream { .. })
+    }
+
+    /// The name of the constant holding its `MethodPolicy`, on the generated client.
+    pub(crate) fn policy_name(&self) -> Ident {
+        format_ident!("POLICY_{}", self.name.to_string().to_uppercase())
+    }
 }
 
 impl<'a> Service<'a> {
@@ -92,7 +104,7 @@ impl<'a> Method<'a> {
     fn parse(original: &'a TraitItemFn, errors: &mut Errors) -> Option<Self> {
         let before = errors.len();
         validate::method_signature(original, errors);
-        let idempotent = parse_rpc_attrs(&original.attrs, errors);
+        let policy = policy::parse(&original.attrs, errors);
         let attrs: Vec<Attribute> = original.attrs.iter().filter(|a| !a.path().is_ident("rpc")).cloned().collect();
         let cfgs = attrs.iter().filter(|a| a.path().is_ident("cfg")).cloned().collect();
 
@@ -114,6 +126,15 @@ impl<'a> Method<'a> {
         }
         let request = request_shape(args, errors);
         let response = response_shape(&original.sig.output, errors);
+        if let (Some(request), Some(response)) = (&request, &response) {
+            let streaming =
+                !matches!((request, response), (Request::Args(_), Response::Value(_) | Response::Fallible { .. }));
+            let names: Vec<String> = match request {
+                Request::Args(args) => args.iter().map(|a| a.name.to_string()).collect(),
+                Request::Stream { .. } => Vec::new(),
+            };
+            policy.check(streaming, &names, errors);
+        }
         (errors.len() == before).then_some(Self {
             original,
             name: &original.sig.ident,
@@ -121,29 +142,9 @@ impl<'a> Method<'a> {
             cfgs,
             request: request?,
             response: response?,
-            idempotent,
+            policy,
         })
     }
-}
-
-/// `#[rpc(idempotent)]` on a method.
-fn parse_rpc_attrs(attrs: &[Attribute], errors: &mut Errors) -> bool {
-    let mut idempotent = false;
-    for attr in attrs.iter().filter(|a| a.path().is_ident("rpc")) {
-        let result = attr.parse_nested_meta(|meta| {
-            if meta.path.is_ident("idempotent") {
-                idempotent = true;
-                Ok(())
-            } else {
-                Err(meta
-                    .error("unknown rpc option; the only one is `#[rpc(idempotent)]` (calls may be retried elsewhere)"))
-            }
-        });
-        if let Err(err) = result {
-            errors.push(err);
-        }
-    }
-    idempotent
 }
 
 fn request_shape<'a>(args: Vec<Arg<'a>>, errors: &mut Errors) -> Option<Request<'a>> {

@@ -44,6 +44,7 @@ pub(crate) const CLIENT_ITEMS: &[&str] = &[
     "channel",
     "with_options",
     "with_timeout",
+    "with_retries",
     "with_affinity_key",
     "with_metadata",
     "with_response_metadata",

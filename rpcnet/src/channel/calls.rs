@@ -13,6 +13,7 @@ use super::admission::Slot;
 use super::balanced::Balanced;
 use super::connection::{Connection, Connector};
 use super::members::Member;
+use super::policy::MethodPolicy;
 use crate::client::CallOptions;
 use crate::deadline::Deadline;
 use crate::error::RpcError;
@@ -21,20 +22,22 @@ use crate::transport::OutgoingMessage;
 use crate::wire::Payload;
 
 impl<K: Connector> Balanced<K> {
-    /// A unary call. `idempotent`: the method was marked `#[rpc(idempotent)]`, so a call
-    /// whose endpoint was lost to it may be repeated on another.
+    /// A unary call. `policy`: what the method's attributes say. Idempotent, a call whose
+    /// endpoint was lost to it may be repeated on another; its deadline applies unless the
+    /// call has its own; its retries bound the attempts unless the call's options do.
     pub(crate) async fn unary(
         &self,
         method: &str,
-        idempotent: bool,
+        policy: MethodPolicy,
         message: OutgoingMessage,
         options: &CallOptions,
     ) -> Result<Payload, RpcError> {
         // One clock reading serves the deadline, the pick and the first attempt, unless the
         // call waits for a slot or a connection in between.
         let mut now = Instant::now();
-        let deadline = options.deadline(self.default_timeout, now);
-        let idempotent = idempotent || options.is_idempotent();
+        let deadline = options.deadline(policy.deadline().or(self.default_timeout), now);
+        let idempotent = policy.is_idempotent() || options.is_idempotent();
+        let max_attempts = options.retries().or(policy.retries()).map(|retries| retries.saturating_add(1));
         self.retry.called();
         let mut failed: Vec<Arc<Member<K::Connection>>> = Vec::new();
         let mut attempt = 0;
@@ -75,7 +78,7 @@ impl<K: Connector> Balanced<K> {
                 Ok(response) => return Ok(response),
                 Err(err) => err,
             };
-            let verdict = self.retry.after_failure(&err, idempotent, attempt, deadline, ended);
+            let verdict = self.retry.after_failure(&err, idempotent, attempt, max_attempts, deadline, ended);
             self.eject_if(verdict.eject, &slot, &err, ended);
             if !verdict.retry {
                 return Err(err);
@@ -107,7 +110,7 @@ impl<K: Connector> Balanced<K> {
             match connection.cloned() {
                 Ok(connection) => return Ok((slot, connection)),
                 Err(err) => {
-                    if !self.retry.after_failure(&err, false, attempt, queue_deadline, Instant::now()).retry {
+                    if !self.retry.after_failure(&err, false, attempt, None, queue_deadline, Instant::now()).retry {
                         return Err(err);
                     }
                     self.retries.increment(1);

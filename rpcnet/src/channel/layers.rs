@@ -10,7 +10,7 @@ use bytes::Bytes;
 use tower::util::BoxService;
 use tower::{BoxError, Layer, Service, ServiceExt};
 
-use super::{Channel, Target};
+use super::{Channel, MethodPolicy, Target};
 use crate::client::CallOptions;
 use crate::error::RpcError;
 use crate::metadata::{Metadata, MetadataError, MetadataValue};
@@ -36,7 +36,7 @@ pub type ClientService = BoxService<ClientCall, ClientReply, RpcError>;
 pub struct ClientCall {
     method: String,
     kind: CallKind,
-    idempotent: bool,
+    policy: MethodPolicy,
     options: CallOptions,
     request: Request,
 }
@@ -51,7 +51,8 @@ impl ClientCall {
     /// [`tower::Service`].
     pub fn unary(method: impl Into<String>, payload: impl Into<Bytes>) -> Self {
         let request = Request::One(OutgoingMessage::Payload(payload.into()));
-        Self { method: method.into(), kind: CallKind::Unary, idempotent: false, options: CallOptions::new(), request }
+        let (kind, policy, options) = (CallKind::Unary, MethodPolicy::new(), CallOptions::new());
+        Self { method: method.into(), kind, policy, options, request }
     }
 
     /// The method's name on the wire.
@@ -67,7 +68,12 @@ impl ClientCall {
     /// Whether the method was declared idempotent (`#[rpc(idempotent)]`) or the call's
     /// options say so.
     pub fn is_idempotent(&self) -> bool {
-        self.idempotent || self.options.is_idempotent()
+        self.policy.is_idempotent() || self.options.is_idempotent()
+    }
+
+    /// What the method's `#[rpc(...)]` attributes say (the defaults for a raw call).
+    pub fn policy(&self) -> &MethodPolicy {
+        &self.policy
     }
 
     /// The options the call will be made with.
@@ -88,10 +94,10 @@ impl ClientCall {
         Ok(())
     }
 
-    /// The same call with `options`, idempotence as declared.
-    pub(crate) fn new(method: &str, idempotent: bool, options: CallOptions, request: OutgoingMessage) -> Self {
+    /// The same call with `options`, the method's policy as declared.
+    pub(crate) fn new(method: &str, policy: MethodPolicy, options: CallOptions, request: OutgoingMessage) -> Self {
         let request = Request::One(request);
-        Self { method: method.to_owned(), kind: CallKind::Unary, idempotent, options, request }
+        Self { method: method.to_owned(), kind: CallKind::Unary, policy, options, request }
     }
 
     pub(crate) fn streaming(
@@ -104,7 +110,7 @@ impl ClientCall {
             Ok(one) => Request::One(one),
             Err(stream) => Request::Stream(stream),
         };
-        Self { method: method.to_owned(), kind, idempotent: false, options, request }
+        Self { method: method.to_owned(), kind, policy: MethodPolicy::new(), options, request }
     }
 }
 
@@ -175,11 +181,9 @@ impl Service<ClientCall> for MakeCall {
     fn call(&mut self, call: ClientCall) -> Self::Future {
         let target = self.0.clone();
         Box::pin(async move {
-            let ClientCall { method, kind, idempotent, options, request } = call;
+            let ClientCall { method, kind, policy, options, request } = call;
             let reply = match (kind, request) {
-                (CallKind::Unary, Request::One(one)) => {
-                    Reply::One(target.unary(&method, idempotent, one, &options).await?)
-                }
+                (CallKind::Unary, Request::One(one)) => Reply::One(target.unary(&method, policy, one, &options).await?),
                 (CallKind::ServerStreaming, Request::One(one)) => {
                     Reply::Stream(target.server_streaming(&method, one, &options).await?)
                 }

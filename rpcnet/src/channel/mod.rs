@@ -13,6 +13,7 @@ mod connection;
 mod endpoints;
 mod layers;
 mod members;
+mod policy;
 mod retry;
 mod source;
 #[cfg(test)]
@@ -21,6 +22,7 @@ mod tests;
 pub use builder::{ClientBuilder, TypedClient};
 pub use layers::{ClientCall, ClientReply, ClientService};
 pub use members::EndpointStats;
+pub use policy::{HedgeAfter, HedgePolicy, MethodPolicy};
 pub(crate) use retry::DEFAULT_MIN_RETRIES_PER_SECOND;
 pub use source::EndpointSource;
 
@@ -96,22 +98,22 @@ impl Channel {
         }
     }
 
-    /// `idempotent`: the method was marked `#[rpc(idempotent)]` (or the channel's options
-    /// say so), so a balanced channel may repeat a call whose server died before answering,
-    /// and a connection resumed with 0-RTT may send it in early data. Streaming calls are
+    /// `policy`: what the method's `#[rpc(...)]` attributes say. Idempotent (by the method
+    /// or the channel's options), a balanced channel may repeat a call whose server died
+    /// before answering, and a connection resumed with 0-RTT may send it in early data. Streaming calls are
     /// never repeated once their streams started, nor sent in early data.
     // A plain function returning the call's future: without layers, the target's future is
     // the call's, with no `async fn` around it.
     pub(crate) fn unary<'a>(
         &'a self,
         method: &'a str,
-        idempotent: bool,
+        policy: MethodPolicy,
         message: OutgoingMessage,
     ) -> impl Future<Output = Result<Payload, RpcError>> + Send + 'a {
         match &self.layers {
-            None => Either::Left(self.target.unary(method, idempotent, message, &self.options)),
+            None => Either::Left(self.target.unary(method, policy, message, &self.options)),
             Some(layers) => Either::Right(Box::pin(async move {
-                layers.call(ClientCall::new(method, idempotent, self.options.clone(), message)).await?.into_one()
+                layers.call(ClientCall::new(method, policy, self.options.clone(), message)).await?.into_one()
             })),
         }
     }
@@ -167,19 +169,20 @@ impl Target {
     fn unary<'a>(
         &'a self,
         method: &'a str,
-        idempotent: bool,
+        policy: MethodPolicy,
         message: OutgoingMessage,
         options: &'a CallOptions,
     ) -> impl Future<Output = Result<Payload, RpcError>> + Send + 'a {
         match self {
             Target::Single(client) => {
                 let now = tokio::time::Instant::now();
-                let deadline = options.deadline(client.default_timeout(), now);
-                let idempotent = idempotent || options.is_idempotent();
+                // The call's own deadline, else the method's, else the client's default.
+                let deadline = options.deadline(policy.deadline().or(client.default_timeout()), now);
+                let idempotent = policy.is_idempotent() || options.is_idempotent();
                 let metadata = options.call_metadata();
                 Either::Left(client.unary(method, message, deadline, now, idempotent, metadata, std::convert::identity))
             }
-            Target::Balanced(balanced) => Either::Right(balanced.unary(method, idempotent, message, options)),
+            Target::Balanced(balanced) => Either::Right(balanced.unary(method, policy, message, options)),
         }
     }
 

@@ -40,12 +40,14 @@ impl RetryPolicy {
     /// endpoint if it certainly did not run ([`RpcError::is_retry_safe`]), or if it may
     /// have run but its method is idempotent and its endpoint was lost to it (the
     /// connection broke, or the endpoint left the channel's set mid-call); and only while
-    /// attempts, the budget and the deadline last.
+    /// attempts (`max_attempts` for this call, else the channel's), the budget and the
+    /// deadline last. The budget is the channel's whatever the call's own attempts.
     pub(crate) fn after_failure(
         &self,
         err: &RpcError,
         idempotent: bool,
         attempt: u32,
+        max_attempts: Option<u32>,
         deadline: Deadline,
         now: Instant,
     ) -> Verdict {
@@ -55,7 +57,7 @@ impl RetryPolicy {
         );
         let repeatable = err.is_retry_safe() || (idempotent && matches!(err, RpcError::ConnectionLost(_)));
         let retry = repeatable
-            && attempt < self.max_attempts
+            && attempt < max_attempts.unwrap_or(self.max_attempts)
             && !deadline.has_passed(now)
             && self.budget.try_withdraw(nanos_since_epoch(now.into_std()));
         Verdict { retry, eject }

@@ -111,6 +111,7 @@ pub struct CallOptions {
     timeout: Timeout,
     affinity: Option<u64>,
     idempotent: bool,
+    retries: Option<u32>,
     metadata: CallMetadata,
 }
 
@@ -149,6 +150,21 @@ impl CallOptions {
     pub fn with_idempotent(mut self, idempotent: bool) -> Self {
         self.idempotent = idempotent;
         self
+    }
+
+    /// A balanced channel sends the call to another endpoint at most `retries` times after
+    /// a failure that allows it (its attempts are `1 + retries`), over the method's
+    /// `#[rpc(retries = N)]` and the channel's `max_attempts`; retries still draw on the
+    /// channel's shared retry budget. What may be retried does not change: failures where
+    /// the call never ran, and a lost connection only for idempotent calls.
+    pub fn with_retries(mut self, retries: u32) -> Self {
+        self.retries = Some(retries);
+        self
+    }
+
+    /// The call's own retries, if set ([`with_retries`](Self::with_retries)).
+    pub fn retries(&self) -> Option<u32> {
+        self.retries
     }
 
     /// Sends `metadata` with the call, over (not instead of) entries set before: a key of

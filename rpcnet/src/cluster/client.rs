@@ -10,7 +10,7 @@ use bytes::Bytes;
 
 use super::NodeId;
 use super::registry::{WorkerInfo, WorkerRegistry};
-use crate::channel::{Channel, ClientBuilder, DEFAULT_MIN_RETRIES_PER_SECOND, TypedClient};
+use crate::channel::{Channel, ClientBuilder, DEFAULT_MIN_RETRIES_PER_SECOND, MethodPolicy, TypedClient};
 use crate::client::{CallOptions, RpcClient};
 use crate::config::RpcConfig;
 use crate::error::RpcError;
@@ -222,7 +222,9 @@ impl ClusterClient {
     pub async fn call_worker(&self, method: &str, payload: Vec<u8>, filter: Option<&str>) -> Result<Vec<u8>, RpcError> {
         let channel = self.lane(filter).await?;
         let message = OutgoingMessage::Payload(Bytes::from(payload));
-        let response = channel.unary(method, self.config.is_idempotent(method), message).await?;
+        let response = channel
+            .unary(method, MethodPolicy::new().with_idempotent(self.config.is_idempotent(method)), message)
+            .await?;
         Ok(response.into_bytes().into())
     }
 

@@ -1,12 +1,14 @@
 //! The client side of typed calls: encode the arguments with the service's codec, call
-//! through a channel, decode. For unary calls, `idempotent` says whether the method was
-//! marked `#[rpc(idempotent)]`: a balanced channel may then repeat a call whose server died.
+//! through a channel, decode. Unary calls carry their method's `MethodPolicy` (its
+//! `#[rpc(...)]` attributes); `keyed_channel` gives a `hash_key` method's call its key.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use std::borrow::Cow;
+
 use super::{decode, encode};
-use crate::channel::Channel;
+use crate::channel::{Channel, MethodPolicy};
 use crate::codec::Codec;
 use crate::error::RpcError;
 use crate::stream::RpcStream;
@@ -15,10 +17,10 @@ use crate::stream::RpcStream;
 pub async fn unary<C: Codec + Default, Req: Serialize, Resp: DeserializeOwned>(
     channel: &Channel,
     method: &'static str,
-    idempotent: bool,
+    policy: MethodPolicy,
     request: &Req,
 ) -> Result<Resp, RpcError> {
-    let response = channel.unary(method, idempotent, encode::<C, _>(request)?).await?;
+    let response = channel.unary(method, policy, encode::<C, _>(request)?).await?;
     decode::<C, _>(response)
 }
 
@@ -27,14 +29,27 @@ pub async fn unary<C: Codec + Default, Req: Serialize, Resp: DeserializeOwned>(
 pub async fn unary_fallible<C: Codec + Default, Req: Serialize, T: DeserializeOwned, E: DeserializeOwned>(
     channel: &Channel,
     method: &'static str,
-    idempotent: bool,
+    policy: MethodPolicy,
     request: &Req,
 ) -> Result<Result<T, E>, RpcError> {
-    match channel.unary(method, idempotent, encode::<C, _>(request)?).await {
+    match channel.unary(method, policy, encode::<C, _>(request)?).await {
         Ok(response) => Ok(Ok(decode::<C, _>(response)?)),
         Err(RpcError::Service(err)) => Ok(Err(decode::<C, _>(&err.payload[..])?)),
         Err(err) => Err(err),
     }
+}
+
+/// The channel for a call of a `#[rpc(hash_key = "arg")]` method: keyed by `key` encoded
+/// with the service's codec, unless the caller set an affinity key of its own.
+pub fn keyed_channel<'c, C: Codec + Default, K: Serialize>(
+    channel: &'c Channel,
+    key: &K,
+) -> Result<Cow<'c, Channel>, RpcError> {
+    if channel.options().affinity_key().is_some() {
+        return Ok(Cow::Borrowed(channel));
+    }
+    let bytes = C::default().encode_to_vec(key)?;
+    Ok(Cow::Owned(channel.with_options(channel.options().with_affinity_key(&bytes))))
 }
 
 /// A server-streaming call: one request, a stream of `Resp`.

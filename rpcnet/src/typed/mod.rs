@@ -8,7 +8,9 @@ mod handlers;
 
 pub use byte_buf::ByteBuf;
 
-pub use calls::{bidi_streaming, client_streaming, client_streaming_fallible, server_streaming, unary, unary_fallible};
+pub use calls::{
+    bidi_streaming, client_streaming, client_streaming_fallible, keyed_channel, server_streaming, unary, unary_fallible,
+};
 pub use handlers::{
     serve_bidi_streaming, serve_client_streaming, serve_client_streaming_fallible, serve_server_streaming, serve_unary,
     serve_unary_fallible,

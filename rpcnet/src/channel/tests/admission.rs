@@ -20,7 +20,7 @@ async fn calls_over_the_cap_are_shed_when_the_channel_does_not_queue() {
     let balanced = cluster.channel(RoundRobin::new(), capped(1, false)).await;
     let busy = [spawn_work(&balanced, 400).await, spawn_work(&balanced, 400).await];
     assert_eq!(in_flight(&balanced), 2, "both endpoints hold a call");
-    let err = balanced.unary("Work.run", false, work(0), &CallOptions::new()).await.unwrap_err();
+    let err = balanced.unary("Work.run", MethodPolicy::new(), work(0), &CallOptions::new()).await.unwrap_err();
     assert!(matches!(err, RpcError::Overloaded(_)), "every endpoint is at its cap of 1: {err:?}");
     assert!(err.is_retry_safe(), "a shed call never left the client");
     for call in busy {
@@ -36,12 +36,12 @@ async fn a_queued_call_waits_for_a_slot_until_its_deadline_and_no_longer() {
     let holder = spawn_work(&balanced, 300).await;
     let started = Instant::now();
     let late = balanced
-        .unary("Work.run", false, work(0), &CallOptions::new().with_timeout(Duration::from_millis(50)))
+        .unary("Work.run", MethodPolicy::new(), work(0), &CallOptions::new().with_timeout(Duration::from_millis(50)))
         .await
         .unwrap_err();
     assert!(matches!(late, RpcError::Timeout), "{late:?}");
     assert_eq!(started.elapsed(), Duration::from_millis(50), "it waited exactly its deadline");
-    let patient = balanced.unary("Work.run", false, work(0), &CallOptions::new()).await.map(name);
+    let patient = balanced.unary("Work.run", MethodPolicy::new(), work(0), &CallOptions::new()).await.map(name);
     assert_eq!(patient.unwrap(), "a", "a call that can wait gets the slot once it frees");
     assert_eq!(started.elapsed(), Duration::from_millis(300), "the moment the holder finished");
     holder.await.unwrap().unwrap();
@@ -57,7 +57,7 @@ async fn queued_calls_get_their_slots_in_the_order_they_queued() {
     for id in 0..4 {
         let (balanced, finished) = (balanced.clone(), finished.clone());
         queued.push(tokio::spawn(async move {
-            balanced.unary("Work.run", false, work(5), &CallOptions::new()).await.unwrap();
+            balanced.unary("Work.run", MethodPolicy::new(), work(5), &CallOptions::new()).await.unwrap();
             finished.lock().unwrap().push(id);
         }));
         // Each call queues before the next is made.
@@ -87,7 +87,7 @@ async fn a_queued_server_stream_waits_for_a_slot_no_longer_than_the_default_dead
         let balanced = balanced.clone();
         tokio::spawn(async move {
             let options = CallOptions::new().with_timeout(Duration::from_secs(10));
-            balanced.unary("Work.run", false, work(1_500), &options).await
+            balanced.unary("Work.run", MethodPolicy::new(), work(1_500), &options).await
         })
     };
     tokio::task::yield_now().await;
@@ -107,7 +107,7 @@ async fn least_connections_keeps_new_calls_off_an_endpoint_with_one_in_flight() 
     let long = spawn_work(&balanced, 500).await;
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     for _ in 0..20 {
-        let reply = balanced.unary("Work.run", false, work(0), &CallOptions::new()).await.unwrap();
+        let reply = balanced.unary("Work.run", MethodPolicy::new(), work(0), &CallOptions::new()).await.unwrap();
         *counts.entry(name(reply)).or_default() += 1;
     }
     let busy = long.await.unwrap().unwrap();
@@ -124,7 +124,7 @@ async fn a_dropped_or_timed_out_call_stops_counting_in_flight() {
     assert!(aborted.await.unwrap_err().is_cancelled());
     assert_eq!(in_flight(&balanced), 0, "an aborted call no longer counts in flight");
     let options = CallOptions::new().with_timeout(Duration::from_millis(100));
-    let timed_out = balanced.unary("Work.run", false, work(10_000), &options).await;
+    let timed_out = balanced.unary("Work.run", MethodPolicy::new(), work(10_000), &options).await;
     assert!(matches!(timed_out, Err(RpcError::Timeout)), "{timed_out:?}");
     assert_eq!(in_flight(&balanced), 0, "nor does a call that timed out");
 }

@@ -28,14 +28,17 @@ async fn an_endpoint_that_cannot_be_reached_is_ejected_readmitted_after_its_back
     let dead = |b: &Balanced<MockConnector>| b.endpoint_stats().into_iter().find(|s| s.id == "dead").unwrap();
     assert!(dead(&balanced).ejected, "connecting failed: ejected");
     for _ in 0..4 {
-        assert_eq!(name(balanced.unary("Work.run", false, work(0), &CallOptions::new()).await.unwrap()), "a");
+        assert_eq!(
+            name(balanced.unary("Work.run", MethodPolicy::new(), work(0), &CallOptions::new()).await.unwrap()),
+            "a"
+        );
     }
     assert_eq!(dead(&balanced).failures, 0, "while ejected it gets no call");
 
     tokio::time::advance(crate::channel::members::BASE_EJECTION).await;
     assert!(!dead(&balanced).ejected, "the first back-off is over");
     for _ in 0..4 {
-        let reply = balanced.unary("Work.run", false, work(0), &CallOptions::new()).await.unwrap();
+        let reply = balanced.unary("Work.run", MethodPolicy::new(), work(0), &CallOptions::new()).await.unwrap();
         assert_eq!(name(reply), "a", "a call tried on the readmitted endpoint is retried on `a`");
     }
     let stats = dead(&balanced);
@@ -57,7 +60,7 @@ async fn only_idempotent_calls_are_repeated_when_their_connection_is_lost_mid_ca
         member.made_connection().unwrap().retire();
     };
     let read_options = CallOptions::new();
-    let read = balanced.unary("Work.read", true, work(1_000), &read_options);
+    let read = balanced.unary("Work.read", IDEMPOTENT, work(1_000), &read_options);
     let (read, ()) = tokio::join!(read, async {
         tokio::time::sleep(Duration::from_millis(150)).await;
         lose_a(&balanced);
@@ -68,7 +71,7 @@ async fn only_idempotent_calls_are_repeated_when_their_connection_is_lost_mid_ca
     let cluster = Cluster::new(&["a", "b"]);
     let balanced = cluster.channel(RoundRobin::new(), Policy::default()).await;
     let write_options = CallOptions::new();
-    let write = balanced.unary("Work.write", false, work(1_000), &write_options);
+    let write = balanced.unary("Work.write", MethodPolicy::new(), work(1_000), &write_options);
     let (write, ()) = tokio::join!(write, async {
         tokio::time::sleep(Duration::from_millis(150)).await;
         lose_a(&balanced);
@@ -87,7 +90,7 @@ async fn once_the_retry_budget_is_spent_calls_fail_instead_of_retrying() {
         let policy = Policy { retry_ratio: ratio, min_retries_per_second: 0, ..Policy::default() };
         let balanced = cluster.channel(RoundRobin::new(), policy).await;
         for _ in 0..20 {
-            let err = balanced.unary("Work.run", false, work(0), &CallOptions::new()).await.unwrap_err();
+            let err = balanced.unary("Work.run", MethodPolicy::new(), work(0), &CallOptions::new()).await.unwrap_err();
             assert!(matches!(err, RpcError::Overloaded(_)), "every server refuses: {err:?}");
         }
         cluster.servers.iter().map(|s| s.calls()).sum::<usize>()
@@ -103,7 +106,7 @@ async fn a_service_error_is_an_answer_not_an_endpoint_failure() {
     *cluster.servers[0].fails_with.lock().unwrap() = Some(RpcError::service("no"));
     let balanced = cluster.channel(RoundRobin::new(), Policy::default()).await;
     for _ in 0..3 {
-        let err = balanced.unary("Work.run", true, work(0), &CallOptions::new()).await.unwrap_err();
+        let err = balanced.unary("Work.run", IDEMPOTENT, work(0), &CallOptions::new()).await.unwrap_err();
         assert!(matches!(err, RpcError::Service(_)), "{err:?}");
     }
     let stats = &balanced.endpoint_stats()[0];
@@ -124,7 +127,7 @@ impl Balancer for PastTheEnd {
 async fn a_balancer_picking_outside_the_set_is_reported_as_its_bug() {
     let cluster = Cluster::new(&["a", "b"]);
     let balanced = cluster.channel(PastTheEnd, Policy::default()).await;
-    let err = balanced.unary("Work.run", false, work(0), &CallOptions::new()).await.unwrap_err();
+    let err = balanced.unary("Work.run", MethodPolicy::new(), work(0), &CallOptions::new()).await.unwrap_err();
     assert!(matches!(err, RpcError::InvalidPick { index: 2, endpoints: 2 }), "{err:?}");
     assert_eq!(cluster.servers.iter().map(|s| s.calls()).sum::<usize>(), 0, "the call was not sent");
 }

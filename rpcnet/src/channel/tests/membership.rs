@@ -21,9 +21,9 @@ async fn calls_on_an_endpoint_that_leaves_end_at_once_repeated_only_if_idempoten
 
     let started = Instant::now();
     let read_options = CallOptions::new();
-    let read = balanced.unary("Work.read", true, work(30_000), &read_options);
+    let read = balanced.unary("Work.read", IDEMPOTENT, work(30_000), &read_options);
     let write_options = CallOptions::new();
-    let write = balanced.unary("Work.write", false, work(30_000), &write_options);
+    let write = balanced.unary("Work.write", MethodPolicy::new(), work(30_000), &write_options);
     let (read, write, ()) = tokio::join!(read, write, async {
         tokio::time::sleep(Duration::from_millis(100)).await;
         source.publish(without_b.clone());
@@ -39,7 +39,7 @@ async fn calls_on_an_endpoint_that_leaves_end_at_once_repeated_only_if_idempoten
         Duration::from_millis(100 + 30_000),
         "the write ended when b left, not at its deadline; the read then ran on a"
     );
-    let late = balanced.unary("Work.write", false, work(0), &CallOptions::new()).await.map(name);
+    let late = balanced.unary("Work.write", MethodPolicy::new(), work(0), &CallOptions::new()).await.map(name);
     assert_eq!(late.unwrap(), "a", "b gets no new calls");
 }
 
@@ -51,7 +51,7 @@ async fn an_endpoint_that_turns_suspect_or_is_filtered_out_keeps_its_calls_in_fl
     let balanced = following(&cluster, &source, PreferB, policy);
     settle().await;
     let read_options = CallOptions::new();
-    let read = balanced.unary("Work.read", true, work(400), &read_options);
+    let read = balanced.unary("Work.read", IDEMPOTENT, work(400), &read_options);
     let (read, ()) = tokio::join!(read, async {
         tokio::time::sleep(Duration::from_millis(100)).await;
         source.suspect("b");
@@ -65,14 +65,14 @@ async fn an_endpoint_that_turns_suspect_or_is_filtered_out_keeps_its_calls_in_fl
         .map(|e| if e.id() == "b" { e.clone().with_tag("role", "retired") } else { e.clone() })
         .collect();
     let write_options = CallOptions::new();
-    let write = balanced.unary("Work.write", false, work(400), &write_options);
+    let write = balanced.unary("Work.write", MethodPolicy::new(), work(400), &write_options);
     let (write, ()) = tokio::join!(write, async {
         tokio::time::sleep(Duration::from_millis(100)).await;
         source.publish(retagged.clone());
     });
     assert_eq!(name(write.unwrap()), "b", "a member the filter leaves out is alive: its call finishes");
     settle().await;
-    let next = balanced.unary("Work.write", false, work(0), &CallOptions::new()).await.map(name);
+    let next = balanced.unary("Work.write", MethodPolicy::new(), work(0), &CallOptions::new()).await.map(name);
     assert_eq!(next.unwrap(), "a", "but it gets no new calls");
 }
 
@@ -85,7 +85,7 @@ async fn a_suspect_endpoint_gets_some_but_less_traffic() {
     settle().await;
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     for _ in 0..210 {
-        let reply = balanced.unary("Work.run", false, work(0), &CallOptions::new()).await.unwrap();
+        let reply = balanced.unary("Work.run", MethodPolicy::new(), work(0), &CallOptions::new()).await.unwrap();
         *counts.entry(name(reply)).or_default() += 1;
     }
     assert_eq!(counts.get("c"), Some(&10), "1 share in 21 for the suspect (a tenth of a healthy one's): {counts:?}");

@@ -25,6 +25,11 @@ use crate::stream::RpcStream;
 use crate::transport::OutgoingMessage;
 use crate::wire::Payload;
 
+pub(super) use crate::channel::policy::MethodPolicy;
+
+/// The policy of a method marked `#[rpc(idempotent)]`.
+pub(super) const IDEMPOTENT: MethodPolicy = MethodPolicy::new().with_idempotent(true);
+
 /// A server as the mock sees it: it answers every call with its name after the number of
 /// milliseconds the request names (none: at once), counting the calls that reached it.
 #[derive(Debug)]
@@ -241,10 +246,9 @@ pub(super) async fn spawn_work(
     millis: u64,
 ) -> tokio::task::JoinHandle<Result<String, RpcError>> {
     let balanced = balanced.clone();
-    let call =
-        tokio::spawn(
-            async move { balanced.unary("Work.run", false, work(millis), &CallOptions::new()).await.map(name) },
-        );
+    let call = tokio::spawn(async move {
+        balanced.unary("Work.run", MethodPolicy::new(), work(millis), &CallOptions::new()).await.map(name)
+    });
     tokio::task::yield_now().await;
     call
 }

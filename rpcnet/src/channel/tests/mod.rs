@@ -6,3 +6,4 @@ mod admission;
 mod failures;
 mod membership;
 mod mock;
+mod policy;
