@@ -33,6 +33,8 @@ struct Named(String);
 
 impl Accounts for Named {
     async fn balance(&self, millis: u64) -> String {
+        // The handler's own work, whose length against the deadline is what the tests
+        // check; nothing waits on it to order events.
         tokio::time::sleep(Duration::from_millis(millis)).await;
         self.0.clone()
     }

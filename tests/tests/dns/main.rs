@@ -52,7 +52,8 @@ fn failures(target: &str) -> u64 {
     counted.get(target).copied().unwrap_or(0)
 }
 
-/// Waits (bounded) until the failure counter of `target` passes `above`.
+/// Waits (bounded) until the failure counter of `target` passes `above`: the metrics
+/// recorder has no way to notify, so the counter is read again every 20 ms.
 async fn failures_above(target: &str, above: u64) -> u64 {
     tokio::time::timeout(PATIENCE, async {
         loop {
