@@ -289,22 +289,30 @@ impl RpcClient {
             encode_request(CallKind::Unary, method, left, metadata.as_deref(), Some(message), &self.inner.limits)
         });
         let request = telemetry::record_failure(span.as_ref(), request)?;
-        let result = self.inner.deadlines.bound(deadline, now, async move {
-            // `start`, written out: this is the path every unary call takes.
-            let Opened { send, recv, early } = self.inner.open(idempotent).await?;
-            if let Some(handshake) = early {
-                // Boxed: only the first calls of a connection resumed with 0-RTT come here.
-                return Box::pin(self.unary_in_early_data(send, recv, handshake, request, metadata)).await.map(finish);
-            }
-            let mut writer = RequestWriter::new(send, self.inner.limits);
-            let mut reader = ResponseReader::new(recv, CallKind::Unary, self.inner.limits, metadata);
-            if let Err(err) = writer.write_request(request).await {
-                return Err(Box::pin(server_answer(&mut reader, err)).await);
-            }
-            writer.finish();
-            reader.single_message().await.map(finish)
-        });
-        telemetry::record_result(span.as_ref(), result.await)
+        // Awaited where it is made: bound to a local first, the call's future would be
+        // copied into the awaiting state (callgrind: about 110 instructions of `memcpy`).
+        let result = self
+            .inner
+            .deadlines
+            .bound(deadline, now, async move {
+                // `start`, written out: this is the path every unary call takes.
+                let Opened { send, recv, early } = self.inner.open(idempotent).await?;
+                if let Some(handshake) = early {
+                    // Boxed: only the first calls of a connection resumed with 0-RTT come here.
+                    return Box::pin(self.unary_in_early_data(send, recv, handshake, request, metadata))
+                        .await
+                        .map(finish);
+                }
+                let mut writer = RequestWriter::new(send, self.inner.limits);
+                let mut reader = ResponseReader::new(recv, CallKind::Unary, self.inner.limits, metadata);
+                if let Err(err) = writer.write_request(request).await {
+                    return Err(Box::pin(server_answer(&mut reader, err)).await);
+                }
+                writer.finish();
+                reader.single_message().await.map(finish)
+            })
+            .await;
+        telemetry::record_result(span.as_ref(), result)
     }
 
     /// An idempotent unary call on a stream opened in early data. If the server rejected

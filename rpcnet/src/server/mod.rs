@@ -1,7 +1,6 @@
-//! The server: method registration, the accept loop, and graceful shutdown. Who may
-//! connect and serving one connection live in `connections.rs`, serving one call in
-//! `call.rs`, method routing in `routes.rs`, who may call what in `authorize.rs`
-//! and `access_policy.rs`.
+//! The server: method registration, the accept loop, graceful shutdown. Connections live in
+//! `connections.rs`, one call in `call.rs` (its scope in `scope.rs`), routing in `routes.rs`,
+//! who may call what in `authorize.rs` and `access_policy.rs`.
 
 mod access_policy;
 mod authorize;
@@ -14,6 +13,7 @@ mod peer;
 mod request_stream;
 mod respond;
 mod routes;
+mod scope;
 mod shared;
 
 pub use access_policy::AccessPolicy;

@@ -8,10 +8,11 @@ use bytes::{Bytes, BytesMut};
 use quinn::{SendStream, VarInt};
 use tokio::time::Instant;
 
-use super::context::{has_response_metadata, take_response_metadata};
 use super::interrupt::{WriteCut, bounded_write, timeout_if_pending};
+use super::scope::{has_response_metadata, take_response_metadata};
 use crate::deadline::Deadline;
 use crate::error::RpcError;
+use crate::metadata::Metadata;
 use crate::transport::{Outgoing, OutgoingMessage, Prefix};
 use crate::wire::{
     FrameTag, Limits, PROTOCOL_VERSION, StatusCode, StreamCode, WireError, encode_metadata_frame, encode_status,
@@ -79,10 +80,12 @@ impl Responder {
         }
     }
 
+    /// Writes a message; the first one carries the response metadata set so far in the
+    /// call's scope (this runs inside it).
     pub(crate) async fn message(&mut self, message: OutgoingMessage) -> Result<(), RpcError> {
         if !self.started && has_response_metadata() {
             // Boxed: only responses with metadata come here.
-            Box::pin(self.open_with_metadata()).await?;
+            Box::pin(self.open_with_metadata(take_response_metadata())).await?;
         }
         let frame = self.frame(FrameTag::Message, message)?;
         self.write(frame).await
@@ -90,8 +93,7 @@ impl Responder {
 
     /// Writes the version byte and the METADATA frame of what the handler set (checked
     /// against the limits as it was set).
-    async fn open_with_metadata(&mut self) -> Result<(), RpcError> {
-        let metadata = take_response_metadata();
+    async fn open_with_metadata(&mut self, metadata: Metadata) -> Result<(), RpcError> {
         let entries = metadata.wire_entries();
         let mut list = BytesMut::new();
         encode_metadata_frame(&entries, &self.limits, &mut list)?;
@@ -103,9 +105,10 @@ impl Responder {
         self.frame(FrameTag::Status, status_payload(code, message).into()).expect("status messages are small")
     }
 
-    /// Writes `err` as the terminal frame and finishes the stream.
-    pub(crate) async fn fail(&mut self, err: &RpcError) {
-        if !self.started && has_response_metadata() && self.open_with_metadata().await.is_err() {
+    /// Writes `err` as the terminal frame and finishes the stream, after the response
+    /// metadata no message carried (`unsent`, handed over when the call's scope ended).
+    pub(crate) async fn fail(&mut self, err: &RpcError, unsent: Metadata) {
+        if !self.started && !unsent.is_empty() && self.open_with_metadata(unsent).await.is_err() {
             return;
         }
         let frame = match err {
@@ -133,10 +136,11 @@ impl Responder {
         let _ = self.send.finish();
     }
 
-    /// Finishes a successful response; one without messages still carries its version byte.
-    pub(crate) async fn finish_ok(&mut self) {
-        if !self.started && has_response_metadata() {
-            if Box::pin(self.open_with_metadata()).await.is_err() {
+    /// Finishes a successful response; one without messages still carries its version byte,
+    /// and the response metadata no message carried (`unsent`).
+    pub(crate) async fn finish_ok(&mut self, unsent: Metadata) {
+        if !self.started && !unsent.is_empty() {
+            if Box::pin(self.open_with_metadata(unsent)).await.is_err() {
                 return;
             }
             self.finish();
