@@ -57,6 +57,8 @@ impl Core {
 
     pub(super) fn on_note(&mut self, note: Note, now: Instant) {
         match note {
+            // A member already up as `id` (carried over when SWIM restarted) is no news.
+            Note::Up(id) if self.known.get(&id.addr).is_some_and(|k| k.id == id && is_up(k.state)) => {}
             Note::Up(id) => {
                 let rejoining = self.known.get(&id.addr).is_some_and(|k| !is_up(k.state) || k.id != id);
                 let known = Known {
@@ -110,6 +112,7 @@ impl Core {
                 // incarnation, which the metadata must follow.
                 tracing::info!(old = %self.me, new = %id, "rejoining the cluster after being declared down");
                 self.me = id;
+                self.restart_swim(id, now);
                 self.my_meta.node = id;
                 self.my_meta.version += 1;
                 self.meta_dirty = true;

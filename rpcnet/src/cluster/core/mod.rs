@@ -14,8 +14,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use foca::{Foca, State, Timer};
-use rand::SeedableRng;
 use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
 
 mod foca_io;
 mod members;
@@ -24,7 +24,7 @@ mod sync;
 #[cfg(test)]
 mod tests;
 
-use self::foca_io::Io;
+use self::foca_io::{Io, Note};
 use self::members::Known;
 use self::partition_watch::PartitionWatch;
 use self::sync::SYNC_CHUNK;
@@ -51,6 +51,8 @@ pub(crate) struct CoreConfig {
     pub(crate) health: HealthCheckConfig,
     /// Push-pull with one random member this often.
     pub(crate) sync_interval: Duration,
+    /// Ask one random member declared failed whether it is back this often.
+    pub(crate) reconnect_interval: Duration,
     /// At most one metadata broadcast this often: tag changes in between are coalesced.
     pub(crate) meta_interval: Duration,
     /// How often suspicion changes and partitions are looked for.
@@ -92,6 +94,8 @@ enum TimerEvent {
     Sync,
     /// A one-off sync shortly after start.
     EarlySync,
+    /// Asks a failed member whether it is back.
+    Reconnect,
     /// The SWIM half of a graceful leave.
     Leave,
     Tick,
@@ -130,6 +134,8 @@ pub(crate) struct Core {
     seeds: Vec<SocketAddr>,
     /// When to try the seeds next, and the back-off after that.
     seed_retry: (Instant, Duration),
+    /// This node rejoined under a new identity that the members up have not been told yet.
+    identity_changed: bool,
 }
 
 /// First wait before a node that knows no member tries its seeds again; doubles up to
@@ -187,6 +193,7 @@ impl Core {
             left: false,
             seeds: Vec::new(),
             seed_retry: (now + FIRST_SEED_RETRY, FIRST_SEED_RETRY),
+            identity_changed: false,
         };
         let tick = core.config.tick_interval;
         core.schedule(now + tick, TimerEvent::Tick);
@@ -197,6 +204,8 @@ impl Core {
         }
         let sync = core.config.sync_interval;
         core.schedule(now + sync, TimerEvent::Sync);
+        let reconnect = core.config.reconnect_interval;
+        core.schedule(now + reconnect, TimerEvent::Reconnect);
         core
     }
 
@@ -241,16 +250,37 @@ impl Core {
 
     /// Applies what one foca call produced.
     fn absorb(&mut self, io: Io, now: Instant) {
-        for (event, after) in io.timers {
-            self.schedule(now + after, TimerEvent::Swim(event));
-        }
-        for (to, data) in io.sends {
-            self.send(to.addr, &Message::Swim(data), now);
+        // A rejoin replaces the SWIM instance (`restart_swim`): what the old one sent and
+        // scheduled on its way out is dropped with it.
+        let rejoined = io.notes.iter().any(|note| matches!(note, Note::Rejoin(_)));
+        if !rejoined {
+            for (event, after) in io.timers {
+                self.schedule(now + after, TimerEvent::Swim(event));
+            }
+            for (to, data) in io.sends {
+                self.send(to.addr, &Message::Swim(data), now);
+            }
         }
         for note in io.notes {
             self.on_note(note, now);
         }
         self.on_meta_changes(now);
+    }
+
+    /// After the cluster declared this node down, SWIM starts afresh as `id`, keeping only
+    /// the members it saw up. The old instance is no guide: while cut off, this node saw
+    /// everyone else fail. Kept, its backlog of those failures would reach the cluster as
+    /// news and turn live members down, and the members it holds down it would ignore
+    /// until each of them rejoined too. Forgotten, it takes the cluster's view from the
+    /// next sync. Its timers are dropped with it.
+    pub(super) fn restart_swim(&mut self, id: NodeId, now: Instant) {
+        let members: Vec<foca::Member<NodeId>> = self.foca.iter_members().cloned().collect();
+        let handler = MetaBroadcasts { table: self.table.clone() };
+        let rng = StdRng::seed_from_u64(self.rng.random());
+        self.foca = Foca::with_custom_broadcast(id, self.config.foca.clone(), rng, FocaCodec, handler);
+        self.timer_events.retain(|_, event| !matches!(event, TimerEvent::Swim(_)));
+        self.identity_changed = true;
+        self.with_foca(now, |foca, io| foca.apply_many(members.into_iter(), false, io));
     }
 
     fn with_foca(
@@ -363,6 +393,7 @@ impl Core {
                 }
             }
         }
+        self.tell_new_identity(now);
     }
 
     fn refuse(&mut self, from: SocketAddr, why: &str) {
@@ -389,6 +420,11 @@ impl Core {
                     self.schedule(next, TimerEvent::Sync);
                 }
                 TimerEvent::EarlySync => self.sync_round(now),
+                TimerEvent::Reconnect => {
+                    self.reconnect_round(now);
+                    let next = now + self.config.reconnect_interval;
+                    self.schedule(next, TimerEvent::Reconnect);
+                }
                 TimerEvent::Tick => {
                     self.tick(now);
                     let next = now + self.config.tick_interval;
@@ -401,6 +437,7 @@ impl Core {
                 }
             }
         }
+        self.tell_new_identity(now);
     }
 
     /// Sets or removes tags; the change reaches the cluster within the metadata interval.
