@@ -1,8 +1,8 @@
 //! The membership state machine of one node, without I/O: datagrams and time go in
 //! (`handle_datagram`, `handle_timeout`), datagrams and events come out (`poll_transmit`,
 //! `poll_event`). foca runs SWIM (adapted in `foca_io.rs`); this adds sealing, metadata,
-//! push-pull sync (`sync.rs`), members' events and health (`members.rs`) and partition
-//! detection (`partition_watch.rs`).
+//! push-pull sync and the merge of healed partitions (`sync.rs`), members' events, health
+//! and rejoining (`members.rs`) and partition detection (`partition_watch.rs`).
 //! The tokio shell (`membership.rs`) and the simulator (`sim.rs`) drive the same code.
 //! Longer than 500 lines: one state machine, whose inputs, timers and outputs read best side
 //! by side (as quinn-proto's `Connection`); what stands alone is in the files named above.
@@ -14,8 +14,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use foca::{Foca, State, Timer};
+use rand::SeedableRng;
 use rand::rngs::StdRng;
-use rand::{RngExt, SeedableRng};
 
 mod foca_io;
 mod members;
@@ -265,22 +265,6 @@ impl Core {
             self.on_note(note, now);
         }
         self.on_meta_changes(now);
-    }
-
-    /// After the cluster declared this node down, SWIM starts afresh as `id`, keeping only
-    /// the members it saw up. The old instance is no guide: while cut off, this node saw
-    /// everyone else fail. Kept, its backlog of those failures would reach the cluster as
-    /// news and turn live members down, and the members it holds down it would ignore
-    /// until each of them rejoined too. Forgotten, it takes the cluster's view from the
-    /// next sync. Its timers are dropped with it.
-    pub(super) fn restart_swim(&mut self, id: NodeId, now: Instant) {
-        let members: Vec<foca::Member<NodeId>> = self.foca.iter_members().cloned().collect();
-        let handler = MetaBroadcasts { table: self.table.clone() };
-        let rng = StdRng::seed_from_u64(self.rng.random());
-        self.foca = Foca::with_custom_broadcast(id, self.config.foca.clone(), rng, FocaCodec, handler);
-        self.timer_events.retain(|_, event| !matches!(event, TimerEvent::Swim(_)));
-        self.identity_changed = true;
-        self.with_foca(now, |foca, io| foca.apply_many(members.into_iter(), false, io));
     }
 
     fn with_foca(
