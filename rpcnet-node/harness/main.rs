@@ -134,6 +134,28 @@ fn scenario(args: &Args, net: &Network, nodes: &mut Nodes) -> Result<bool, Strin
         .log
         .wait_for(Duration::from_secs(60), |lines| lines.iter().any(|l| l.kind == "ready").then_some(()))
         .ok_or("the client did not find every worker within 60 s")?;
+    // The client being ready says only that it sees every worker: before the first fault,
+    // every node must know every other one by name, or a fault's lines would name an
+    // address the run does not wait for.
+    let everyone = nodes.names_except(&[]);
+    nodes
+        .log
+        .wait_for(Duration::from_secs(60), |lines| {
+            everyone
+                .iter()
+                .all(|observer| {
+                    everyone.iter().filter(|&other| other != observer).all(|other| {
+                        lines.iter().any(|line| {
+                            &line.node == observer
+                                && line.member().is_some_and(|(event, about)| {
+                                    about == other && (event == "joined" || event == "recovered")
+                                })
+                        })
+                    })
+                })
+                .then_some(())
+        })
+        .ok_or("the nodes did not all know each other within 60 s")?;
     println!("{hosts} hosts up: workers w1..w{workers}, client c{client}; addresses 10.77.0.1..{hosts}/24");
 
     let began = Instant::now();
