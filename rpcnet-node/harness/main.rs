@@ -41,6 +41,10 @@ struct Args {
     /// The rpcnet-node binary (default: the one built beside this one).
     #[arg(long)]
     node_binary: Option<PathBuf>,
+    /// Also write every line the nodes printed (JSON, with their timestamps) to this file,
+    /// to read what happened around a fault.
+    #[arg(long)]
+    log: Option<PathBuf>,
 }
 
 /// Milliseconds since the Unix epoch, the clock the nodes stamp their lines with.
@@ -87,8 +91,12 @@ fn run(args: &Args) -> Result<bool, String> {
         let prefix = net.prefix().to_owned();
         let mut nodes = Nodes::new(binary, ca_dir.clone());
         let outcome = scenario(args, &net, &mut nodes);
+        let log = nodes.log.clone();
         drop(nodes);
         drop(net);
+        if let Some(path) = &args.log {
+            write_log(path, &log)?;
+        }
         let left = Network::remaining(&prefix);
         let processes = nodes::processes_with(&ca_dir);
         println!("cleanup: {} namespaces and {processes} processes of this run left", left.len());
@@ -96,6 +104,18 @@ fn run(args: &Args) -> Result<bool, String> {
     };
     let _ = std::fs::remove_dir_all(&ca_dir);
     result
+}
+
+/// Every node line of the run, one JSON object a line, in the order they arrived.
+fn write_log(path: &std::path::Path, log: &nodes::Log) -> Result<(), String> {
+    let mut text = String::new();
+    for line in log.snapshot() {
+        text.push_str(&line.fields.to_string());
+        text.push('\n');
+    }
+    std::fs::write(path, text).map_err(|e| format!("writing {}: {e}", path.display()))?;
+    println!("node lines written to {}", path.display());
+    Ok(())
 }
 
 fn scenario(args: &Args, net: &Network, nodes: &mut Nodes) -> Result<bool, String> {
@@ -114,6 +134,28 @@ fn scenario(args: &Args, net: &Network, nodes: &mut Nodes) -> Result<bool, Strin
         .log
         .wait_for(Duration::from_secs(60), |lines| lines.iter().any(|l| l.kind == "ready").then_some(()))
         .ok_or("the client did not find every worker within 60 s")?;
+    // The client being ready says only that it sees every worker: before the first fault,
+    // every node must know every other one by name, or a fault's lines would name an
+    // address the run does not wait for.
+    let everyone = nodes.names_except(&[]);
+    nodes
+        .log
+        .wait_for(Duration::from_secs(60), |lines| {
+            everyone
+                .iter()
+                .all(|observer| {
+                    everyone.iter().filter(|&other| other != observer).all(|other| {
+                        lines.iter().any(|line| {
+                            &line.node == observer
+                                && line.member().is_some_and(|(event, about)| {
+                                    about == other && (event == "joined" || event == "recovered")
+                                })
+                        })
+                    })
+                })
+                .then_some(())
+        })
+        .ok_or("the nodes did not all know each other within 60 s")?;
     println!("{hosts} hosts up: workers w1..w{workers}, client c{client}; addresses 10.77.0.1..{hosts}/24");
 
     let began = Instant::now();

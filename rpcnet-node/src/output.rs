@@ -38,9 +38,16 @@ impl Output {
         }
     }
 
-    /// Prints every membership change `cluster` sees, until it stops.
+    /// Prints every membership change `cluster` sees, until it stops. Members that joined
+    /// before it subscribed (while the membership was starting) are printed as joined
+    /// first, so that every member this node knows has a line; one may have two.
     pub(crate) fn watch(&self, cluster: &ClusterMembership) -> tokio::task::JoinHandle<()> {
         let mut events = cluster.subscribe();
+        for node in cluster.nodes().into_iter().filter(|n| n.is_up()) {
+            self.print("member", json!({ "event": "joined", "about": node.name.clone(), "minority": null }), || {
+                format!("[{}] {} joined", self.node, node.name)
+            });
+        }
         let out = self.clone();
         tokio::spawn(async move {
             while let Some(event) = events.recv().await {

@@ -59,7 +59,8 @@ impl Default for ClusterConfig {
     /// Loopback, port 0, no seeds, and no key: set one with
     /// [`with_secret`](Self::with_secret) or [`with_keyring`](Self::with_keyring) (or use
     /// [`ClusterConfig::dev`]). Timings suit a LAN: a dead node is declared down within
-    /// about 3.5 s and the rest of the cluster knows within a few hundred ms.
+    /// about 3.5 s and the rest of the cluster knows within a few hundred ms; the sides of
+    /// a healed partition are whole again within about 2 s.
     fn default() -> Self {
         Self {
             bind_addr: "127.0.0.1:0".parse().expect("valid address"),
@@ -180,7 +181,9 @@ impl ClusterConfig {
         self
     }
 
-    /// How often a member is probed (SWIM's protocol period). Default 1 s.
+    /// How often a member is probed (SWIM's protocol period). Default 1 s. As often, a
+    /// node asks one member it declared failed whether it is back (one small datagram),
+    /// which is how the sides of a healed partition find each other.
     pub fn with_gossip_interval(mut self, interval: Duration) -> Self {
         self.gossip_interval = interval;
         self
@@ -302,6 +305,7 @@ impl ClusterConfig {
             foca,
             health: self.health.clone(),
             sync_interval: self.sync_interval,
+            reconnect_interval: self.gossip_interval,
             meta_interval: self.tag_interval,
             tick_interval: (self.gossip_interval / 2).max(Duration::from_millis(50)),
             partition_fraction: self.partition_fraction,

@@ -1,17 +1,23 @@
 //! What the core knows of each member beyond SWIM: the `Known` record that turns foca's
 //! notes and metadata changes into events (joined, failed, left, recovered, tags updated),
-//! and the phi-accrual detector fed by clients' pings. Members down for an hour are forgotten.
+//! rejoining when declared down, and the phi-accrual detector fed by clients' pings.
+//! Members down for an hour are forgotten.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use foca::Foca;
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+
 use super::foca_io::Note;
-use super::{Core, FORGET_DOWN_AFTER, is_up};
+use super::{Core, FORGET_DOWN_AFTER, TimerEvent, is_up};
 use crate::cluster::NodeId;
 use crate::cluster::events::{ClusterEvent, NodeInfo, NodeState};
 use crate::cluster::health::PhiAccrual;
-use crate::cluster::wire::Message;
+use crate::cluster::meta::MetaBroadcasts;
+use crate::cluster::wire::{FocaCodec, Message};
 
 /// What the core remembers of each member to turn changes into events.
 #[derive(Debug, Clone)]
@@ -57,6 +63,8 @@ impl Core {
 
     pub(super) fn on_note(&mut self, note: Note, now: Instant) {
         match note {
+            // A member already up as `id` (carried over when SWIM restarted) is no news.
+            Note::Up(id) if self.known.get(&id.addr).is_some_and(|k| k.id == id && is_up(k.state)) => {}
             Note::Up(id) => {
                 let rejoining = self.known.get(&id.addr).is_some_and(|k| !is_up(k.state) || k.id != id);
                 let known = Known {
@@ -110,12 +118,29 @@ impl Core {
                 // incarnation, which the metadata must follow.
                 tracing::info!(old = %self.me, new = %id, "rejoining the cluster after being declared down");
                 self.me = id;
+                self.restart_swim(id, now);
                 self.my_meta.node = id;
                 self.my_meta.version += 1;
                 self.meta_dirty = true;
                 self.publish_meta(now);
             }
         }
+    }
+
+    /// After the cluster declared this node down, SWIM starts afresh as `id`, keeping only
+    /// the members it saw up. The old instance is no guide: while cut off, this node saw
+    /// everyone else fail. Kept, its backlog of those failures would reach the cluster as
+    /// news and turn live members down, and the members it holds down it would ignore
+    /// until each of them rejoined too. Forgotten, it takes the cluster's view from the
+    /// next sync. Its timers are dropped with it.
+    fn restart_swim(&mut self, id: NodeId, now: Instant) {
+        let members: Vec<foca::Member<NodeId>> = self.foca.iter_members().cloned().collect();
+        let handler = MetaBroadcasts { table: self.table.clone() };
+        let rng = StdRng::seed_from_u64(self.rng.random());
+        self.foca = Foca::with_custom_broadcast(id, self.config.foca.clone(), rng, FocaCodec, handler);
+        self.timer_events.retain(|_, event| !matches!(event, TimerEvent::Swim(_)));
+        self.identity_changed = true;
+        self.with_foca(now, |foca, io| foca.apply_many(members.into_iter(), false, io));
     }
 
     /// Emits `NodeJoined` (or `NodeRecovered`) once a member is up and its metadata known.

@@ -1,8 +1,8 @@
 //! The membership state machine of one node, without I/O: datagrams and time go in
 //! (`handle_datagram`, `handle_timeout`), datagrams and events come out (`poll_transmit`,
 //! `poll_event`). foca runs SWIM (adapted in `foca_io.rs`); this adds sealing, metadata,
-//! push-pull sync (`sync.rs`), members' events and health (`members.rs`) and partition
-//! detection (`partition_watch.rs`).
+//! push-pull sync and the merge of healed partitions (`sync.rs`), members' events, health
+//! and rejoining (`members.rs`) and partition detection (`partition_watch.rs`).
 //! The tokio shell (`membership.rs`) and the simulator (`sim.rs`) drive the same code.
 //! Longer than 500 lines: one state machine, whose inputs, timers and outputs read best side
 //! by side (as quinn-proto's `Connection`); what stands alone is in the files named above.
@@ -24,7 +24,7 @@ mod sync;
 #[cfg(test)]
 mod tests;
 
-use self::foca_io::Io;
+use self::foca_io::{Io, Note};
 use self::members::Known;
 use self::partition_watch::PartitionWatch;
 use self::sync::SYNC_CHUNK;
@@ -51,6 +51,8 @@ pub(crate) struct CoreConfig {
     pub(crate) health: HealthCheckConfig,
     /// Push-pull with one random member this often.
     pub(crate) sync_interval: Duration,
+    /// Ask one random member declared failed whether it is back this often.
+    pub(crate) reconnect_interval: Duration,
     /// At most one metadata broadcast this often: tag changes in between are coalesced.
     pub(crate) meta_interval: Duration,
     /// How often suspicion changes and partitions are looked for.
@@ -92,6 +94,8 @@ enum TimerEvent {
     Sync,
     /// A one-off sync shortly after start.
     EarlySync,
+    /// Asks a failed member whether it is back.
+    Reconnect,
     /// The SWIM half of a graceful leave.
     Leave,
     Tick,
@@ -130,6 +134,8 @@ pub(crate) struct Core {
     seeds: Vec<SocketAddr>,
     /// When to try the seeds next, and the back-off after that.
     seed_retry: (Instant, Duration),
+    /// This node rejoined under a new identity that the members up have not been told yet.
+    identity_changed: bool,
 }
 
 /// First wait before a node that knows no member tries its seeds again; doubles up to
@@ -187,6 +193,7 @@ impl Core {
             left: false,
             seeds: Vec::new(),
             seed_retry: (now + FIRST_SEED_RETRY, FIRST_SEED_RETRY),
+            identity_changed: false,
         };
         let tick = core.config.tick_interval;
         core.schedule(now + tick, TimerEvent::Tick);
@@ -197,6 +204,8 @@ impl Core {
         }
         let sync = core.config.sync_interval;
         core.schedule(now + sync, TimerEvent::Sync);
+        let reconnect = core.config.reconnect_interval;
+        core.schedule(now + reconnect, TimerEvent::Reconnect);
         core
     }
 
@@ -241,11 +250,16 @@ impl Core {
 
     /// Applies what one foca call produced.
     fn absorb(&mut self, io: Io, now: Instant) {
-        for (event, after) in io.timers {
-            self.schedule(now + after, TimerEvent::Swim(event));
-        }
-        for (to, data) in io.sends {
-            self.send(to.addr, &Message::Swim(data), now);
+        // A rejoin replaces the SWIM instance (`restart_swim`): what the old one sent and
+        // scheduled on its way out is dropped with it.
+        let rejoined = io.notes.iter().any(|note| matches!(note, Note::Rejoin(_)));
+        if !rejoined {
+            for (event, after) in io.timers {
+                self.schedule(now + after, TimerEvent::Swim(event));
+            }
+            for (to, data) in io.sends {
+                self.send(to.addr, &Message::Swim(data), now);
+            }
         }
         for note in io.notes {
             self.on_note(note, now);
@@ -363,6 +377,7 @@ impl Core {
                 }
             }
         }
+        self.tell_new_identity(now);
     }
 
     fn refuse(&mut self, from: SocketAddr, why: &str) {
@@ -389,6 +404,11 @@ impl Core {
                     self.schedule(next, TimerEvent::Sync);
                 }
                 TimerEvent::EarlySync => self.sync_round(now),
+                TimerEvent::Reconnect => {
+                    self.reconnect_round(now);
+                    let next = now + self.config.reconnect_interval;
+                    self.schedule(next, TimerEvent::Reconnect);
+                }
                 TimerEvent::Tick => {
                     self.tick(now);
                     let next = now + self.config.tick_interval;
@@ -401,6 +421,7 @@ impl Core {
                 }
             }
         }
+        self.tell_new_identity(now);
     }
 
     /// Sets or removes tags; the change reaches the cluster within the metadata interval.

@@ -1,6 +1,7 @@
 //! Anti-entropy: push-pull exchange of full membership views and metadata digests. Views
 //! are compared by hash first, so two nodes that agree exchange one small datagram.
-//! Without it, a large cluster does not converge on SWIM's piggybacked gossip alone.
+//! Without it, a large cluster does not converge on SWIM's piggybacked gossip alone; and
+//! asked of failed members, it is how the sides of a healed partition merge.
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -51,8 +52,8 @@ impl Core {
         xxhash_rust::xxh3::xxh3_64(&crate::cluster::encoding::encode(&(members, metas)))
     }
 
-    /// Anti-entropy: compares views with one random member, by hash; views that differ are
-    /// exchanged in full (push-pull).
+    /// Anti-entropy: compares views with one random member up, by hash; views that differ
+    /// are exchanged in full (push-pull).
     pub(super) fn sync_round(&mut self, now: Instant) {
         if self.left {
             return;
@@ -63,14 +64,42 @@ impl Core {
             let peer = up[self.rng.random_range(0..up.len())];
             self.send(peer, &Message::Summary(summary), now);
         }
-        // SWIM ignores members it declared down, so two sides of a healed partition would
-        // ignore each other forever. Comparing views with a failed member tells it how it is
-        // seen: it rejoins under a new incarnation.
+    }
+
+    /// Asks one member this node declared failed, at random, whether it is back: after a
+    /// partition heals, SWIM on either side ignores the members it declared down, and only
+    /// this exchange brings the sides together. One summary datagram per gossip interval
+    /// while any member is remembered as failed; a member that answers differs in its view
+    /// and the full views are exchanged (see [`on_sync`](Self::on_sync)).
+    pub(super) fn reconnect_round(&mut self, now: Instant) {
+        if self.left {
+            return;
+        }
         let failed: Vec<SocketAddr> =
             self.known.values().filter(|k| k.state == NodeState::Failed).map(|k| k.id.addr).collect();
         if !failed.is_empty() {
             let peer = failed[self.rng.random_range(0..failed.len())];
+            let summary = self.summary();
             self.send(peer, &Message::Summary(summary), now);
+        }
+    }
+
+    /// Tells every member up this node's new identity, once it rejoined: SWIM drops
+    /// messages addressed to an identity other than the receiver's, so members that
+    /// rejoined at the same moment (the side of a split) would otherwise stop hearing each
+    /// other and declare each other failed. A sync is taken whatever identity it names.
+    pub(super) fn tell_new_identity(&mut self, now: Instant) {
+        if !std::mem::take(&mut self.identity_changed) || self.left {
+            return;
+        }
+        let notice = Message::Sync(Sync {
+            reply: false,
+            members: vec![foca::Member::alive(self.me)],
+            digest: vec![(self.me, self.my_meta.version)],
+        });
+        let up: Vec<SocketAddr> = self.known.values().filter(|k| is_up(k.state)).map(|k| k.id.addr).collect();
+        for addr in up {
+            self.send(addr, &notice, now);
         }
     }
 
@@ -79,12 +108,26 @@ impl Core {
         // is how it learns to rejoin. Another member said to be down is left to SWIM, which
         // probes it: after a partition heals, each side's view says the other side's
         // members are down, and applying it would declare live neighbours failed.
+        //
+        // Even about this node, a member it declared failed is heeded only while this node
+        // is in the minority: after a split heals, the smaller side rejoins and the larger
+        // keeps its identities. Were the larger to rejoin too, every member would change
+        // identity at once, for no gain.
         let me = self.me.addr;
-        let members = sync
+        let sender_failed = self.known.get(&from).is_some_and(|k| k.state == NodeState::Failed);
+        let (reachable, expected) = self.quorum();
+        let heed_about_me = !sender_failed || reachable * 2 <= expected;
+        let (about_me, others): (Vec<_>, Vec<_>) = sync
             .members
             .into_iter()
-            .filter(move |m| m.id().bump != 0 && (m.state() != State::Down || m.id().addr == me));
-        self.with_foca(now, |foca, io| foca.apply_many(members, false, io));
+            .filter(|m| m.id().bump != 0 && (m.state() != State::Down || m.id().addr == me))
+            .partition(|m| m.id().addr == me);
+        // What it says of this node goes first: if this node is down, it rejoins with SWIM
+        // started afresh, and the rest of the view is for the new instance.
+        if heed_about_me {
+            self.with_foca(now, |foca, io| foca.apply_many(about_me.into_iter(), false, io));
+        }
+        self.with_foca(now, |foca, io| foca.apply_many(others.into_iter(), false, io));
         let (mut give, mut want) = (Vec::new(), Vec::new());
         {
             let table = self.table.lock().unwrap_or_else(|p| p.into_inner());

@@ -1,11 +1,13 @@
 //! The core's defences, datagram by datagram: replays and messages whose sender is not
-//! their source are refused, whatever the message kind.
+//! their source are refused, whatever the message kind; and what a remembered failure costs.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
+use super::members::Known;
 use super::{Core, Transmit};
+use crate::cluster::events::NodeState;
 use crate::cluster::wire::{Envelope, Message};
 use crate::cluster::{ClusterConfig, NodeId};
 
@@ -101,4 +103,34 @@ fn only_members_up_have_a_health_entry() {
         b.heartbeat(addr(i), now);
     }
     assert_eq!(b.health_entries(), 0, "signals about addresses that are not members leave no trace");
+}
+
+#[test]
+fn a_member_declared_failed_is_asked_once_a_gossip_interval_whether_it_is_back() {
+    let harness = Harness::new();
+    let mut a = harness.core(1);
+    let gone = NodeId { addr: addr(9), bump: 1 };
+    let failed = Known {
+        id: gone,
+        state: NodeState::Failed,
+        announced: true,
+        rejoining: false,
+        tags: BTreeMap::new(),
+        down_since: Some(harness.start),
+    };
+    a.known.insert(gone.addr, failed);
+    let mut asked = Vec::new();
+    for tenth in 1..=100 {
+        a.handle_timeout(harness.start + Duration::from_millis(100 * tenth));
+        asked.extend(drain(&mut a).into_iter().filter(|t| t.to == gone.addr));
+    }
+    // The default gossip interval is 1 s: ten questions in 10 s, each one summary datagram.
+    assert_eq!(asked.len(), 10, "{asked:?}");
+    let keyring = harness.config.keyring().unwrap();
+    for t in &asked {
+        let opened = keyring.open(&t.data, harness.wall).expect("sealed with the cluster key");
+        let envelope = Envelope::from_bytes(&opened).expect("an envelope");
+        assert!(matches!(envelope.message, Message::Summary(_)), "{:?}", envelope.message);
+        assert!(t.data.len() <= 80, "a summary is small: {} bytes", t.data.len());
+    }
 }

@@ -353,6 +353,17 @@ impl Simulation {
         if running == 0 { 1.0 } else { knowing as f64 / running as f64 }
     }
 
+    /// Whether node `observer` reported node `about` joined or recovered at or after
+    /// `since` (virtual time since the start): seeing it back after a partition healed, as
+    /// the namespace harness reads the nodes' events.
+    pub fn saw_back(&self, observer: usize, about: usize, since: Duration) -> bool {
+        let addr = address(about);
+        self.nodes[observer].events.iter().any(|(at, event)| {
+            *at >= since
+                && matches!(event, ClusterEvent::NodeJoined(info) | ClusterEvent::NodeRecovered(info) if info.id.addr == addr)
+        })
+    }
+
     /// Every running node sees tag `key=value` on node `i`.
     pub fn all_see_tag(&self, i: usize, key: &str, value: &str) -> bool {
         let id = self.nodes[i].core.me();
