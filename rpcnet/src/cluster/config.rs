@@ -25,7 +25,7 @@ const MAX_DATAGRAM: usize = 1400;
 /// let config = ClusterConfig::dev()
 ///     .with_bind_addr("127.0.0.1:0".parse().unwrap())
 ///     .with_name("worker-1")
-///     .with_gossip_interval(Duration::from_millis(500));
+///     .with_gossip_interval(Duration::from_secs(1));
 /// ```
 #[derive(Debug, Clone)]
 pub struct ClusterConfig {
@@ -74,8 +74,8 @@ impl Default for ClusterConfig {
             rpc_addr: None,
             tags: BTreeMap::new(),
             keyring: None,
-            gossip_interval: Duration::from_secs(1),
-            probe_timeout: Duration::from_millis(500),
+            gossip_interval: Duration::from_millis(500),
+            probe_timeout: Duration::from_millis(250),
             indirect_probes: 3,
             suspicion_timeout: Duration::from_millis(2000),
             gossip_fanout: 3,
@@ -181,7 +181,7 @@ impl ClusterConfig {
         self
     }
 
-    /// How often a member is probed (SWIM's protocol period). Default 1 s. As often, a
+    /// How often a member is probed (SWIM's protocol period). Default 500 ms. As often, a
     /// node asks one member it declared failed whether it is back (one small datagram),
     /// which is how the sides of a healed partition find each other.
     pub fn with_gossip_interval(mut self, interval: Duration) -> Self {
@@ -189,7 +189,7 @@ impl ClusterConfig {
         self
     }
 
-    /// How long a probe waits for its answer before asking others to probe. Default 500 ms.
+    /// How long a probe waits for its answer before asking others to probe. Default 250 ms.
     pub fn with_probe_timeout(mut self, timeout: Duration) -> Self {
         self.probe_timeout = timeout;
         self

@@ -124,8 +124,8 @@ fn a_member_declared_failed_is_asked_once_a_gossip_interval_whether_it_is_back()
         a.handle_timeout(harness.start + Duration::from_millis(100 * tenth));
         asked.extend(drain(&mut a).into_iter().filter(|t| t.to == gone.addr));
     }
-    // The default gossip interval is 1 s: ten questions in 10 s, each one summary datagram.
-    assert_eq!(asked.len(), 10, "{asked:?}");
+    // The default gossip interval is 500 ms: twenty questions in 10 s, each one summary datagram.
+    assert_eq!(asked.len(), 20, "{asked:?}");
     let keyring = harness.config.keyring().unwrap();
     for t in &asked {
         let opened = keyring.open(&t.data, harness.wall).expect("sealed with the cluster key");
