@@ -34,7 +34,6 @@ use self::balanced::Balanced;
 use self::connection::QuicConnector;
 use self::layers::ClientLayers;
 use crate::client::{CallOptions, RpcClient};
-use crate::deadline::Deadline;
 use crate::error::RpcError;
 use crate::stream::RpcStream;
 use crate::transport::OutgoingMessage;
@@ -108,18 +107,10 @@ impl Channel {
         policy: MethodPolicy,
         message: OutgoingMessage,
     ) -> Result<Payload, RpcError> {
-        // The target's match is written out, not through `Target::unary`: one `async fn`
-        // fewer on the path of every call. The client's future is made where it is awaited:
-        // returned through a plain function, it was copied (about 1 KiB) twice a call.
-        match (&self.layers, &self.target) {
-            (None, Target::Single(client)) => {
-                let (deadline, now, idempotent) = single_unary_terms(client, policy, &self.options);
-                let metadata = self.options.call_metadata();
-                client.unary(method, message, deadline, now, idempotent, metadata, std::convert::identity).await
-            }
-            (None, Target::Balanced(balanced)) => balanced.unary(method, policy, message, &self.options).await,
+        match &self.layers {
+            None => self.target.unary(method, policy, message, &self.options).await,
             // Boxed: inline, the layers' future would be part of every call's.
-            (Some(layers), _) => {
+            Some(layers) => {
                 Box::pin(layers.call(ClientCall::new(method, policy, self.options.clone(), message))).await?.into_one()
             }
         }
@@ -169,14 +160,6 @@ impl Channel {
     }
 }
 
-/// When a unary call on one client ends (the call's own deadline, else the method's, else
-/// the client's default), from when it starts, and whether it is idempotent.
-fn single_unary_terms(client: &RpcClient, policy: MethodPolicy, options: &CallOptions) -> (Deadline, Instant, bool) {
-    let now = Instant::now();
-    let deadline = options.deadline(policy.deadline().or(client.default_timeout()), now);
-    (deadline, now, policy.is_idempotent() || options.is_idempotent())
-}
-
 /// The four call kinds on a target, with the options of the call.
 impl Target {
     // `async fn`s awaited at once, not plain functions returning an `Either` of the two
@@ -191,7 +174,10 @@ impl Target {
     ) -> Result<Payload, RpcError> {
         match self {
             Target::Single(client) => {
-                let (deadline, now, idempotent) = single_unary_terms(client, policy, options);
+                let now = Instant::now();
+                // The call's own deadline, else the method's, else the client's default.
+                let deadline = options.deadline(policy.deadline().or(client.default_timeout()), now);
+                let idempotent = policy.is_idempotent() || options.is_idempotent();
                 let metadata = options.call_metadata();
                 client.unary(method, message, deadline, now, idempotent, metadata, std::convert::identity).await
             }

@@ -58,9 +58,9 @@ pub struct ClusterConfig {
 impl Default for ClusterConfig {
     /// Loopback, port 0, no seeds, and no key: set one with
     /// [`with_secret`](Self::with_secret) or [`with_keyring`](Self::with_keyring) (or use
-    /// [`ClusterConfig::dev`]). Timings suit a LAN: a dead node is declared down within
-    /// about 3.5 s and the rest of the cluster knows within a few hundred ms; the sides of
-    /// a healed partition are whole again within about 2 s.
+    /// [`ClusterConfig::dev`]). Timings suit a LAN: every survivor knows of a dead node
+    /// within about 3 s (4.5 s at most in the simulator), and the sides of a healed
+    /// partition are whole again within about 1 s.
     fn default() -> Self {
         Self {
             bind_addr: "127.0.0.1:0".parse().expect("valid address"),

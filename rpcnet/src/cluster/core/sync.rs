@@ -115,8 +115,10 @@ impl Core {
         // identity at once, for no gain.
         let me = self.me.addr;
         let sender_failed = self.known.get(&from).is_some_and(|k| k.state == NodeState::Failed);
-        let (reachable, expected) = self.quorum();
-        let heed_about_me = !sender_failed || reachable * 2 <= expected;
+        let heed_about_me = !sender_failed || {
+            let (reachable, expected) = self.quorum();
+            reachable * 2 <= expected
+        };
         let (about_me, others): (Vec<_>, Vec<_>) = sync
             .members
             .into_iter()
